@@ -1,0 +1,5 @@
+"""``python -m calogen`` (also what ``torchrun -m calogen`` runs)."""
+
+from calogen.cli.main import app
+
+app()

@@ -1,0 +1,3 @@
+from calogen.cli.main import app
+
+app()

@@ -1,0 +1,82 @@
+"""``calogen import-npz`` / ``calogen export-npz``: convert the public ALICE ZDC npz layout.
+
+Thin: parses options and calls :mod:`calogen.data.alice_npz`. Bad input prints one line on
+stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from calogen.data.errors import ShowerSetError
+
+EXIT_BAD_INPUT = 2
+"""Exit code for bad input files or arguments (ShowerSetError)."""
+
+T = TypeVar("T")
+
+
+class Detector(StrEnum):
+    """ZDC detectors with a known image shape."""
+
+    zn = "zn"
+    zp = "zp"
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Call ``action``; turn a ShowerSetError into one stderr line and exit code 2."""
+    try:
+        return action()
+    except ShowerSetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def import_npz(
+    responses: Annotated[Path, typer.Option("--responses", help="Responses .npz: (N, 44, 44) "
+                                            "photon counts for ZN, (N, 56, 30) for ZP.")],
+    particles: Annotated[Path, typer.Option("--particles", help="Particles .npz: (N, 10) = E, "
+                                            "vx, vy, vz, px, py, pz, mass, charge, pdg.")],
+    out: Annotated[Path, typer.Option("--out", help="ShowerSet .h5 file to write.")],
+    detector: Annotated[Detector, typer.Option("--detector", case_sensitive=False,
+                                               help="Detector of the responses.")] = Detector.zn,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out."
+                                            )] = False,
+) -> None:
+    """Import a public ALICE ZDC npz pair (m-wojnar/zdc layout) into a ShowerSet."""
+    path = _run(lambda: _import(responses, particles, out, detector.value, overwrite))
+    typer.echo(f"wrote ShowerSet: {path.resolve()}")
+
+
+def _import(responses: Path, particles: Path, out: Path, detector: str, overwrite: bool) -> Path:
+    from calogen.data.alice_npz import import_alice_npz
+
+    return import_alice_npz(responses, particles, out, detector=detector.upper(),
+                            overwrite=overwrite, progress=True)
+
+
+def export_npz(
+    showerset: Annotated[Path, typer.Argument(help="ShowerSet .h5 file with ZDC conditions.")],
+    responses: Annotated[Path, typer.Option("--responses", help="Responses .npz to write.")],
+    particles: Annotated[Path, typer.Option("--particles", help="Particles .npz to write.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs."
+                                            )] = False,
+) -> None:
+    """Export a ZDC ShowerSet as the public ALICE npz pair (key 'arr_0')."""
+    from calogen.data.alice_npz import export_alice_npz
+
+    r_out, p_out = _run(lambda: export_alice_npz(showerset, responses, particles,
+                                                 overwrite=overwrite))
+    typer.echo(f"wrote responses: {r_out.resolve()}")
+    typer.echo(f"wrote particles: {p_out.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``import-npz`` and ``export-npz`` to the ``calogen`` command."""
+    app.command("import-npz")(import_npz)
+    app.command("export-npz")(export_npz)

@@ -1,0 +1,42 @@
+"""The one exception type of the data layer.
+
+Every message names the file, the field (dataset, attribute or column) and what was expected
+versus what was found, so that a user can fix the input without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class ShowerSetError(ValueError):
+    """Bad or unreadable shower data (wrong shape, NaN, negative counts, corrupt file, ...).
+
+    Attributes:
+        path: the file concerned (``None`` when the data never came from a file).
+        field: the dataset, attribute or column concerned (``None`` for whole-file problems).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | PathLike[str] | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.field = field
+
+    @classmethod
+    def bad_field(
+        cls,
+        path: str | PathLike[str] | None,
+        field: str,
+        expected: str,
+        found: str,
+    ) -> ShowerSetError:
+        """Build the standard message ``"<path>: field '<field>': expected ..., found ..."``."""
+        where = "<in memory>" if path is None else str(path)
+        return cls(f"{where}: field '{field}': expected {expected}, found {found}",
+                   path=path, field=field)

@@ -1,0 +1,1 @@
+"""The training loop (optimisers, EMA, checkpoints, resume, DDP). Not yet implemented."""
