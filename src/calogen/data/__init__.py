@@ -11,7 +11,12 @@ from calogen.data.alice_npz import (
 )
 from calogen.data.errors import ShowerSetError
 from calogen.data.reference import SimulationReport, simulate_to_file
-from calogen.data.schema import SCHEMA_VERSION, ZDC_CONDITION_COLUMNS, ZDC_CONDITION_UNITS
+from calogen.data.schema import (
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    ZDC_CONDITION_COLUMNS,
+    ZDC_CONDITION_UNITS,
+)
 from calogen.data.showerset import (
     ShowerBatch,
     ShowerSet,
@@ -23,7 +28,7 @@ from calogen.data.split import condition_groups, grouped_split
 
 __all__ = [
     "export_alice_npz", "import_alice_npz", "read_alice_particles", "read_alice_responses",
-    "ShowerSetError", "SimulationReport", "simulate_to_file", "SCHEMA_VERSION",
+    "ShowerSetError", "SimulationReport", "simulate_to_file", "SCHEMA_NAME", "SCHEMA_VERSION",
     "ZDC_CONDITION_COLUMNS", "ZDC_CONDITION_UNITS", "ShowerBatch", "ShowerSet", "ShowerSetMeta",
     "ShowerSetWriter", "write_showerset", "condition_groups", "grouped_split",
 ]
