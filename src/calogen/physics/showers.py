@@ -83,17 +83,15 @@ INTERACTION_LENGTH_FACTOR: dict[int, float] = {
 
 
 @dataclass(frozen=True)
-class EMEmitters:
-    """Electromagnetic (sub-)showers. All arrays have one entry per emitter.
+class EmitterArrays:
+    """Fields shared by every emitter kind. All arrays have one entry per emitter.
 
     Attributes:
         event: index of the event the emitter belongs to.
         mean_photons: expected number of photons (before readout gain fluctuations).
-        x_cm, y_cm: axis position at the detector face (depth 0), face frame, cm.
+        x_cm, y_cm: axis position extrapolated to the detector face (depth 0), face frame, cm.
         slope_x, slope_y: axis slopes dx/dz, dy/dz.
-        z_start_cm: depth at which the shower starts, cm.
-        energy_gev: shower energy (sets the GP radial parameters), GeV.
-        alpha, t_max: Gamma longitudinal profile shape and maximum (in X0) of this shower.
+        z_start_cm: depth at which the emission starts, cm.
     """
 
     event: IntArray
@@ -103,38 +101,32 @@ class EMEmitters:
     slope_x: FloatArray
     slope_y: FloatArray
     z_start_cm: FloatArray
+
+
+@dataclass(frozen=True)
+class EMEmitters(EmitterArrays):
+    """Electromagnetic (sub-)showers: ``energy_gev`` sets the GP radial parameters; ``alpha``
+    and ``t_max`` (in X0) are this shower's Gamma longitudinal profile."""
+
     energy_gev: FloatArray
     alpha: FloatArray
     t_max: FloatArray
 
 
 @dataclass(frozen=True)
-class HaloEmitters:
-    """Diffuse non-electromagnetic light of hadron showers (one per shower)."""
+class HaloEmitters(EmitterArrays):
+    """Diffuse non-electromagnetic light of hadron showers (one per shower): Gamma(alpha)
+    longitudinal profile with scale ``depth_scale_cm``, lateral radius ``radius_cm``."""
 
-    event: IntArray
-    mean_photons: FloatArray
-    x_cm: FloatArray
-    y_cm: FloatArray
-    slope_x: FloatArray
-    slope_y: FloatArray
-    z_start_cm: FloatArray
     alpha: FloatArray
     depth_scale_cm: FloatArray
     radius_cm: FloatArray
 
 
 @dataclass(frozen=True)
-class TrackEmitters:
+class TrackEmitters(EmitterArrays):
     """Straight charged tracks emitting uniformly along ``length_cm`` from ``z_start_cm``."""
 
-    event: IntArray
-    mean_photons: FloatArray
-    x_cm: FloatArray
-    y_cm: FloatArray
-    slope_x: FloatArray
-    slope_y: FloatArray
-    z_start_cm: FloatArray
     length_cm: FloatArray
 
 
