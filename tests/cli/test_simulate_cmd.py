@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -66,3 +67,23 @@ def test_python_dash_m_calogen_runs():
     res = subprocess.run([sys.executable, "-m", "calogen", "--help"], capture_output=True,
                          text=True, check=True)
     assert "simulate" in res.stdout
+
+
+def test_gun_config_round_trips_through_simulate(tmp_path):
+    res = runner.invoke(app, ["gun-config", "zn"])
+    assert res.exit_code == 0
+    cfg = tmp_path / "gun.json"
+    # Only neutrons: the file must then hold nothing else.
+    data = json.loads(res.output)
+    data["sources"] = {"2112": data["sources"]["2112"]}
+    cfg.write_text(json.dumps(data))
+    out = tmp_path / "n.h5"
+    res = runner.invoke(app, ["simulate", "zn", "--n", "50", "--out", str(out), "--gun-config",
+                              str(cfg), "--workers", "1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with ShowerSet.open(out) as ss:
+        assert set(ss.pdg().tolist()) == {2112}
+    cfg.write_text("{not json")
+    res = runner.invoke(app, ["simulate", "zn", "--n", "5", "--out", str(tmp_path / "x.h5"),
+                              "--gun-config", str(cfg), "--no-progress"])
+    assert res.exit_code == 2 and "gun.json" in res.output

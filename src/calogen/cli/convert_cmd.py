@@ -6,35 +6,12 @@ stderr and exits with code 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from calogen.data.errors import ShowerSetError
-
-EXIT_BAD_INPUT = 2
-"""Exit code for bad input files or arguments (ShowerSetError)."""
-
-T = TypeVar("T")
-
-
-class Detector(StrEnum):
-    """ZDC detectors with a known image shape."""
-
-    zn = "zn"
-    zp = "zp"
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Call ``action``; turn a ShowerSetError into one stderr line and exit code 2."""
-    try:
-        return action()
-    except ShowerSetError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+from calogen.cli.common import Detector, fail_on_user_errors
 
 
 def import_npz(
@@ -49,7 +26,8 @@ def import_npz(
                                             )] = False,
 ) -> None:
     """Import a public ALICE ZDC npz pair (m-wojnar/zdc layout) into a ShowerSet."""
-    path = _run(lambda: _import(responses, particles, out, detector.value, overwrite))
+    with fail_on_user_errors():
+        path = _import(responses, particles, out, detector.value, overwrite)
     typer.echo(f"wrote ShowerSet: {path.resolve()}")
 
 
@@ -70,8 +48,8 @@ def export_npz(
     """Export a ZDC ShowerSet as the public ALICE npz pair (key 'arr_0')."""
     from calogen.data.alice_npz import export_alice_npz
 
-    r_out, p_out = _run(lambda: export_alice_npz(showerset, responses, particles,
-                                                 overwrite=overwrite))
+    with fail_on_user_errors():
+        r_out, p_out = export_alice_npz(showerset, responses, particles, overwrite=overwrite)
     typer.echo(f"wrote responses: {r_out.resolve()}")
     typer.echo(f"wrote particles: {p_out.resolve()}")
 

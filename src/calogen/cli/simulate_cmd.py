@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from calogen.cli.errors import fail_on_user_errors
-
-
-class Detector(StrEnum):
-    zn = "zn"
-    zp = "zp"
+from calogen.cli.common import Detector, fail_on_user_errors
 
 
 def simulate(
@@ -70,6 +64,16 @@ def simulate(
                f"{report.seconds:.1f} s to {report.path.resolve()}")
 
 
+def gun_config(
+    detector: Detector = typer.Argument(..., help="Detector: zn or zp."),
+) -> None:
+    """Print the default particle-gun configuration as JSON (edit it, pass --gun-config)."""
+    from calogen.physics.simulator import get_simulator
+
+    typer.echo(json.dumps(get_simulator(detector.value).gun.to_dict(), indent=2))
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``simulate`` command to ``app``."""
+    """Add the ``simulate`` and ``gun-config`` commands to ``app``."""
     app.command("simulate")(simulate)
+    app.command("gun-config")(gun_config)

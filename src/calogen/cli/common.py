@@ -1,13 +1,22 @@
-"""Turn user errors into one-line messages and exit code 2 (no traceback)."""
+"""Pieces shared by the command modules: detector choice, user-error reporting."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 
 import typer
 
 USER_ERROR_EXIT_CODE = 2
+"""Exit code for bad input files or arguments (as for a usage error)."""
+
+
+class Detector(StrEnum):
+    """ZDC detectors the commands know."""
+
+    zn = "zn"
+    zp = "zp"
 
 
 @contextmanager
