@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
                 written = summary.write_json(json_out)
             except OSError as exc:
                 _fail("info", json_out, exc)
-            typer.echo(f"wrote summary to {written}")
+            typer.echo(f"wrote summary to {Path(written).resolve()}")
 
     @app.command("show")
     def show(
@@ -190,4 +190,4 @@ def register(app: typer.Typer) -> None:
             _fail("show", file, exc)
         except OSError as exc:
             _fail("show", Path(exc.filename) if exc.filename else file, exc)
-        typer.echo(f"wrote {written}")
+        typer.echo(f"wrote {Path(written).resolve()}")
