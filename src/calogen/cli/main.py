@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from calogen import __version__
-from calogen.cli import convert_cmd, inspect_cmd, simulate_cmd
+from calogen.cli import baseline_cmd, convert_cmd, evaluate_cmd, inspect_cmd, simulate_cmd
 
 app = typer.Typer(
     name="calogen",
@@ -36,6 +36,8 @@ def _main(
 simulate_cmd.register(app)
 inspect_cmd.register(app)
 convert_cmd.register(app)
+evaluate_cmd.register(app)
+baseline_cmd.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,86 @@
+"""``calogen evaluate``: every metric beside its reference floor, in a report."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from calogen.cli.common import fail_on_user_errors
+
+
+class ClassifierPreset(StrEnum):
+    calogen = "calogen"
+    calochallenge_2022 = "calochallenge-2022"
+
+
+def evaluate(
+    reference: Path = typer.Option(..., "--reference", help="Reference ShowerSet (.h5)."),
+    generated: Path = typer.Option(
+        ..., "--generated", help="Generated ShowerSet, one response per reference condition "
+        "in the reference's row order."),
+    out: Path = typer.Option(..., "--out", help="Output directory for metrics.json, plots and "
+                             "report.html."),
+    reference_2: Path | None = typer.Option(
+        None, "--reference-2", help="A second reference (e.g. the same particles simulated "
+        "again): the floor becomes reference vs reference 2."),
+    max_events: int | None = typer.Option(None, "--max-events", min=100,
+                                          help="Use at most this many reference events."),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Classifier repeats (seeds)."),
+    classifier: ClassifierPreset = typer.Option(
+        ClassifierPreset.calogen, "--classifier",
+        help="calogen: a practical MLP for a laptop CPU; calochallenge-2022: the published "
+        "2x2048 MLP, 50 epochs (slow on a CPU)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every resampling and split."),
+    convention: str = typer.Option("o2", "--convention", help="ZDC channel convention: o2 or "
+                                   "warsaw."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+) -> None:
+    """Compare generated showers with a reference: metrics.json, plots and report.html."""
+    from dataclasses import replace
+
+    from calogen.metrics.classifier import CALOCHALLENGE_2022, CALOGEN_DEFAULT
+    from calogen.metrics.evaluate import EvaluationConfig
+    from calogen.metrics.evaluate import evaluate as run_evaluation
+    from calogen.report import write_report
+
+    with fail_on_user_errors():
+        if convention not in ("o2", "warsaw"):
+            raise ValueError(f"--convention must be o2 or warsaw, got {convention!r}")
+        preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
+        cfg = EvaluationConfig(convention=convention, max_events=max_events, seed=seed,  # type: ignore[arg-type]
+                               classifier=replace(preset, n_seeds=seeds), progress=progress)
+        result = run_evaluation(reference, generated, reference_2=reference_2, config=cfg)
+        paths = write_report(result, out)
+    _print_summary(result)
+    typer.echo(f"wrote {paths.metrics_json.resolve()}")
+    typer.echo(f"wrote {len(paths.plots)} plots to {out.resolve()}")
+    typer.echo(f"report: {paths.html.resolve()}")
+
+
+def _print_summary(result) -> None:  # noqa: ANN001 - EvaluationResult, imported lazily
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="calogen evaluate: value (model) vs floor (reference vs reference)")
+    for col in ("metric", "unit", "value", "floor", "p-value"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+
+    def fmt(x: float | None, std: float | None = None) -> str:
+        if x is None:
+            return "-"
+        text = f"{x:.4g}"
+        return text + (f" ± {std:.2g}" if std else "")
+
+    for row in result.summary:
+        p = "-" if row.p_value is None else ("<0.001" if row.p_value < 1e-3 else
+                                             f"{row.p_value:.3f}")
+        table.add_row(row.name, row.unit, fmt(row.value, row.value_std),
+                      fmt(row.floor, row.floor_std), p)
+    Console(width=120).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to ``app``."""
+    app.command("evaluate")(evaluate)

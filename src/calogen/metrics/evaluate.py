@@ -1,0 +1,750 @@
+"""Evaluate generated showers against a reference: every metric beside its reference floor.
+
+Protocol (``shared/METRICS.md``):
+
+* The generated file holds one response per reference condition, in the reference's row order
+  ("generated for the reference's conditions"); row ``i`` of both files is then a *pair*.
+* **Floor.** With a second reference file (``reference_2``, e.g. the same particles simulated
+  again) every metric is computed for (reference, generated) and for (reference, reference 2).
+  Without it the reference is split into two halves A and B *by condition group* (repeats of
+  one particle never straddle the halves); the model's value compares A with the generated
+  responses for B's conditions, the floor compares A with B: same sizes, same conditions.
+* **Significance.** W1 (channels and observables), separation power, FPD and KPD carry a
+  p-value: the statistic's null distribution is obtained by re-splitting the pooled reference
+  into two random halves by condition group (arXiv:2409.16336) and
+  p = (1 + #{null >= value}) / (1 + n_null).
+* **Paired metrics** (MAE by condition, per-pixel RMSE) compare row i of the reference with row
+  i of the generated set; their floor needs two reference responses for one condition: either
+  ``reference_2`` with the same conditions, or groups of repeated conditions in the reference.
+* **Slices.** The metrics are repeated per particle species and per energy bin (without
+  p-values and FPD, and with a 1-seed high-level classifier, to stay affordable).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from calogen import __version__
+from calogen.data.showerset import ShowerSet
+from calogen.geometry.channels import Convention
+from calogen.metrics.classifier import (
+    CALOGEN_DEFAULT,
+    ClassifierConfig,
+    classifier_test,
+    high_level_features,
+    low_level_features,
+)
+from calogen.metrics.distances import (
+    batched_w1,
+    channel_wasserstein,
+    correlation_difference,
+    separation_power,
+)
+from calogen.metrics.frechet import fpd, kpd
+from calogen.metrics.observables import ZDCObservables, extractor_for
+from calogen.metrics.prdc import prdc
+from calogen.metrics.significance import p_value
+from calogen.metrics.zdc import PixelRMSE, condition_diversity, paired_channel_mae
+from calogen.physics.species import species_name
+
+RESULT_SCHEMA = "calogen.metrics"
+RESULT_SCHEMA_VERSION = 1
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Settings of :func:`evaluate`. Defaults are practical on a 2-core laptop CPU."""
+
+    convention: Convention = "o2"
+    max_events: int | None = None
+    """Use at most this many reference rows (a seeded random subset of condition groups)."""
+    seed: int = 0
+    batch_size: int = 8192
+    w1_batches: int = 10
+    separation_bins: int = 50
+    n_null: int = 50
+    """Resamples of the reference for the null distributions of W1 and separation power.
+    A p-value resolves down to 1 / (1 + n_null): a value beyond every resample gets that
+    bound."""
+    n_null_fpd_kpd: int = 10
+    """Resamples for the (more expensive) FPD and KPD nulls (p-values resolve to 1/11)."""
+    fpd_points: int = 10
+    fpd_bootstrap: int = 20
+    kpd_batches: int = 10
+    kpd_batch_size: int = 5000
+    prdc_k: int = 5
+    prdc_max_samples: int = 10_000
+    classifier: ClassifierConfig = CALOGEN_DEFAULT
+    low_level_max_per_class: int = 30_000
+    """Rows per class for the low-level (pixel) classifier and PRDC's pool, per side."""
+    slice_min_events: int = 400
+    """A slice is evaluated when both of its sides have at least this many events."""
+    energy_edges_gev: tuple[float, ...] = (0.0, 10.0, 100.0, 1000.0, 1e6)
+    slice_classifier_seeds: int = 1
+    n_examples: int = 8
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["classifier"] = asdict(self.classifier)
+        return d
+
+
+@dataclass
+class MetricRow:
+    """One line of a summary table: value (model) beside floor (reference vs reference)."""
+
+    name: str
+    unit: str
+    value: float | None
+    floor: float | None
+    p_value: float | None = None
+    value_std: float | None = None
+    floor_std: float | None = None
+    lower_is_better: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _json_safe(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Side:
+    """One sample of a comparison, in memory: observables and bookkeeping of its rows."""
+
+    observables: FloatArray
+    conditions: NDArray[np.float32]
+    pdg: NDArray[np.int32]
+    condition_id: NDArray[np.int64]
+    rows: NDArray[np.int64]
+
+    def subset(self, mask: NDArray[np.bool_]) -> Side:
+        return Side(self.observables[mask], self.conditions[mask], self.pdg[mask],
+                    self.condition_id[mask], self.rows[mask])
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+@dataclass
+class PlotData:
+    """Arrays the report draws (not written to metrics.json)."""
+
+    observable_names: tuple[str, ...]
+    observable_units: tuple[str, ...]
+    channel_names: tuple[str, ...]
+    ref: Side
+    gen: Side
+    floor: Side
+    ref_corr: FloatArray
+    gen_corr: FloatArray
+    floor_corr: FloatArray
+    example_ref: NDArray[np.generic]
+    example_gen: NDArray[np.generic]
+    example_conditions: NDArray[np.float32]
+    example_pdg: NDArray[np.int32]
+    mean_ref: FloatArray
+    mean_gen: FloatArray
+
+
+@dataclass
+class EvaluationResult:
+    """Everything :func:`evaluate` measured."""
+
+    summary: list[MetricRow]
+    details: dict[str, Any]
+    slices: dict[str, dict[str, dict[str, Any]]]
+    timing: dict[str, dict[str, float]]
+    inputs: dict[str, Any]
+    protocol: dict[str, Any]
+    plot_data: PlotData | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document written as ``metrics.json`` (see ``report/metrics_schema.json``)."""
+        return _json_safe({
+            "schema": RESULT_SCHEMA,
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "calogen_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "inputs": self.inputs,
+            "protocol": self.protocol,
+            "summary": [r.to_dict() for r in self.summary],
+            "details": self.details,
+            "slices": self.slices,
+            "timing": self.timing,
+        })
+
+
+def _json_safe(value: Any) -> Any:
+    """Python floats/ints/lists only; NaN and inf become None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class _Timer:
+    """Wall time and peak resident memory per named stage."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            rec = self.records.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
+            rec["seconds"] += time.perf_counter() - t0
+            rec["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _select_rows(ss: ShowerSet, max_events: int | None, seed: int) -> NDArray[np.int64]:
+    """All rows, or a seeded subset of whole condition groups of about ``max_events`` rows."""
+    n = len(ss)
+    if max_events is None or max_events >= n:
+        return np.arange(n, dtype=np.int64)
+    ids = ss.condition_ids()
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    counts = np.bincount(inverse)[order]
+    keep_groups = np.cumsum(counts) <= max_events
+    keep_groups[0] = True
+    keep = keep_groups[rank[inverse]]
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def _conditions_match(a: ShowerSet, b: ShowerSet, rows: NDArray[np.int64]) -> bool:
+    """Whether ``b`` holds the same conditions and species as ``a`` on ``rows``."""
+    if len(b) < len(a):
+        return False
+    ca, cb = a.conditions()[rows], b.conditions()[rows]
+    return bool(np.allclose(ca, cb, rtol=1e-5, atol=1e-9) and
+                np.array_equal(a.pdg()[rows], b.pdg()[rows]))
+
+
+def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ZDCObservables,
+          cfg: EvaluationConfig, *, paired: bool, label: str,
+          rmse: PixelRMSE | None) -> list[tuple[Side, FloatArray]]:
+    """Stream ``rows`` of each file once: observables, conditions and the mean image.
+
+    With ``paired`` the files are read side by side (same rows) and the per-pixel RMSE of
+    file 1 against file 0 is accumulated into ``rmse``.
+    """
+    acc: list[dict[str, list[Any]]] = [{"obs": [], "cond": [], "pdg": [], "cid": []}
+                                       for _ in files]
+    sums = [np.zeros(extractor.grid.shape) for _ in files]
+    iters = [f.iter_batches(cfg.batch_size, indices=rows) for f in files]
+    bar = tqdm(total=len(rows), desc=f"read {label}", unit="ev", disable=not cfg.progress)
+    for batches in zip(*iters, strict=True):
+        for k, b in enumerate(batches):
+            acc[k]["obs"].append(extractor(b.showers))
+            acc[k]["cond"].append(b.conditions)
+            acc[k]["pdg"].append(b.pdg)
+            acc[k]["cid"].append(b.condition_id)
+            sums[k] += b.showers.sum(axis=0)
+        if paired and rmse is not None:
+            rmse.update(batches[0].showers, batches[1].showers)
+        bar.update(len(batches[0]))
+    bar.close()
+    out = []
+    for k in range(len(files)):
+        side = Side(np.concatenate(acc[k]["obs"]), np.concatenate(acc[k]["cond"]),
+                    np.concatenate(acc[k]["pdg"]), np.concatenate(acc[k]["cid"]), rows.copy())
+        out.append((side, sums[k] / max(len(rows), 1)))
+    return out
+
+
+def _pixels(ss: ShowerSet, rows: NDArray[np.int64]) -> tuple[NDArray[np.generic],
+                                                             NDArray[np.float32]]:
+    """Images and conditions of ``rows`` (sorted) for the low-level metrics."""
+    batch = ss.take(np.sort(rows))
+    return batch.showers, batch.conditions
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _stats(a: FloatArray, b: FloatArray, cfg: EvaluationConfig, n_channels: int,
+           edges: list[FloatArray]) -> dict[str, Any]:
+    """The cheap two-sample statistics of observables ``a`` (reference) vs ``b``."""
+    cw = channel_wasserstein(a[:, :n_channels], b[:, :n_channels])
+    bw = batched_w1(a, b, n_batches=cfg.w1_batches, seed=cfg.seed)
+    sep = [separation_power(a[:, j], b[:, j], bins=edges[j]) for j in range(a.shape[1])]
+    return {"channel_w1": cw, "batched_w1": bw, "separation": sep}
+
+
+def _edges(ref: FloatArray, bins: int) -> list[FloatArray]:
+    """Histogram edges per observable from the reference (integer-valued ones on integers)."""
+    out = []
+    for j in range(ref.shape[1]):
+        col = ref[:, j]
+        lo, hi = float(col.min()), float(col.max())
+        if hi <= lo:
+            hi = lo + 1.0
+        if np.allclose(col, np.round(col)) and hi - lo + 1 <= bins:
+            out.append(np.arange(lo - 0.5, hi + 1.5))
+        else:
+            out.append(np.linspace(lo, hi, bins + 1))
+    return out
+
+
+def _grouped_halves(condition_id: NDArray[np.int64], rng: np.random.Generator
+                    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Random split of rows into two halves by condition group."""
+    uniq, inverse = np.unique(condition_id, return_inverse=True)
+    side = rng.random(len(uniq)) < 0.5
+    in_a = side[inverse]
+    return in_a, ~in_a
+
+
+def _floor_pairs(side: Side) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Positions (into ``side``) of the first two members of each repeated condition group."""
+    order = np.argsort(side.condition_id, kind="stable")
+    ids = side.condition_id[order]
+    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    has_second = np.r_[first[1:], len(ids)] - first >= 2
+    return order[first[has_second]], order[first[has_second] + 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Main entry
+
+
+def evaluate(reference: str | Path, generated: str | Path, *,
+             reference_2: str | Path | None = None,
+             config: EvaluationConfig | None = None) -> EvaluationResult:
+    """Compare a generated ShowerSet with a reference ShowerSet. See the module docstring."""
+    cfg = config or EvaluationConfig()
+    timer = _Timer()
+    rng = np.random.default_rng(cfg.seed)
+    with ShowerSet.open(reference) as ref_ss, ShowerSet.open(generated) as gen_ss:
+        ref2_ss = ShowerSet.open(reference_2) if reference_2 is not None else None
+        try:
+            return _evaluate(ref_ss, gen_ss, ref2_ss, cfg, timer, rng)
+        finally:
+            if ref2_ss is not None:
+                ref2_ss.close()
+
+
+def _check_compatible(ref: ShowerSet, other: ShowerSet, role: str) -> None:
+    if other.meta.detector != ref.meta.detector or other.shower_shape != ref.shower_shape:
+        raise ValueError(
+            f"{other.path}: {role} is {other.meta.detector} {other.shower_shape}, the reference "
+            f"{ref.path} is {ref.meta.detector} {ref.shower_shape}; they cannot be compared")
+    if other.meta.condition_columns != ref.meta.condition_columns:
+        raise ValueError(f"{other.path}: condition columns {other.meta.condition_columns} differ "
+                         f"from the reference's {ref.meta.condition_columns}")
+
+
+def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
+              cfg: EvaluationConfig, timer: _Timer, rng: np.random.Generator
+              ) -> EvaluationResult:
+    _check_compatible(ref_ss, gen_ss, "the generated set")
+    if ref2_ss is not None:
+        _check_compatible(ref_ss, ref2_ss, "reference 2")
+    extractor = extractor_for(ref_ss.meta.detector, ref_ss.shower_shape, cfg.convention)
+    assert isinstance(extractor, ZDCObservables)
+    n_ch = len(extractor.channel_names)
+    rows = _select_rows(ref_ss, cfg.max_events, cfg.seed)
+    paired = _conditions_match(ref_ss, gen_ss, rows)
+    if not paired and len(gen_ss) < len(rows):
+        raise ValueError(f"{gen_ss.path}: {len(gen_ss)} generated events for {len(rows)} "
+                         f"reference events; generate one response per reference condition")
+    ref2_paired = ref2_ss is not None and _conditions_match(ref_ss, ref2_ss, rows)
+
+    rmse_value, rmse_floor = PixelRMSE(), PixelRMSE()
+    with timer("read + observables"):
+        (ref_all, mean_ref), (gen_all, mean_gen) = _scan(
+            [ref_ss, gen_ss], rows, extractor, cfg, paired=paired, label="reference+generated",
+            rmse=rmse_value)
+        if ref2_ss is not None:
+            rows2 = rows if ref2_paired else _select_rows(ref2_ss, len(rows), cfg.seed + 1)
+            if ref2_paired:
+                (_, _), (ref2_all, _) = _scan([ref_ss, ref2_ss], rows2, extractor, cfg,
+                                              paired=True, label="reference 2", rmse=rmse_floor)
+            else:
+                [(ref2_all, _)] = _scan([ref2_ss], rows2, extractor, cfg, paired=False,
+                                        label="reference 2", rmse=None)
+
+    # The three samples compared: model = (ref_side, gen_side), floor = (ref_side, floor_side).
+    if ref2_ss is not None:
+        ref_side, gen_side, floor_side = ref_all, gen_all, ref2_all
+        floor_kind = "reference-2"
+        floor_files = (ref_ss, ref2_ss)
+    else:
+        in_a, in_b = _grouped_halves(ref_all.condition_id, rng)
+        ref_side, floor_side = ref_all.subset(in_a), ref_all.subset(in_b)
+        gen_side = gen_all.subset(in_b)
+        floor_kind = "halves"
+        floor_files = (ref_ss, ref_ss)
+
+    summary: list[MetricRow] = []
+    details: dict[str, Any] = {}
+    names, units = extractor.names, extractor.units
+    edges = _edges(ref_side.observables, cfg.separation_bins)
+
+    with timer("W1 + separation power"):
+        val = _stats(ref_side.observables, gen_side.observables, cfg, n_ch, edges)
+        flo = _stats(ref_side.observables, floor_side.observables, cfg, n_ch, edges)
+    with timer("null distributions (W1, separation)"):
+        pool = ref_all if ref2_ss is None else _concat_sides(ref_all, ref2_all)
+        nulls = [_stats(*_null_split(pool, rng), cfg, n_ch, edges)
+                 for _ in tqdm(range(cfg.n_null), desc="null (W1, separation)",
+                               disable=not cfg.progress)]
+    _add_w1_rows(summary, details, val, flo, nulls, names, units, extractor.channel_names)
+
+    with timer("correlations"):
+        cval = correlation_difference(ref_side.observables, gen_side.observables)
+        cflo = correlation_difference(ref_side.observables, floor_side.observables)
+    summary.append(MetricRow("correlation matrix difference (Frobenius)", "", cval.frobenius,
+                             cflo.frobenius, note="Pearson correlations of all observables"))
+
+    with timer("FPD + KPD"):
+        fk_val = _fpd_kpd(ref_side.observables, gen_side.observables, cfg)
+        fk_flo = _fpd_kpd(ref_side.observables, floor_side.observables, cfg)
+        fk_null = [_fpd_kpd(*_null_split(pool, rng), cfg)
+                   for _ in tqdm(range(cfg.n_null_fpd_kpd), desc="null (FPD, KPD)",
+                                 disable=not cfg.progress)]
+    for key, label in (("fpd", "FPD (observables) x1e3"), ("kpd", "KPD (observables) x1e3")):
+        summary.append(MetricRow(
+            label, "", 1e3 * fk_val[key].value, 1e3 * fk_flo[key].value,
+            p_value(fk_val[key].value, np.array([n[key].value for n in fk_null])),
+            1e3 * fk_val[key].error, 1e3 * fk_flo[key].error,
+            note="Kansal et al. 2211.10295 on the observables scaled by the reference max |x|"))
+    details["fpd"] = {"value": fk_val["fpd"].to_dict(), "floor": fk_flo["fpd"].to_dict()}
+    details["kpd"] = {"value": fk_val["kpd"].to_dict(), "floor": fk_flo["kpd"].to_dict()}
+
+    with timer("paired MAE + RMSE"):
+        _add_paired_rows(summary, details, ref_all, gen_all,
+                         ref2_all if ref2_ss is not None else None, ref_ss, gen_ss, paired,
+                         ref2_paired, rmse_value, rmse_floor, n_ch, cfg)
+
+    with timer("diversity"):
+        div_ref, n_groups = condition_diversity(ref_all.observables[:, n_ch],
+                                                ref_all.condition_id)
+        div_gen, _ = condition_diversity(gen_all.observables[:, n_ch], gen_all.condition_id)
+    summary.append(MetricRow(
+        "diversity at identical conditions (rel. spread of photon sum)", "",
+        div_gen, div_ref, lower_is_better=False,
+        note=(f"{n_groups} repeated condition groups; floor = the reference's own spread "
+              "(match it, do not minimise it)") if n_groups else
+        "no repeated conditions in the reference (simulate with --repeats)"))
+
+    # Low-level (pixel) metrics on bounded subsets.
+    with timer("load pixels"):
+        lim = cfg.low_level_max_per_class
+        sub = {name: _subsample(side, lim, rng) for name, side in
+               (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
+        pix_ref, cond_ref = _pixels(ref_ss, sub["ref"].rows)
+        pix_gen, cond_gen = _pixels(gen_ss, sub["gen"].rows)
+        pix_flo, cond_flo = _pixels(floor_files[1], sub["floor"].rows)
+        ll_ref = low_level_features(pix_ref, cond_ref)
+        ll_gen = low_level_features(pix_gen, cond_gen)
+        ll_flo = low_level_features(pix_flo, cond_flo)
+        del pix_gen, pix_flo
+    with timer("PRDC"):
+        n_pix = int(np.prod(ref_ss.shower_shape))
+        pv = prdc(ll_ref[:, :n_pix], ll_gen[:, :n_pix], k=cfg.prdc_k,
+                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
+        pf = prdc(ll_ref[:, :n_pix], ll_flo[:, :n_pix], k=cfg.prdc_k,
+                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
+    for key in ("precision", "recall", "density", "coverage"):
+        summary.append(MetricRow(f"{key} (PRDC, k={cfg.prdc_k}, log10(1+pixels))", "",
+                                 getattr(pv, key), getattr(pf, key), lower_is_better=False))
+    details["prdc"] = {"value": pv.to_dict(), "floor": pf.to_dict()}
+
+    with timer("classifier (low-level)"):
+        clf_low_v = classifier_test(ll_ref, ll_gen, cfg.classifier, seed=cfg.seed,
+                                    progress=cfg.progress)
+        clf_low_f = classifier_test(ll_ref, ll_flo, cfg.classifier, seed=cfg.seed,
+                                    progress=cfg.progress)
+    del ll_ref, ll_gen, ll_flo
+    with timer("classifier (high-level)"):
+        hl = {k: high_level_features(s.observables, s.conditions)
+              for k, s in (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
+        clf_high_v = classifier_test(hl["ref"], hl["gen"], cfg.classifier, seed=cfg.seed,
+                                     progress=cfg.progress)
+        clf_high_f = classifier_test(hl["ref"], hl["floor"], cfg.classifier, seed=cfg.seed,
+                                     progress=cfg.progress)
+    for label, v, f in (("low-level", clf_low_v, clf_low_f), ("high-level", clf_high_v,
+                                                                clf_high_f)):
+        summary.append(MetricRow(f"classifier AUC ({label})", "", v.auc_mean, f.auc_mean,
+                                 value_std=v.auc_std, floor_std=f.auc_std,
+                                 note=f"{len(v.auc_per_seed)} seeds; 0.5 = indistinguishable"))
+        summary.append(MetricRow(f"classifier JSD ({label})", "", v.jsd_mean, f.jsd_mean,
+                                 value_std=v.jsd_std, floor_std=f.jsd_std))
+        details[f"classifier_{label}"] = {"value": v.to_dict(), "floor": f.to_dict()}
+
+    with timer("slices"):
+        slices = _slices(ref_side, gen_side, floor_side, paired, floor_kind, ref2_paired, cfg,
+                         edges, n_ch)
+
+    examples = _examples(ref_ss, gen_ss, gen_side, paired, cfg)
+    plot = PlotData(names, units, extractor.channel_names, ref_side, gen_side, floor_side,
+                    cval.ref_corr, cval.gen_corr, cflo.gen_corr, *examples,
+                    mean_ref=mean_ref, mean_gen=mean_gen)
+    inputs = {"reference": _describe(ref_ss), "generated": _describe(gen_ss),
+              "reference_2": _describe(ref2_ss) if ref2_ss is not None else None}
+    protocol = {
+        "floor": floor_kind, "paired": paired, "n_reference_rows": int(len(rows)),
+        "n_compared": {"reference": len(ref_side), "generated": len(gen_side),
+                       "floor": len(floor_side)},
+        "observables": list(names), "observable_units": list(units),
+        "config": cfg.to_dict(),
+    }
+    return EvaluationResult(summary, details, slices, timer.records, inputs, protocol, plot)
+
+
+def _describe(ss: ShowerSet) -> dict[str, Any]:
+    producer = ss.meta.producer
+    return {"path": str(Path(ss.path).resolve()), "n_events": len(ss),
+            "detector": ss.meta.detector, "producer": producer.get("name"),
+            "note": producer.get("note")}
+
+
+def _concat_sides(a: Side, b: Side) -> Side:
+    offset = int(a.condition_id.max()) + 1 if len(a) else 0
+    return Side(np.concatenate([a.observables, b.observables]),
+                np.concatenate([a.conditions, b.conditions]), np.concatenate([a.pdg, b.pdg]),
+                np.concatenate([a.condition_id, b.condition_id + offset]),
+                np.concatenate([a.rows, b.rows]))
+
+
+def _null_split(pool: Side, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+    in_a, in_b = _grouped_halves(pool.condition_id, rng)
+    return pool.observables[in_a], pool.observables[in_b]
+
+
+def _subsample(side: Side, limit: int, rng: np.random.Generator) -> Side:
+    if len(side) <= limit:
+        return side
+    keep = np.zeros(len(side), dtype=bool)
+    keep[rng.choice(len(side), size=limit, replace=False)] = True
+    return side.subset(keep)
+
+
+def _fpd_kpd(a: FloatArray, b: FloatArray, cfg: EvaluationConfig) -> dict[str, Any]:
+    return {
+        "fpd": fpd(a, b, n_points=cfg.fpd_points, n_bootstrap=cfg.fpd_bootstrap, seed=cfg.seed),
+        "kpd": kpd(a, b, n_batches=cfg.kpd_batches,
+                   batch_size=min(cfg.kpd_batch_size, len(a), len(b)), seed=cfg.seed),
+    }
+
+
+def _add_w1_rows(summary: list[MetricRow], details: dict[str, Any], val: dict[str, Any],
+                 flo: dict[str, Any], nulls: list[dict[str, Any]], names: tuple[str, ...],
+                 units: tuple[str, ...], channel_names: tuple[str, ...]) -> None:
+    null_cw = np.array([n["channel_w1"].mean for n in nulls])
+    summary.append(MetricRow(
+        "channel Wasserstein (mean of 5 channels)", "photons", val["channel_w1"].mean,
+        flo["channel_w1"].mean, p_value(val["channel_w1"].mean, null_cw),
+        note="W1 per PMT channel sum, then the mean (ZDC papers' headline)"))
+    details["channel_w1"] = {
+        name: {"value": float(v), "floor": float(f)} for name, v, f in
+        zip(channel_names, val["channel_w1"].per_channel, flo["channel_w1"].per_channel,
+            strict=True)}
+    obs: dict[str, Any] = {}
+    w1_p, sep_p = [], []
+    for j, name in enumerate(names):
+        null_w = np.array([n["batched_w1"].mean[j] for n in nulls])
+        null_s = np.array([n["separation"][j].value for n in nulls])
+        pw = p_value(val["batched_w1"].mean[j], null_w)
+        ps = p_value(val["separation"][j].value, null_s)
+        w1_p.append(pw)
+        sep_p.append(ps)
+        sv, sf = val["separation"][j], flo["separation"][j]
+        obs[name] = {
+            "unit": units[j],
+            "w1": {"value": val["batched_w1"].mean[j], "value_std": val["batched_w1"].std[j],
+                   "floor": flo["batched_w1"].mean[j], "floor_std": flo["batched_w1"].std[j],
+                   "p_value": pw},
+            "separation_power": {"value": sv.value, "floor": sf.value, "p_value": ps,
+                                 "generated_out_of_range": int(sv.gen_below + sv.gen_above),
+                                 "floor_out_of_range": int(sf.gen_below + sf.gen_above)},
+        }
+    details["observables"] = obs
+    n_obs = len(names)
+    null_w1_mean = np.array([np.mean(n["batched_w1"].mean) for n in nulls])
+    null_sep_mean = np.array([np.mean([s.value for s in n["separation"]]) for n in nulls])
+    w1_mean = float(np.mean(val["batched_w1"].mean))
+    sep_mean = float(np.mean([s.value for s in val["separation"]]))
+    summary.append(MetricRow(
+        "W1 of standardised observables (mean over observables)", "std. units", w1_mean,
+        float(np.mean(flo["batched_w1"].mean)), p_value(w1_mean, null_w1_mean),
+        note=f"{n_obs} observables, batched W1 (CaloClouds II); per-observable values and "
+             "p-values in details"))
+    out_gen = sum(int(s.gen_below + s.gen_above) for s in val["separation"])
+    summary.append(MetricRow(
+        "separation power (mean over observables)", "", sep_mean,
+        float(np.mean([s.value for s in flo["separation"]])), p_value(sep_mean, null_sep_mean),
+        note=f"bins from the reference; {out_gen} generated entries outside the reference "
+             "range (counted, not dropped)"))
+
+
+def _add_paired_rows(summary: list[MetricRow], details: dict[str, Any], ref_all: Side,
+                     gen_all: Side, ref2_all: Side | None, ref_ss: ShowerSet,
+                     gen_ss: ShowerSet, paired: bool, ref2_paired: bool,
+                     rmse_value: PixelRMSE, rmse_floor: PixelRMSE, n_ch: int,
+                     cfg: EvaluationConfig) -> None:
+    """Paired MAE by condition and per-pixel RMSE, with their floor where one exists.
+
+    ``ref_all``/``gen_all`` hold every compared row in the same order (paired row by row).
+    """
+    mae_name, rmse_name = "channel MAE paired by condition", "per-pixel RMSE paired by condition"
+    if not paired:
+        note = "generated rows do not share the reference's conditions: not computable"
+        summary += [MetricRow(mae_name, "photons", None, None, note=note),
+                    MetricRow(rmse_name, "photons", None, None, note=note)]
+        return
+    ref_ch, gen_ch = ref_all.observables[:, :n_ch], gen_all.observables[:, :n_ch]
+    if ref2_all is not None and ref2_paired:
+        summary += [
+            MetricRow(mae_name, "photons", paired_channel_mae(ref_ch, gen_ch),
+                      paired_channel_mae(ref_ch, ref2_all.observables[:, :n_ch]),
+                      note="floor: reference vs reference 2 on the same conditions"),
+            MetricRow(rmse_name, "photons", rmse_value.value, rmse_floor.value,
+                      note="floor: reference vs reference 2 on the same conditions")]
+        details["paired"] = {"pairs": len(ref_all), "floor": "reference-2"}
+        return
+    first, second = _floor_pairs(ref_all)
+    if len(first) == 0:
+        note = "no floor: needs repeated conditions (--repeats) or a paired --reference-2"
+        summary += [MetricRow(mae_name, "photons", paired_channel_mae(ref_ch, gen_ch), None,
+                              note=note),
+                    MetricRow(rmse_name, "photons", rmse_value.value, None, note=note)]
+        details["paired"] = {"pairs": len(ref_all), "floor": None}
+        return
+    # Two reference responses to one condition: the first two members of each repeated group.
+    rv, rf = PixelRMSE(), PixelRMSE()
+    rows_a, rows_b = ref_all.rows[first], ref_all.rows[second]
+    for sl in _chunks(len(first), cfg.batch_size):
+        a = ref_ss.take(rows_a[sl]).showers
+        rv.update(a, gen_ss.take(rows_a[sl]).showers)
+        rf.update(a, ref_ss.take(rows_b[sl]).showers)
+    note = f"on the {len(first)} repeated conditions; floor: two reference responses to one"
+    summary += [
+        MetricRow(mae_name, "photons", paired_channel_mae(ref_ch[first], gen_ch[first]),
+                  paired_channel_mae(ref_ch[first], ref_ch[second]), note=note),
+        MetricRow(rmse_name, "photons", rv.value, rf.value, note=note)]
+    details["paired"] = {"pairs": len(first), "floor": "repeated conditions"}
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _slice_masks(side: Side, cfg: EvaluationConfig) -> dict[str, dict[str, NDArray[np.bool_]]]:
+    species: dict[str, NDArray[np.bool_]] = {}
+    codes, counts = np.unique(side.pdg, return_counts=True)
+    for code in codes[np.argsort(-counts)]:
+        species[species_name(int(code))] = side.pdg == code
+    energy: dict[str, NDArray[np.bool_]] = {}
+    e = side.conditions[:, 0]
+    edges = cfg.energy_edges_gev
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        energy[f"{lo:g}-{hi:g} GeV"] = (e >= lo) & (e < hi)
+    return {"species": species, "energy": energy}
+
+
+def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floor_kind: str,
+            ref2_paired: bool, cfg: EvaluationConfig, edges: list[FloatArray],
+            n_ch: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per-species and per-energy-bin metrics (value and floor)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    masks_ref, masks_gen, masks_flo = (_slice_masks(s, cfg)
+                                       for s in (ref_side, gen_side, floor_side))
+    clf = replace(cfg.classifier, n_seeds=cfg.slice_classifier_seeds)
+    jobs = [(kind, name) for kind in ("species", "energy") for name in masks_ref[kind]]
+    for kind, name in tqdm(jobs, desc="slices", disable=not cfg.progress):
+        mr = masks_ref[kind][name]
+        mg = masks_gen[kind].get(name, np.zeros(len(gen_side), bool))
+        mf = masks_flo[kind].get(name, np.zeros(len(floor_side), bool))
+        n_r, n_g, n_f = int(mr.sum()), int(mg.sum()), int(mf.sum())
+        entry: dict[str, Any] = {"n_reference": n_r, "n_generated": n_g, "n_floor": n_f}
+        out.setdefault(kind, {})[name] = entry
+        if min(n_r, n_g, n_f) < cfg.slice_min_events:
+            entry["note"] = f"fewer than {cfg.slice_min_events} events: not evaluated"
+            continue
+        a, g, f = (s.observables[m] for s, m in ((ref_side, mr), (gen_side, mg),
+                                                  (floor_side, mf)))
+        sv = _stats(a, g, cfg, n_ch, edges)
+        sf = _stats(a, f, cfg, n_ch, edges)
+        rows = [
+            MetricRow("channel Wasserstein (mean of 5 channels)", "photons",
+                      sv["channel_w1"].mean, sf["channel_w1"].mean),
+            MetricRow("W1 of standardised observables (mean)", "std. units",
+                      float(np.mean(sv["batched_w1"].mean)), float(np.mean(sf["batched_w1"].mean))),
+            MetricRow("separation power (mean)", "",
+                      float(np.mean([s.value for s in sv["separation"]])),
+                      float(np.mean([s.value for s in sf["separation"]]))),
+            MetricRow("correlation matrix difference (Frobenius)", "",
+                      correlation_difference(a, g).frobenius,
+                      correlation_difference(a, f).frobenius),
+        ]
+        kv = kpd(a, g, n_batches=cfg.kpd_batches,
+                 batch_size=min(cfg.kpd_batch_size, len(a), len(g)), seed=cfg.seed)
+        kf = kpd(a, f, n_batches=cfg.kpd_batches,
+                 batch_size=min(cfg.kpd_batch_size, len(a), len(f)), seed=cfg.seed)
+        rows.append(MetricRow("KPD (observables) x1e3", "", 1e3 * kv.value, 1e3 * kf.value,
+                              value_std=1e3 * kv.error, floor_std=1e3 * kf.error))
+        if paired and floor_kind == "reference-2" and ref2_paired:
+            rows.append(MetricRow("channel MAE paired by condition", "photons",
+                                  paired_channel_mae(a[:, :n_ch], g[:, :n_ch]),
+                                  paired_channel_mae(a[:, :n_ch], f[:, :n_ch])))
+        hv = classifier_test(high_level_features(a, ref_side.conditions[mr]),
+                             high_level_features(g, gen_side.conditions[mg]), clf, seed=cfg.seed)
+        hf = classifier_test(high_level_features(a, ref_side.conditions[mr]),
+                             high_level_features(f, floor_side.conditions[mf]), clf,
+                             seed=cfg.seed)
+        rows.append(MetricRow("classifier AUC (high-level)", "", hv.auc_mean, hf.auc_mean,
+                              note=f"{clf.n_seeds} seed(s)"))
+        entry["metrics"] = [r.to_dict() for r in rows]
+    return out
+
+
+def _examples(ref_ss: ShowerSet, gen_ss: ShowerSet, gen_side: Side, paired: bool,
+              cfg: EvaluationConfig) -> tuple[NDArray[np.generic], NDArray[np.generic],
+                                              NDArray[np.float32], NDArray[np.int32]]:
+    """Reference and generated images for the same conditions (spread over species)."""
+    rng = np.random.default_rng(cfg.seed + 7)
+    picks: list[int] = []
+    codes, counts = np.unique(gen_side.pdg, return_counts=True)
+    for code in codes[np.argsort(-counts)]:
+        idx = np.flatnonzero(gen_side.pdg == code)
+        picks.extend(rng.choice(idx, size=min(2, len(idx)), replace=False).tolist())
+        if len(picks) >= cfg.n_examples:
+            break
+    rows = np.sort(gen_side.rows[np.array(picks[: cfg.n_examples], dtype=np.int64)])
+    gen_b = gen_ss.take(rows)
+    # Unpaired files: the reference row shown has other conditions (the report says so).
+    ref_b = ref_ss.take(rows)
+    return ref_b.showers, gen_b.showers, gen_b.conditions, gen_b.pdg
