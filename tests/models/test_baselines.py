@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from calogen.metrics.zdc import condition_diversity
 from calogen.models.baselines import (
     BASELINES,
     Baseline,
@@ -16,7 +17,6 @@ from calogen.models.baselines import (
     NotFittedError,
     ShuffledBaseline,
     make_baseline,
-    measure_diversity,
 )
 from calogen.physics.simulator import ZN_SIMULATOR, simulate_shard
 
@@ -226,18 +226,6 @@ def test_binned_mean_threads_do_not_change_output(train: Data, test: Data) -> No
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def test_measure_diversity_definition() -> None:
-    img = np.zeros((7, 2, 2), dtype=np.int32)
-    img[:, 0, 0] = [10, 10, 10, 20, 40, 5, 0]
-    ids = np.array([1, 1, 1, 2, 2, 3, 4])  # groups 3 and 4 are singletons: ignored
-    # group 1: copies -> 0; group 2: sums 20, 40 -> std (ddof 1) 14.142 / mean 30
-    assert measure_diversity(img, ids) == pytest.approx(0.5 * np.sqrt(200.0) / 30.0)
-    assert np.isnan(measure_diversity(img[:1], ids[:1]))  # no repeated condition
-    assert np.isnan(measure_diversity(np.zeros((2, 2, 2)), np.array([0, 0])))  # mean 0: skipped
-    with pytest.raises(ValueError, match=r"condition_id: expected integer shape \(7,\)"):
-        measure_diversity(img, ids[:3])
-
-
 def test_compact_showers_roundtrip_and_size(train: Data) -> None:
     store = CompactShowers.from_dense(train.showers)
     np.testing.assert_array_equal(store.take(np.arange(len(store))), train.showers)
@@ -256,3 +244,9 @@ def test_shuffled_ignores_pdg_but_validates(train: Data) -> None:
     model = ShuffledBaseline().fit(train.showers, train.conditions, train.pdg)
     out = model.sample(train.conditions[:3], np.array([999999, 22, 11]), np.random.default_rng(0))
     assert out.shape == (3, 44, 44)
+
+
+def measure_diversity(showers, condition_id):
+    """Relative spread of photon sums among responses to one condition (see metrics.zdc)."""
+    sums = np.asarray(showers).reshape(len(showers), -1).sum(axis=1)
+    return condition_diversity(sums, np.asarray(condition_id))[0]

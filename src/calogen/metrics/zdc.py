@@ -66,13 +66,15 @@ def condition_diversity(photon_sums: NDArray[np.floating],
     """
     s = np.asarray(photon_sums, np.float64)
     ids = np.asarray(condition_id)
-    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    n = np.bincount(inverse)
-    mean = np.bincount(inverse, weights=s) / n
-    var = np.bincount(inverse, weights=s**2) / n - mean**2
-    groups = (counts >= 2) & (mean > 0)
-    if not groups.any():
+    if s.shape != ids.shape or s.ndim != 1:
+        raise ValueError(f"photon_sums and condition_id must be 1-D of equal length, got "
+                         f"{s.shape} and {ids.shape}")
+    _, group, size = np.unique(ids, return_inverse=True, return_counts=True)
+    group = group.reshape(-1)
+    mean = np.bincount(group, weights=s) / size
+    # Two-pass (unbiased) variance: stable for large sums with a small spread.
+    sq = np.bincount(group, weights=(s - mean[group]) ** 2)
+    multi = (size >= 2) & (mean > 0)
+    if not multi.any():
         return float("nan"), 0
-    # Unbiased variance within each group.
-    var_u = np.maximum(var[groups], 0.0) * n[groups] / (n[groups] - 1)
-    return float(np.mean(np.sqrt(var_u) / mean[groups])), int(groups.sum())
+    return float(np.mean(np.sqrt(sq[multi] / (size[multi] - 1)) / mean[multi])), int(multi.sum())

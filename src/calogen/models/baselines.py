@@ -17,9 +17,8 @@ All work on numpy arrays in physical units (photon counts per fibre, conditions 
 order and units, ``calogen.physics.gun.CONDITION_COLUMNS``); none needs torch. The models layer
 never opens data files: callers pass arrays.
 
-:func:`measure_diversity` quantifies the flaw of ``"nearest"`` (0 for copies). The evaluation's
-own copy is ``calogen.metrics.zdc.condition_diversity`` (same definition); this one exists because
-the models layer may not import ``calogen.metrics``, and its tests and users need it here.
+The evaluation measures the flaw of ``"nearest"`` with
+``calogen.metrics.zdc.condition_diversity`` (0 for copies).
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ from calogen.physics.species import SPECIES, ShowerKind
 __all__ = [
     "BASELINES", "Baseline", "BinnedMeanPoissonBaseline", "CompactShowers",
     "NearestConditionBaseline", "NotFittedError", "ShuffledBaseline", "make_baseline",
-    "measure_diversity",
 ]
 
 N_CONDITIONS = len(CONDITION_COLUMNS)
@@ -639,40 +637,3 @@ def make_baseline(name: str, **kwargs: object) -> Baseline:
         raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)}"
                          ) from None
     return cls(**kwargs)  # type: ignore[arg-type]
-
-
-def measure_diversity(showers: ArrayLike, condition_id: ArrayLike) -> float:
-    """Mean relative spread of the photon sum among responses to the same condition.
-
-    For every group of rows sharing a ``condition_id`` with at least 2 members and a non-zero
-    mean, the relative standard deviation ``std / mean`` of the photon sum (sample std,
-    ``ddof=1``), then the unweighted mean over groups. Identical copies give 0; the reference
-    simulator gives about 0.25-0.3 at high energy (PHYSICS.md), a Poisson-only model about
-    ``1/sqrt(mean sum)``. Same definition as ``calogen.metrics.zdc.condition_diversity`` (the
-    evaluation's copy, which takes photon sums); this one stays here because the models layer
-    may not import ``calogen.metrics``.
-
-    Args:
-        showers: ``(N, H, W)`` (or ``(N, ...)``) photon counts.
-        condition_id: ``(N,)`` integer group ids.
-
-    Returns:
-        The mean relative spread; NaN when no group has 2 or more members and a non-zero mean.
-    """
-    arr = np.asarray(showers)
-    if arr.ndim < 2:
-        raise ValueError(f"showers: expected shape (N, H, W), found shape {arr.shape}")
-    ids = np.asarray(condition_id)
-    if ids.shape != (arr.shape[0],) or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"condition_id: expected integer shape ({arr.shape[0]},), "
-                         f"found {ids.dtype} shape {ids.shape}")
-    sums = arr.reshape(arr.shape[0], -1).sum(axis=1, dtype=np.float64)
-    _, group, size = np.unique(ids, return_inverse=True, return_counts=True)
-    group = group.reshape(-1)
-    total = np.bincount(group, weights=sums)
-    mean = total / size
-    sq = np.bincount(group, weights=(sums - mean[group]) ** 2)
-    multi = (size >= 2) & (mean > 0)
-    if not multi.any():
-        return float("nan")
-    return float(np.mean(np.sqrt(sq[multi] / (size[multi] - 1)) / mean[multi]))
