@@ -1,0 +1,199 @@
+"""The ``Generator`` interface every generative family implements, and the family registry.
+
+A family is a ``torch.nn.Module`` that
+
+* trains through :meth:`Generator.loss`, called once per *phase* per step; a phase is one
+  optimiser (``("main",)`` for a VAE; ``("discriminator", "generator")`` for a GAN), so the
+  trainer handles two-optimiser families without special cases;
+* samples in network space with :meth:`Generator.sample_network` and in physical units with
+  :meth:`Generator.sample` (photon counts, rounded to integers, non-negative);
+* is one network pass from noise to image when ``one_step`` is true, exposing
+  :meth:`Generator.decode` ``(noise [B, latent], standardised conditions [B, k]) -> log image``
+  for ONNX export with the ALICE O2 signature.
+
+Models receive tensors; they never open data files. Saving and loading is in
+:mod:`calogen.models.io` (safetensors + JSON, never pickle).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import Tensor, nn
+
+from calogen.models.transforms import Transforms
+
+
+@dataclass
+class TrainBatch:
+    """One training batch in network space.
+
+    Attributes:
+        x: transformed showers ``(B, 1, H, W)`` float32 (``log1p`` of photon counts).
+        cond: standardised conditions ``(B, k)`` float32.
+        species: species indices ``(B,)`` int64.
+        group: condition-group ids ``(B,)`` int64 (equal for repeats of one particle).
+    """
+
+    x: Tensor
+    cond: Tensor
+    species: Tensor
+    group: Tensor
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        return TrainBatch(self.x.to(device), self.cond.to(device), self.species.to(device),
+                          self.group.to(device))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is built for: image shape, condition count, species count, transforms."""
+
+    shape: tuple[int, int]
+    transforms: Transforms
+    detector: str = "ZN"
+
+    @property
+    def n_conditions(self) -> int:
+        return self.transforms.n_conditions
+
+    @property
+    def n_species(self) -> int:
+        return self.transforms.n_species
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "detector": self.detector,
+                "transforms": self.transforms.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        try:
+            shape = tuple(int(v) for v in d["shape"])
+            return cls((shape[0], shape[1]), Transforms.from_dict(d["transforms"]),
+                       str(d.get("detector", "ZN")))
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ValueError(f"model spec: malformed entry ({exc})") from None
+
+
+class Generator(nn.Module, ABC):
+    """Base class of every generative family (see the module docstring)."""
+
+    family: ClassVar[str] = ""
+    phases: ClassVar[tuple[str, ...]] = ("main",)
+    one_step: ClassVar[bool] = True
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.hparams = dict(hparams)
+
+    # -- training ---------------------------------------------------------------------------
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """Parameters the optimiser of ``phase`` updates (default: all, for one phase)."""
+        if phase not in self.phases:
+            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @abstractmethod
+    def loss(self, batch: TrainBatch, phase: str) -> tuple[Tensor, dict[str, float]]:
+        """Scalar loss of ``phase`` on ``batch`` and scalars to log."""
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of the noise vector of one-step families."""
+        return int(self.hparams.get("latent_dim", 0))
+
+    def noise(self, n: int, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """Standard normal noise ``(n, latent_dim)``."""
+        device = device or next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """One-step families: log image ``(B, 1, H, W)`` from noise and standardised
+        conditions (the ALICE O2 ONNX signature)."""
+        raise NotImplementedError(f"{self.family} is not a one-step generator")
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Showers in network space ``(B, 1, H, W)`` for standardised conditions."""
+        z = self.noise(len(cond), generator, cond.device)
+        return self.decode(z, cond, species)
+
+    @torch.no_grad()
+    def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
+               generator: torch.Generator | None = None, *, batch_size: int = 4096,
+               rounding: bool = True) -> np.ndarray:
+        """Showers in physical units for physical conditions (O2 order and units).
+
+        Returns photon counts ``(N, H, W)``: int32 when ``rounding`` (nearest integer, >= 0),
+        else float32.
+        """
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        cond = self.spec.transforms.conditions(conditions).to(device)
+        species = self.spec.transforms.species(pdg).to(device)
+        out = []
+        for start in range(0, len(cond), batch_size):
+            y = self.sample_network(cond[start:start + batch_size],
+                                    species[start:start + batch_size], generator)
+            phys = Transforms.inverse_showers(y[:, 0]).float().cpu()
+            out.append(phys.round().to(torch.int32) if rounding else phys)
+        self.train(was_training)
+        if not out:
+            h, w = self.spec.shape
+            return np.zeros((0, h, w), np.int32 if rounding else np.float32)
+        return torch.cat(out).numpy()
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state beyond the weights (e.g. a post-processing scale)."""
+        return {}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`extra_state_dict`."""
+
+
+FAMILIES: dict[str, type[Generator]] = {}
+"""Registered families by name (filled by :func:`register_family`)."""
+
+
+def register_family(cls: type[Generator]) -> type[Generator]:
+    """Class decorator adding a family to :data:`FAMILIES` under ``cls.family``."""
+    if not cls.family:
+        raise ValueError(f"{cls.__name__} must set a non-empty `family`")
+    FAMILIES[cls.family] = cls
+    return cls
+
+
+def make_model(family: str, spec: ModelSpec, **hparams: Any) -> Generator:
+    """A new model of ``family``; ``ValueError`` listing the known families otherwise."""
+    _import_families()
+    try:
+        cls = FAMILIES[family]
+    except KeyError:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
+    return cls(spec, **hparams)
+
+
+def _import_families() -> None:
+    """Import the modules that register families (lazily: torch-heavy)."""
+    import importlib
+
+    for module in ("calogen.models.vae", "calogen.models.ae_noise", "calogen.models.gan"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
