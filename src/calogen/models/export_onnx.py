@@ -1,0 +1,96 @@
+"""Export one-step generators to ONNX with the ALICE O2 signature.
+
+The ONNX graph maps ``noise [B, latent]`` and standardised ``conditions [B, k]`` to the log
+image ``log_image [B, 1, H, W]`` (``log1p`` of photon counts), as the ZDC fast simulation in
+ALICE O2 runs it through ONNX Runtime (``Detectors/ZDC/fastsimulation``). Beside the model a
+JSON file carries what the caller needs to prepare inputs and read outputs: the condition
+columns, means and scales (standardise as (c - mean) / scale), the latent size, the image
+shape and the output transform (photons = max(expm1(y), 0)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from calogen.models.base import Generator
+
+OPSET = 18
+
+
+class _O2Signature(nn.Module):
+    """(noise, standardised conditions) -> log image, species-free."""
+
+    def __init__(self, model: Generator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, noise: Tensor, conditions: Tensor) -> Tensor:
+        return self.model.decode(noise, conditions, None)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Files written by :func:`export_onnx`."""
+
+    onnx: Path
+    scales: Path
+
+
+def scales_path_for(onnx_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.scales.json``."""
+    p = Path(onnx_path)
+    return p.with_name(p.stem + ".scales.json")
+
+
+def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> ExportResult:
+    """Write ``model`` as ONNX (atomically) and its input/output description as JSON.
+
+    Raises ``ValueError`` for families that are not one network pass from noise to image, or
+    that need the species as an input (the O2 signature has none).
+    """
+    if not model.one_step:
+        raise ValueError(f"family {model.family!r} needs several network calls per shower; "
+                         f"only one-step families export to the ALICE O2 signature")
+    if model.hparams.get("use_species"):
+        raise ValueError(f"this {model.family} model uses a species embedding; the ALICE O2 "
+                         f"ONNX signature (noise, conditions) has no species input")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    wrapper = _O2Signature(model).eval()
+    noise = torch.zeros(2, model.latent_dim)
+    cond = torch.zeros(2, model.spec.n_conditions)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(
+            wrapper, (noise, cond), str(tmp), input_names=["noise", "conditions"],
+            output_names=["log_image"], opset_version=opset, dynamo=True,
+            dynamic_shapes={"noise": {0: batch}, "conditions": {0: batch}},
+            external_data=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    t = model.spec.transforms
+    scales = scales_path_for(out)
+    doc = {
+        "format": "calogen.onnx-scales", "format_version": 1, "family": model.family,
+        "inputs": {"noise": [None, model.latent_dim],
+                   "conditions": [None, t.n_conditions]},
+        "output": {"log_image": [None, 1, *model.spec.shape],
+                   "transform": "photons = max(expm1(log_image), 0), rounded to integers"},
+        "noise": "standard normal",
+        "condition_columns": t.condition_columns,
+        "condition_mean": t.condition_mean, "condition_scale": t.condition_std,
+        "detector": model.spec.detector,
+    }
+    tmp_json = scales.with_name(f".{scales.name}.tmp-{os.getpid()}")
+    tmp_json.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp_json, scales)
+    return ExportResult(out, scales)

@@ -1,0 +1,34 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from calogen.models.export_onnx import export_onnx
+
+
+def test_onnx_matches_pytorch_and_writes_scales(toy_model, tmp_path):
+    model = toy_model
+    res = export_onnx(model, tmp_path / "zn.onnx")
+    sess = ort.InferenceSession(str(res.onnx), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["noise", "conditions"]
+    rng = np.random.default_rng(3)
+    for batch in (1, 17):
+        noise = rng.normal(size=(batch, 3)).astype(np.float32)
+        cond = rng.normal(size=(batch, 9)).astype(np.float32)
+        (onnx_out,) = sess.run(None, {"noise": noise, "conditions": cond})
+        with torch.no_grad():
+            torch_out = model.decode(torch.from_numpy(noise), torch.from_numpy(cond)).numpy()
+        np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-5, atol=1e-5)
+    scales = json.loads(res.scales.read_text())
+    assert scales["condition_mean"] == model.spec.transforms.condition_mean
+    assert scales["inputs"]["noise"] == [None, 3]
+
+
+def test_species_models_are_refused(toy_model, tmp_path):
+    model = toy_model
+    model.hparams["use_species"] = True
+    with pytest.raises(ValueError, match="species"):
+        export_onnx(model, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
