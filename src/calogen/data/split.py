@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -97,3 +98,29 @@ def condition_groups(conditions: ArrayLike, pdg: ArrayLike) -> NDArray[np.int64]
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size, dtype=np.int64)
     return rank[inverse.reshape(-1)]
+
+
+def write_rows(source: str | Path, rows: ArrayLike, out: str | Path, *,
+               overwrite: bool = False, batch_size: int = 8192) -> Path:
+    """Copy the given rows (in increasing order) of a ShowerSet into a new ShowerSet.
+
+    Used to materialise a split (e.g. the held-out test conditions) as a file of its own, with
+    the same metadata; the producer records the source and that it is a subset.
+    """
+    from calogen.data.showerset import ShowerSet, ShowerSetWriter
+
+    idx = np.unique(np.asarray(rows, dtype=np.int64))
+    with ShowerSet.open(source) as src:
+        m = src.meta
+        if len(idx) and (idx[0] < 0 or idx[-1] >= len(src)):
+            raise ValueError(f"{source}: rows must lie in [0, {len(src)}), got "
+                             f"[{idx[0]}, {idx[-1]}]")
+        producer = {**m.producer, "subset_of": str(Path(source)), "subset_rows": int(len(idx))}
+        with ShowerSetWriter(out, shower_shape=m.shower_shape, detector=m.detector,
+                             geometry=m.geometry, condition_columns=m.condition_columns,
+                             condition_units=m.condition_units, producer=producer,
+                             shower_dtype=m.shower_dtype, shower_units=m.shower_units,
+                             overwrite=overwrite) as writer:
+            for b in src.iter_batches(batch_size, indices=idx):
+                writer.append(b.showers, b.conditions, b.pdg, b.condition_id)
+    return Path(out)

@@ -8,7 +8,7 @@ i answers row i of the input, so that the evaluation can pair them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +27,56 @@ def generate_to_showerset(sample: Sampler, conditions_path: str | Path, out: str
                           producer: Mapping[str, Any], seed: int = 0, batch_size: int = 8192,
                           shower_dtype: str = "int32", overwrite: bool = False,
                           progress: bool = True) -> Path:
-    """Write ``sample``'s showers for every row of ``conditions_path`` to ``out``.
+    """Write ``sample``'s showers for every row of the ShowerSet ``conditions_path``.
 
     The random generator is seeded once with ``seed`` and consumed batch by batch in row
     order, so the output depends on ``batch_size`` only through the sampler.
     """
-    rng = np.random.default_rng(seed)
     with ShowerSet.open(conditions_path) as src:
         meta = src.meta
-        with ShowerSetWriter(
-            out, shower_shape=meta.shower_shape, detector=meta.detector, geometry=meta.geometry,
-            condition_columns=meta.condition_columns, condition_units=meta.condition_units,
-            producer={**producer, "seed": seed, "conditions_from": str(Path(conditions_path))},
-            shower_dtype=shower_dtype, shower_units=meta.shower_units, overwrite=overwrite,
-        ) as writer, tqdm(total=len(src), unit="ev", desc="generate",
-                          disable=not progress) as bar:
-            for batch in src.iter_batches(batch_size):
-                showers = sample(batch.conditions, batch.pdg, rng)
-                writer.append(showers, batch.conditions, batch.pdg, batch.condition_id)
-                bar.update(len(batch))
+        batches = ((b.conditions, b.pdg, b.condition_id) for b in src.iter_batches(batch_size))
+        return _write(sample, batches, len(src), out, shower_shape=meta.shower_shape,
+                      detector=meta.detector, geometry=meta.geometry,
+                      columns=meta.condition_columns, units=meta.condition_units,
+                      shower_units=meta.shower_units,
+                      producer={**producer, "seed": seed,
+                                "conditions_from": str(Path(conditions_path))},
+                      seed=seed, shower_dtype=shower_dtype, overwrite=overwrite,
+                      progress=progress)
+
+
+def generate_for_particles(sample: Sampler, conditions: NDArray[np.float32],
+                           pdg: NDArray[np.int32], out: str | Path, *, detector: str,
+                           producer: Mapping[str, Any], seed: int = 0, batch_size: int = 8192,
+                           shower_dtype: str = "int32", overwrite: bool = False,
+                           progress: bool = True) -> Path:
+    """Like :func:`generate_to_showerset` for particles given as arrays (e.g. an ALICE npz)."""
+    from calogen.geometry.zdc import get_grid
+    from calogen.physics.gun import CONDITION_COLUMNS, CONDITION_UNITS
+
+    grid = get_grid(detector)
+    ids = np.arange(len(pdg), dtype=np.int64)
+    batches = ((conditions[s:s + batch_size], pdg[s:s + batch_size], ids[s:s + batch_size])
+               for s in range(0, len(pdg), batch_size))
+    return _write(sample, batches, len(pdg), out, shower_shape=grid.shape, detector=grid.name,
+                  geometry=grid.to_dict(), columns=CONDITION_COLUMNS, units=CONDITION_UNITS,
+                  shower_units="photons", producer={**producer, "seed": seed}, seed=seed,
+                  shower_dtype=shower_dtype, overwrite=overwrite, progress=progress)
+
+
+def _write(sample: Sampler, batches: Iterator[tuple[NDArray[np.float32], NDArray[np.int32],
+                                                    NDArray[np.int64]]],
+           total: int, out: str | Path, *, shower_shape: tuple[int, ...], detector: str,
+           geometry: Mapping[str, Any], columns: tuple[str, ...], units: tuple[str, ...],
+           shower_units: str, producer: Mapping[str, Any], seed: int, shower_dtype: str,
+           overwrite: bool, progress: bool) -> Path:
+    rng = np.random.default_rng(seed)
+    with ShowerSetWriter(
+        out, shower_shape=shower_shape, detector=detector, geometry=geometry,
+        condition_columns=columns, condition_units=units, producer=producer,
+        shower_dtype=shower_dtype, shower_units=shower_units, overwrite=overwrite,
+    ) as writer, tqdm(total=total, unit="ev", desc="generate", disable=not progress) as bar:
+        for cond, pdg, ids in batches:
+            writer.append(sample(cond, pdg, rng), cond, pdg, ids)
+            bar.update(len(pdg))
     return Path(out)
