@@ -8,7 +8,15 @@ from __future__ import annotations
 import typer
 
 from calogen import __version__
-from calogen.cli import baseline_cmd, convert_cmd, evaluate_cmd, inspect_cmd, simulate_cmd
+from calogen.cli import (
+    baseline_cmd,
+    convert_cmd,
+    evaluate_cmd,
+    inspect_cmd,
+    quickstart_cmd,
+    simulate_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="calogen",
@@ -38,6 +46,8 @@ inspect_cmd.register(app)
 convert_cmd.register(app)
 evaluate_cmd.register(app)
 baseline_cmd.register(app)
+train_cmd.register(app)
+quickstart_cmd.register(app)
 
 if __name__ == "__main__":
     app()

@@ -1,1 +1,4 @@
-"""The training loop (optimisers, EMA, checkpoints, resume, DDP). Not yet implemented."""
+"""The training loop: optimisers, EMA, schedules, checkpoints, exact resume, data-parallel
+training, progress and logs (:mod:`calogen.train.trainer`), the in-memory training data
+(:mod:`calogen.train.data`), and generation with any sampler (:mod:`calogen.train.generation`).
+"""

@@ -1,0 +1,36 @@
+"""``calogen quickstart``: simulate, train, generate, evaluate — on the built-in default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from calogen.cli.common import fail_on_user_errors
+
+
+def quickstart(
+    out: Path = typer.Option(Path("quickstart"), "--out", help="Output directory."),
+    model: str = typer.Option("gan", "--model", help="Family to train."),
+    n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),
+    minutes: float = typer.Option(4.0, "--minutes", min=0.1, help="Training budget (minutes)."),
+    seed: int = typer.Option(0, "--seed"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run the whole chain on the built-in ZN default and print where the report is."""
+    from calogen.pipelines.quickstart import headline_rows, run_quickstart
+
+    with fail_on_user_errors():
+        res = run_quickstart(out, model=model, n_events=n, minutes=minutes, seed=seed,
+                             progress=progress, log=typer.echo)
+    typer.echo(f"\n{'metric':44s} {model:>10s} {'shuffled':>10s} {'floor':>10s}")
+    for name, m, s, f in headline_rows(res):
+        cells = ["-" if v is None else f"{v:.4g}" for v in (m, s, f)]
+        typer.echo(f"{name:44s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s}")
+    typer.echo(f"\ndone in {res.seconds / 60:.1f} min; model: {res.model_dir.resolve()}")
+    typer.echo(f"report: {res.report.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``quickstart``."""
+    app.command("quickstart")(quickstart)

@@ -1,0 +1,135 @@
+"""``calogen train``, ``calogen generate`` and ``calogen export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from calogen.cli.common import fail_on_user_errors
+
+
+def _parse_hparams(items: list[str]) -> dict[str, object]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, lists, bools)."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--hparam expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def train(
+    model: str = typer.Option(..., "--model", help="Family: vae, ae-noise, gan, sdi-gan, ..."),
+    data: Path = typer.Option(..., "--data", help="Training ShowerSet (split by condition "
+                              "into train/val/test 0.8/0.1/0.1)."),
+    out: Path = typer.Option(..., "--out", help="Run directory (best/, last/, log.csv)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in optimiser steps."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Budget in epochs."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.05,
+                                             help="Budget in wall-clock minutes."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Global batch size."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
+    seed: int = typer.Option(0, "--seed"),
+    val_every: int = typer.Option(200, "--val-every", min=1),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1),
+    max_events: int | None = typer.Option(None, "--max-events", min=10),
+    hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
+                                     "(repeatable), e.g. --hparam latent_dim=32."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an existing "
+                                   "run directory."),
+    ema: float | None = typer.Option(None, "--ema", help="EMA decay of the weights (e.g. "
+                                     "0.999); off by default."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a generative model on a ShowerSet (CPU or GPU, or many with torchrun)."""
+    from calogen.data.showerset import ShowerSet
+    from calogen.metrics.validation import channel_w1_validator
+    from calogen.train.run import train_model
+    from calogen.train.trainer import TrainConfig
+
+    with fail_on_user_errors():
+        if steps is None and epochs is None and max_minutes is None:
+            raise ValueError("give a budget: --steps, --epochs and/or --max-minutes")
+        with ShowerSet.open(data) as ss:
+            detector = ss.meta.detector
+        config = TrainConfig(lr=lr, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
+                             max_minutes=max_minutes, seed=seed, val_every=val_every,
+                             checkpoint_every=checkpoint_every, ema_decay=ema)
+        result = train_model(model, data, out, config=config, hparams=_parse_hparams(hparam),
+                             max_events=max_events, resume=resume, overwrite=overwrite,
+                             val_metric=channel_w1_validator(detector), progress=progress)
+    typer.echo(f"trained {model}: {result}")
+    typer.echo(f"run directory: {Path(out).resolve()}")
+
+
+def generate(
+    model: Path = typer.Option(..., "--model", help="Model directory (e.g. run/best)."),
+    conditions: Path = typer.Option(..., "--conditions", help="A ShowerSet (its conditions) or "
+                                    "an ALICE particles npz (N, 10)."),
+    out: Path = typer.Option(..., "--out", help="Output ShowerSet (.h5)."),
+    batch_size: int = typer.Option(4096, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    detector: str = typer.Option("zn", "--detector", help="Detector for npz particles."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Generate showers with a trained model for the conditions of a file."""
+    import torch
+
+    from calogen.models.io import load_model, read_model_config
+    from calogen.train.generation import generate_for_particles, generate_to_showerset
+
+    with fail_on_user_errors():
+        net = load_model(model, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        doc = read_model_config(model)
+        producer = {"name": f"calogen.models.{net.family}", "version": doc["calogen_version"],
+                    "model": str(model.resolve()), "note": f"generated by a {net.family} model"}
+
+        def sample(cond, pdg, rng):  # noqa: ANN001, ANN202 - numpy arrays in, counts out
+            g = torch.Generator(device=next(net.parameters()).device)
+            g.manual_seed(int(rng.integers(2**62)))
+            return net.sample(cond, pdg, g, batch_size=batch_size)
+
+        if conditions.suffix == ".npz":
+            from calogen.data.alice_npz import read_alice_particles
+
+            cond, pdg = read_alice_particles(conditions)
+            path = generate_for_particles(sample, cond, pdg, out, detector=detector.upper(),
+                                          producer=producer, seed=seed, batch_size=batch_size,
+                                          overwrite=overwrite, progress=progress)
+        else:
+            path = generate_to_showerset(sample, conditions, out, producer=producer, seed=seed,
+                                         batch_size=batch_size, overwrite=overwrite,
+                                         progress=progress)
+    typer.echo(f"wrote {path.resolve()}")
+
+
+def export(
+    model: Path = typer.Option(..., "--model", help="Model directory."),
+    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    out: Path = typer.Option(..., "--out", help="Output file (.onnx)."),
+) -> None:
+    """Export a one-step model to ONNX (ALICE O2 signature) with its condition scales."""
+    from calogen.models.export_onnx import export_onnx
+    from calogen.models.io import load_model
+
+    with fail_on_user_errors():
+        if format != "onnx":
+            raise ValueError(f"--format {format!r}: only onnx is supported")
+        res = export_onnx(load_model(model), out)
+    typer.echo(f"wrote {res.onnx.resolve()}")
+    typer.echo(f"wrote {res.scales.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``generate`` and ``export``."""
+    app.command("train")(train)
+    app.command("generate")(generate)
+    app.command("export")(export)

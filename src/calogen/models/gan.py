@@ -1,0 +1,290 @@
+"""Conditional GANs (families ``"gan"`` and ``"sdi-gan"``).
+
+``"gan"``: a conditional GAN (Goodfellow et al., arXiv:1406.2661; Mirza & Osindero,
+arXiv:1411.1784) with the non-saturating loss, as used for the ALICE ZDC (Dubinski et al.,
+arXiv:2306.13606). Two phases, ``("discriminator", "generator")``, one optimiser each. Options
+(hparams, all off by default):
+
+* ``r1_gamma``: zero-centred gradient penalty on real data, ``gamma / 2 * E ||grad_x D(x)||^2``
+  (Mescheder et al., "Which Training Methods for GANs do actually Converge?", arXiv:1801.04406);
+  default ``1.0``: without it the discriminator overpowers the generator within a few dozen
+  steps on small CPU runs;
+* ``l2_weight``: mean squared error between ``G(z, c_i)`` and the real image ``x_i`` of the same
+  row (same condition) of the batch;
+* ``aux_hottest``: weight of an auxiliary regressor head on the discriminator predicting the
+  hottest pixel's position ``(row / (H - 1), col / (W - 1))``; trained on real images in the
+  discriminator phase, applied to ``G(z, c_i)`` against the hottest pixel of ``x_i`` in the
+  generator phase;
+* ``postprocess_scale``: a scalar ``s`` multiplying the generator output in ``log1p`` space at
+  sampling (:meth:`ConditionalGAN.decode`), fitted during training as a running ratio of real to
+  generated mean log intensity (or at once with :meth:`ConditionalGAN.fit_postprocess_scale`);
+  stored in :meth:`ConditionalGAN.extra_state_dict`.
+
+``"sdi-gan"``: SDI-GAN (Dubinski et al., "Selectively increasing the diversity of GAN-generated
+samples", arXiv:2207.01561) adds a diversity term to the generator loss: for two noise vectors
+``z1, z2`` and the same condition ``c_i``,
+
+    L_div = mean_i( w_i * mean|z1_i - z2_i| / mean|G(z1_i, c_i) - G(z2_i, c_i)| ),
+
+so minimising it maximises ``|G(z1, c) - G(z2, c)| / |z1 - z2|``, weighted per condition by how
+diverse the training responses of that condition are. Here ``w_i`` is measured in the batch: rows
+sharing a ``group`` id are repeats of one particle; a group with >= 2 rows gets the mean per-pixel
+standard deviation of its images (``log1p`` space), normalised by the mean over such groups in the
+batch; rows of singleton groups get the hparam ``div_fallback`` (1 = average diversity). The
+conditions fed to ``G`` are the batch's own conditions in their own order: the public SDI-GAN
+code shuffled the generator's conditions but compared auxiliary losses against unshuffled ones
+(MODELS.md); every auxiliary term here pairs row ``i``'s output with row ``i``'s condition,
+image and group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
+from calogen.models.base import ModelSpec, TrainBatch, register_family
+
+__all__ = ["ConditionalGAN", "SDIGAN", "group_diversity", "hottest_position"]
+
+_DISC_FEATURES = 128
+"""Width of the discriminator trunk's output features (before the logit and aux heads)."""
+
+
+def hottest_position(x: Tensor) -> Tensor:
+    """Position of the hottest pixel of each image ``(B, 1, H, W)`` as ``(row, col)`` scaled to
+    ``[0, 1]`` by ``(H - 1, W - 1)``: ``(B, 2)`` float (first maximum on ties)."""
+    h, w = x.shape[-2], x.shape[-1]
+    idx = x.flatten(1).argmax(dim=1)
+    row = torch.div(idx, w, rounding_mode="floor").float() / max(h - 1, 1)
+    col = (idx % w).float() / max(w - 1, 1)
+    return torch.stack([row, col], dim=1)
+
+
+def group_diversity(x: Tensor, group: Tensor, fallback: float = 1.0) -> Tensor:
+    """Per-row diversity weight of the training responses of each row's condition group.
+
+    For each group with ``>= 2`` rows in the batch: the mean over pixels of the (unbiased)
+    standard deviation across its rows of ``x`` (``log1p`` space); these are normalised by their
+    mean over such groups. Rows of singleton groups (and every row when no group has two rows)
+    get ``fallback``. Returns ``(B,)`` float, no gradient.
+    """
+    with torch.no_grad():
+        flat = x.detach().flatten(1).float()
+        uniq, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
+        n_groups = len(uniq)
+        sums = torch.zeros(n_groups, flat.shape[1], device=x.device).index_add_(0, inverse, flat)
+        sq = torch.zeros_like(sums).index_add_(0, inverse, flat * flat)
+        n = counts.to(flat.dtype)[:, None]
+        var = (sq - sums * sums / n) / (n - 1).clamp(min=1)
+        spread = var.clamp(min=0).sqrt().mean(dim=1)
+        multi = counts >= 2
+        out = torch.full((len(x),), float(fallback), device=x.device)
+        if bool(multi.any()):
+            scale = spread[multi].mean().clamp(min=1e-8)
+            rows = multi[inverse]
+            out[rows] = spread[inverse][rows] / scale
+        return out
+
+
+@register_family
+class ConditionalGAN(ImageGenerator):
+    """Conditional non-saturating GAN; hparams (defaults in :attr:`defaults`):
+
+    ``latent_dim`` (10), ``r1_gamma`` (1.0; 0 = off), ``l2_weight`` (0 = off), ``aux_hottest``
+    (0 = off), ``postprocess_scale`` (False), ``postprocess_momentum`` (0.99), plus the backbone
+    keys of :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and
+    discriminator).
+    """
+
+    family: ClassVar[str] = "gan"
+    phases: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
+    one_step: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {
+        **BACKBONE_DEFAULTS, "latent_dim": 10, "r1_gamma": 1.0, "l2_weight": 0.0,
+        "aux_hottest": 0.0, "postprocess_scale": False, "postprocess_momentum": 0.99,
+    }
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        hp, cd = self.hparams, int(self.hparams["cond_dim"])
+        # generator
+        self.g_embed = self.condition_embedding()
+        self.generator = make_decoder(hp, int(hp["latent_dim"]), cd, self.shape)
+        # discriminator
+        self.d_embed = self.condition_embedding()
+        self.disc = make_encoder(hp, self.shape, cd, _DISC_FEATURES)
+        self.d_head = nn.Linear(_DISC_FEATURES, 1)
+        self.aux_head = nn.Linear(_DISC_FEATURES, 2) if float(hp["aux_hottest"]) > 0 else None
+        self.output_scale = 1.0
+
+    # -- networks ---------------------------------------------------------------------------
+
+    def _species(self, batch: TrainBatch) -> Tensor | None:
+        return batch.species if self.hparams["use_species"] else None
+
+    def _generate(self, noise: Tensor, cond: Tensor, species: Tensor | None) -> Tensor:
+        """Raw generator output (``log1p`` image, no post-processing scale)."""
+        return self.activate(self.generator(noise, self.g_embed(cond, species)))
+
+    def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """Log image ``(B, 1, H, W)`` from noise and standardised conditions, times the
+        post-processing scale (1 unless ``postprocess_scale``)."""
+        y = self._generate(noise, cond, species)
+        return y * self.output_scale if self.hparams["postprocess_scale"] else y
+
+    def discriminate(self, x: Tensor, cond: Tensor,
+                     species: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Logit ``(B,)`` (real > 0) and the hottest-pixel regression ``(B, 2)`` (or None)."""
+        f = F.silu(self.disc(x, self.d_embed(cond, species)))
+        aux = self.aux_head(f) if self.aux_head is not None else None
+        return self.d_head(f)[:, 0], aux
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """``"discriminator"``: condition embedding, trunk and heads of D; ``"generator"``:
+        condition embedding and decoder of G."""
+        if phase == "discriminator":
+            mods: list[nn.Module | None] = [self.d_embed, self.disc, self.d_head, self.aux_head]
+        elif phase == "generator":
+            mods = [self.g_embed, self.generator]
+        else:
+            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
+        return [p for m in mods if m is not None for p in m.parameters() if p.requires_grad]
+
+    # -- losses -----------------------------------------------------------------------------
+
+    def loss(self, batch: TrainBatch, phase: str) -> tuple[Tensor, dict[str, float]]:
+        if phase == "discriminator":
+            return self._discriminator_loss(batch)
+        if phase == "generator":
+            return self._generator_loss(batch)
+        raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
+
+    def _discriminator_loss(self, batch: TrainBatch) -> tuple[Tensor, dict[str, float]]:
+        species = self._species(batch)
+        with torch.no_grad():
+            fake = self._generate(self.noise(len(batch), device=batch.x.device), batch.cond,
+                                  species)
+        # no penalty where gradients are off (e.g. a validation loss under torch.no_grad)
+        gamma = float(self.hparams["r1_gamma"]) if torch.is_grad_enabled() else 0.0
+        real = batch.x.detach().requires_grad_(gamma > 0)
+        # R1 needs a double backward, which the fused CPU attention kernels lack (ViT trunk)
+        with sdpa_kernel(SDPBackend.MATH) if gamma > 0 else contextlib.nullcontext():
+            logit_r, aux_r = self.discriminate(real, batch.cond, species)
+        logit_f, _ = self.discriminate(fake, batch.cond, species)
+        adv = F.softplus(-logit_r).mean() + F.softplus(logit_f).mean()
+        loss, logs = adv, {"d_adv": adv.item(), "d_real": logit_r.mean().item(),
+                           "d_fake": logit_f.mean().item()}
+        if gamma > 0:
+            (grad,) = torch.autograd.grad(logit_r.sum(), real, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + 0.5 * gamma * r1
+            logs["r1"] = r1.item()
+        if aux_r is not None:
+            aux = F.mse_loss(aux_r, hottest_position(batch.x))
+            loss = loss + float(self.hparams["aux_hottest"]) * aux
+            logs["d_aux"] = aux.item()
+        logs["loss"] = loss.item()
+        return loss, logs
+
+    def _generator_loss(self, batch: TrainBatch) -> tuple[Tensor, dict[str, float]]:
+        species = self._species(batch)
+        z = self.noise(len(batch), device=batch.x.device)
+        fake = self._generate(z, batch.cond, species)  # row i: condition i, in batch order
+        logit_f, aux_f = self.discriminate(fake, batch.cond, species)
+        adv = F.softplus(-logit_f).mean()
+        loss, logs = adv, {"g_adv": adv.item()}
+        w_l2 = float(self.hparams["l2_weight"])
+        if w_l2 > 0:
+            l2 = (fake - batch.x).pow(2).mean()
+            loss = loss + w_l2 * l2
+            logs["l2"] = l2.item()
+        if aux_f is not None:
+            aux = F.mse_loss(aux_f, hottest_position(batch.x))
+            loss = loss + float(self.hparams["aux_hottest"]) * aux
+            logs["g_aux"] = aux.item()
+        extra, extra_logs = self._extra_generator_loss(batch, z, fake, species)
+        if extra is not None:
+            loss = loss + extra
+            logs.update(extra_logs)
+        if self.hparams["postprocess_scale"] and self.training and torch.is_grad_enabled():
+            self._update_postprocess_scale(batch.x, fake)
+            logs["postprocess_scale"] = self.output_scale
+        logs["loss"] = loss.item()
+        return loss, logs
+
+    def _extra_generator_loss(self, batch: TrainBatch, z: Tensor, fake: Tensor,
+                              species: Tensor | None) -> tuple[Tensor | None, dict[str, float]]:
+        """Hook for subclasses: an extra generator-loss term (None for the plain GAN)."""
+        return None, {}
+
+    # -- post-processing scale --------------------------------------------------------------
+
+    @staticmethod
+    def _scale_ratio(real: Tensor, fake: Tensor) -> float:
+        return float(real.detach().mean() / fake.detach().mean().clamp(min=1e-6))
+
+    def _update_postprocess_scale(self, real: Tensor, fake: Tensor) -> None:
+        m = float(self.hparams["postprocess_momentum"])
+        self.output_scale = m * self.output_scale + (1 - m) * self._scale_ratio(real, fake)
+
+    @torch.no_grad()
+    def fit_postprocess_scale(self, x: Tensor, cond: Tensor, species: Tensor | None = None,
+                              generator: torch.Generator | None = None) -> float:
+        """Set the post-processing scale to ``mean(x) / mean(G(z, cond))`` in ``log1p`` space
+        (real images ``x`` and their standardised conditions) and return it."""
+        was = self.training
+        self.eval()
+        fake = self._generate(self.noise(len(cond), generator, cond.device), cond,
+                              species if self.hparams["use_species"] else None)
+        self.train(was)
+        self.output_scale = self._scale_ratio(x, fake)
+        return self.output_scale
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"postprocess_scale": float(self.output_scale)}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        self.output_scale = float(state.get("postprocess_scale", 1.0))
+
+
+@register_family
+class SDIGAN(ConditionalGAN):
+    """SDI-GAN (arXiv:2207.01561): :class:`ConditionalGAN` plus the diversity term (module
+    docstring). Extra hparams: ``div_weight`` (weight of ``L_div``, 0.1), ``div_fallback``
+    (weight of rows whose group has one row in the batch, 1.0), ``div_eps`` (1e-3, added to
+    the image distance)."""
+
+    family: ClassVar[str] = "sdi-gan"
+    defaults: ClassVar[dict[str, Any]] = {
+        **ConditionalGAN.defaults, "div_weight": 0.1, "div_fallback": 1.0, "div_eps": 1e-3,
+    }
+
+    def diversity_terms(self, batch: TrainBatch, z1: Tensor, z2: Tensor,
+                        fake1: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Per-row ratio ``mean|z1_i - z2_i| / mean|G(z1_i, c_i) - G(z2_i, c_i)|`` and per-row
+        weight ``w_i`` (:func:`group_diversity` of row i's group), both ``(B,)``. ``G`` sees
+        ``batch.cond`` in batch order for both noise vectors."""
+        species = self._species(batch)
+        if fake1 is None:
+            fake1 = self._generate(z1, batch.cond, species)
+        fake2 = self._generate(z2, batch.cond, species)
+        dz = (z1 - z2).abs().flatten(1).mean(1)
+        dx = (fake1 - fake2).abs().flatten(1).mean(1)
+        ratio = dz / (dx + float(self.hparams["div_eps"]))
+        weight = group_diversity(batch.x, batch.group, float(self.hparams["div_fallback"]))
+        return ratio, weight
+
+    def _extra_generator_loss(self, batch: TrainBatch, z: Tensor, fake: Tensor,
+                              species: Tensor | None) -> tuple[Tensor | None, dict[str, float]]:
+        w = float(self.hparams["div_weight"])
+        if w <= 0:
+            return None, {}
+        ratio, weight = self.diversity_terms(batch, z, torch.randn_like(z), fake)
+        div = (weight * ratio).mean()
+        return w * div, {"div": div.item()}

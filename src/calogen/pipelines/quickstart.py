@@ -1,0 +1,119 @@
+"""``calogen quickstart``: the whole chain on the built-in default, in minutes on a laptop.
+
+1. simulate a small ZN set with the reference simulator (each particle twice, so paired metrics
+   and the diversity at identical conditions have a floor);
+2. train the default fast model for a fixed wall-clock budget;
+3. generate for the held-out (test-split) conditions;
+4. evaluate against the held-out reference, beside the shuffled baseline built from the same
+   training split, and write the report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from calogen.data.reference import simulate_to_file
+from calogen.data.showerset import ShowerSet
+from calogen.data.split import grouped_split, write_rows
+from calogen.metrics.classifier import CALOGEN_DEFAULT
+from calogen.metrics.evaluate import EvaluationConfig, EvaluationResult, evaluate
+from calogen.metrics.validation import channel_w1_validator
+from calogen.models.baselines import make_baseline
+from calogen.models.io import load_model
+from calogen.report import write_report
+from calogen.train.generation import generate_to_showerset
+from calogen.train.run import train_model
+from calogen.train.trainer import TrainConfig
+
+DEFAULT_MODEL = "gan"
+"""The family the quickstart trains by default (the best fast family in our CPU benchmark)."""
+
+SPLIT = (0.8, 0.1, 0.1)
+
+
+@dataclass(frozen=True)
+class QuickstartResult:
+    """Where the quickstart wrote its results, and its headline numbers."""
+
+    out_dir: Path
+    report: Path
+    model_dir: Path
+    model: EvaluationResult
+    shuffled: EvaluationResult
+    seconds: float
+
+
+def _sampler(model):  # noqa: ANN001, ANN202
+    def sample(cond, pdg, rng):  # noqa: ANN001, ANN202
+        g = torch.Generator(device=next(model.parameters()).device)
+        g.manual_seed(int(rng.integers(2**62)))
+        return model.sample(cond, pdg, g)
+    return sample
+
+
+def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_MODEL,
+                   n_events: int = 30_000, minutes: float = 4.0, seed: int = 0,
+                   progress: bool = True, log=print) -> QuickstartResult:  # noqa: ANN001
+    """Run the chain; see the module docstring. ``log`` receives one line per stage."""
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "zn.h5"
+    log(f"[1/4] simulating {n_events} ZN responses (reference simulator) -> {data}")
+    simulate_to_file(data, n=n_events, seed=seed, repeats=2, workers=2, overwrite=True,
+                     progress=progress)
+
+    run_dir = out / f"run_{model}"
+    log(f"[2/4] training {model} for {minutes:g} min -> {run_dir}")
+    config = TrainConfig(max_minutes=minutes, batch_size=256, lr=1e-3, seed=seed,
+                         val_every=250, checkpoint_every=500, val_events=2000)
+    train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
+                val_metric=channel_w1_validator("ZN"), progress=progress)
+    best = run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
+    net = load_model(best)
+
+    with ShowerSet.open(data) as ss:
+        split = grouped_split(ss.condition_ids(), SPLIT, seed=seed)
+        train_batch = ss.take(split["train"])
+    test = write_rows(data, split["test"], out / "test_reference.h5", overwrite=True)
+    generated = out / f"generated_{model}.h5"
+    log(f"[3/4] generating for the {len(split['test'])} held-out conditions -> {generated}")
+    generate_to_showerset(_sampler(net), test, generated, producer={
+        "name": f"calogen.models.{model}", "model": str(best.resolve()),
+        "note": f"quickstart {model}"}, seed=seed, overwrite=True, progress=progress)
+    shuffled = make_baseline("shuffled").fit(train_batch.showers, train_batch.conditions,
+                                             train_batch.pdg)
+    shuffled_path = generate_to_showerset(
+        shuffled.sample, test, out / "generated_shuffled.h5",
+        producer={"name": "calogen.models.baselines.shuffled", "note": shuffled.describe()},
+        seed=seed, overwrite=True, progress=progress)
+
+    report_dir = out / "report"
+    log(f"[4/4] evaluating against the held-out reference -> {report_dir}")
+    cfg = EvaluationConfig(progress=progress, seed=seed,
+                           classifier=replace(CALOGEN_DEFAULT, n_seeds=3))
+    res_model = evaluate(test, generated, config=cfg)
+    paths = write_report(res_model, report_dir)
+    res_shuffled = evaluate(test, shuffled_path, config=replace(cfg, n_null=10,
+                                                                n_null_fpd_kpd=3))
+    write_report(res_shuffled, out / "report_shuffled")
+    return QuickstartResult(out, paths.html, best, res_model, res_shuffled,
+                            time.perf_counter() - t0)
+
+
+HEADLINE = ("channel Wasserstein (mean of 5 channels)", "channel MAE paired by condition",
+            "classifier AUC (high-level)", "classifier AUC (low-level)")
+
+
+def headline_rows(result: QuickstartResult) -> list[tuple[str, float | None, float | None,
+                                                          float | None]]:
+    """(metric, model, shuffled baseline, floor) for the headline metrics."""
+    m = {r.name: r for r in result.model.summary}
+    s = {r.name: r for r in result.shuffled.summary}
+    return [(k, m[k].value, s[k].value, m[k].floor) for k in HEADLINE if k in m]
+
+

@@ -1,0 +1,197 @@
+"""Full training state on disk: atomic writes, ``weights_only`` reads, compatibility checks.
+
+A checkpoint is one ``torch.save`` file holding only tensors, numbers, strings, lists, tuples
+and dicts, so it loads with ``torch.load(..., weights_only=True)`` (never unpickling objects)::
+
+    {"format": "calogen.checkpoint", "format_version": 1,
+     "family": str, "hparams": JSON str, "config": JSON str, "config_hash": str,
+     "data": JSON str (fingerprint), "model": state dict, "optimizers": {phase: state},
+     "schedulers": {phase: state}, "scaler": state | None, "ema": state | None,
+     "rng": [per-rank RNG state], "step": int, "epoch": int, "position": int,
+     "best_metric": float | None, "best_step": int, "world_size": int, "seconds": float}
+
+Writes go to a hidden temporary file in the same directory, are flushed to disk and renamed
+over the target (:func:`os.replace`), so a killed job leaves either the previous checkpoint or
+the new one, never a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import secrets
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "calogen.checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the field."""
+
+
+# --------------------------------------------------------------------------------------------
+# JSON helpers
+# --------------------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted, compact JSON (tuples become lists) used for storage and comparison."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(value: Any) -> str:
+    """sha256 of :func:`canonical_json` of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# RNG state as tensors and plain types
+# --------------------------------------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy (legacy global) and Python ``random`` states, as tensors
+    and plain numbers."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_key, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": str(np_key), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss),
+                  "cached_gaussian": float(np_gauss)},
+        "python": {"version": int(py_version),
+                   "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": None if py_gauss is None else float(py_gauss)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    n = state["numpy"]
+    np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), int(n["pos"]),
+                         int(n["has_gauss"]), float(n["cached_gaussian"])))
+    p = state["python"]
+    random.setstate((int(p["version"]), tuple(int(v) for v in p["state"].tolist()),
+                     p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = [s.cpu().to(torch.uint8) for s in state["cuda"]]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+# --------------------------------------------------------------------------------------------
+# Save / load
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``state`` (plus the format header) to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
+           **state}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with tmp.open("wb") as f:
+            torch.save(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its header.
+
+    Raises:
+        CheckpointError: missing, truncated, corrupt or foreign file, or unknown version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        doc = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError, KeyError, AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated, corrupt or not a "
+                              f"calogen checkpoint): {first}") from None
+    found = doc.get("format") if isinstance(doc, dict) else None
+    if found != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected "
+                              f"{CHECKPOINT_FORMAT!r} (not a calogen checkpoint)")
+    version = doc.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: field 'format_version' is {version!r}, this calogen "
+                              f"reads {CHECKPOINT_FORMAT_VERSION}")
+    for key in ("family", "hparams", "config", "model", "optimizers", "schedulers", "step"):
+        if key not in doc:
+            raise CheckpointError(f"{path}: missing field {key!r}")
+    return doc
+
+
+def _diff(stored: Any, current: Any, prefix: str) -> list[str]:
+    """Dotted names of the fields that differ between two JSON-like values."""
+    if isinstance(stored, dict) and isinstance(current, dict):
+        out: list[str] = []
+        for key in sorted(set(stored) | set(current), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in stored or key not in current:
+                out.append(name)
+            else:
+                out.extend(_diff(stored[key], current[key], name))
+        return out
+    return [] if stored == current else [prefix]
+
+
+def _lookup(value: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        value = value.get(part, "<absent>") if isinstance(value, dict) else "<absent>"
+    return value
+
+
+def check_compatible(doc: Mapping[str, Any], path: str | Path, *, family: str,
+                     hparams: Mapping[str, Any], config: Mapping[str, Any],
+                     data: Mapping[str, Any] | None = None) -> None:
+    """Refuse a checkpoint made for another family, hparams, training config or data set.
+
+    ``config`` and ``data`` hold the fields that determine the training trajectory (the
+    trainer leaves out run-length and bookkeeping fields, so a run can be extended).
+
+    Raises:
+        CheckpointError: naming ``path`` and the first differing fields, stored vs current.
+    """
+    if doc["family"] != family:
+        raise CheckpointError(f"{path}: field 'family' is {doc['family']!r}, but the model "
+                              f"being trained is {family!r}")
+    sections = [("hparams", doc["hparams"], hparams), ("config", doc["config"], config)]
+    if data is not None and "data" in doc:
+        sections.append(("data", doc["data"], data))
+    for section, stored_json, current in sections:
+        stored = json.loads(stored_json)
+        now = json.loads(canonical_json(current))
+        fields = _diff({section: stored}, {section: now}, "")
+        if fields:
+            details = "; ".join(f"{f}: checkpoint {_lookup({section: stored}, f)!r}, "
+                                f"now {_lookup({section: now}, f)!r}" for f in fields[:4])
+            raise CheckpointError(f"{path}: field {fields[0]!r} differs from the current run "
+                                  f"({details}); resume with the original settings or start "
+                                  f"a new output directory")

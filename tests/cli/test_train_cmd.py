@@ -1,0 +1,61 @@
+"""calogen train -> generate -> export on a tiny file (seconds; the real runs are benchmarks)."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from calogen.cli.main import app
+from calogen.data.reference import simulate_to_file
+from calogen.data.showerset import ShowerSet
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    return simulate_to_file(d / "zn.h5", n=600, seed=3, repeats=2, progress=False).path
+
+
+@pytest.mark.parametrize("family", ["vae", "gan"])
+def test_train_generate_export(data, tmp_path, family):
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--model", family, "--data", str(data), "--out", str(run),
+                              "--steps", "6", "--batch-size", "32", "--val-every", "3",
+                              "--checkpoint-every", "3", "--hparam", "backbone=mlp",
+                              "--hparam", "mlp_hidden=[32,64]", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (run / "best" / "model.json").is_file() and (run / "log.csv").is_file()
+    gen = tmp_path / "gen.h5"
+    res = runner.invoke(app, ["generate", "--model", str(run / "best"), "--conditions",
+                              str(data), "--out", str(gen), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with ShowerSet.open(gen) as g, ShowerSet.open(data) as ref:
+        assert len(g) == len(ref) and g.shower_shape == (44, 44)
+        np.testing.assert_array_equal(g.conditions(), ref.conditions())
+        assert g.read().showers.min() >= 0
+    onnx = tmp_path / "zn.onnx"
+    res = runner.invoke(app, ["export", "--model", str(run / "best"), "--format", "onnx",
+                              "--out", str(onnx)])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    scales = json.loads(onnx.with_name("zn.scales.json").read_text())
+    latent = scales["inputs"]["noise"][1]
+    (out,) = sess.run(None, {"noise": np.zeros((2, latent), np.float32),
+                             "conditions": np.zeros((2, 9), np.float32)})
+    assert out.shape == (2, 1, 44, 44)
+
+
+def test_train_errors_are_one_line(data, tmp_path):
+    res = runner.invoke(app, ["train", "--model", "nope", "--data", str(data), "--out",
+                              str(tmp_path / "r"), "--steps", "2", "--no-progress"])
+    assert res.exit_code == 2 and "unknown model family" in res.output
+    res = runner.invoke(app, ["train", "--model", "vae", "--data", str(data), "--out",
+                              str(tmp_path / "r"), "--no-progress"])
+    assert res.exit_code == 2 and "budget" in res.output
+    res = runner.invoke(app, ["generate", "--model", str(tmp_path), "--conditions", str(data),
+                              "--out", str(tmp_path / "g.h5"), "--no-progress"])
+    assert res.exit_code == 2 and "model.json" in res.output
