@@ -45,21 +45,23 @@ __all__ = [
 # shared helpers (also used by frechet.py, prdc.py and significance.py)
 # ----------------------------------------------------------------------------------------------
 
-def _json_safe(value: Any) -> Any:
-    """Convert numpy scalars/arrays (possibly nested in dicts/lists) to plain Python objects."""
+def json_safe(value: Any, *, nan_to_none: bool = False) -> Any:
+    """Numpy scalars/arrays (possibly nested in dicts/lists) as plain Python objects; with
+    ``nan_to_none`` NaN and infinities become ``None`` (strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, nan_to_none=nan_to_none) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v, nan_to_none=nan_to_none) for v in value]
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
+        return json_safe(value.tolist(), nan_to_none=nan_to_none)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if nan_to_none and isinstance(value, float) and not np.isfinite(value):
+        return None
     return value
+
+
+_json_safe = json_safe
 
 
 class _ToDict:

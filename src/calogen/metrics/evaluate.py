@@ -48,6 +48,7 @@ from calogen.metrics.distances import (
     batched_w1,
     channel_wasserstein,
     correlation_difference,
+    json_safe,
     separation_power,
 )
 from calogen.metrics.frechet import fpd, kpd
@@ -188,18 +189,8 @@ class EvaluationResult:
 
 
 def _json_safe(value: Any) -> Any:
-    """Python floats/ints/lists only; NaN and inf become None."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+    """Strict-JSON values (NaN and inf become None)."""
+    return json_safe(value, nan_to_none=True)
 
 
 class _Timer:
