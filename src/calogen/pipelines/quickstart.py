@@ -70,7 +70,8 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     run_dir = out / f"run_{model}"
     log(f"[2/4] training {model} for {minutes:g} min -> {run_dir}")
     config = TrainConfig(max_minutes=minutes, batch_size=256, lr=1e-3, seed=seed,
-                         val_every=250, checkpoint_every=500, val_events=2000)
+                         schedule="constant", val_every=250, checkpoint_every=500,
+                         val_events=2000)
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
                 val_metric=channel_w1_validator("ZN"), progress=progress)
     best = run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
