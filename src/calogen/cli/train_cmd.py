@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -65,8 +66,10 @@ def train(
         result = train_model(model, data, out, config=config, hparams=_parse_hparams(hparam),
                              max_events=max_events, resume=resume, overwrite=overwrite,
                              val_metric=channel_w1_validator(detector), progress=progress)
-    typer.echo(f"trained {model}: {result}")
-    typer.echo(f"run directory: {Path(out).resolve()}")
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: only rank 0 reports
+        typer.echo(f"trained {model}: {result.steps} steps, {result.seconds:.0f} s, best "
+                   f"{result.val_key} {result.best_metric} at step {result.best_step}")
+        typer.echo(f"run directory: {Path(out).resolve()}")
 
 
 def generate(
