@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calogen.atomic import write_text_atomic
 from calogen.data.showerset import ShowerSet
 from calogen.geometry import FibreGrid, channel_names, channel_sums, get_grid
 from calogen.geometry.channels import Convention
@@ -132,17 +132,8 @@ class ShowerSetSummary:
         Returns:
             The path written.
         """
-        out = Path(path)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2, allow_nan=False)
-                fh.write("\n")
-            os.replace(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return out
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, allow_nan=False)
+                                 + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

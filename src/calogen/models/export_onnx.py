@@ -11,13 +11,13 @@ shape and the output transform (photons = max(expm1(y), 0)).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from calogen.atomic import atomic_path, write_text_atomic
 from calogen.models.base import Generator
 
 OPSET = 18
@@ -66,17 +66,13 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
     wrapper = _O2Signature(model).eval()
     noise = torch.zeros(2, model.latent_dim)
     cond = torch.zeros(2, model.spec.n_conditions)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        batch = torch.export.Dim("batch", min=1)
+    batch = torch.export.Dim("batch", min=1)
+    with atomic_path(out) as tmp:
         torch.onnx.export(
             wrapper, (noise, cond), str(tmp), input_names=["noise", "conditions"],
             output_names=["log_image"], opset_version=opset, dynamo=True,
             dynamic_shapes={"noise": {0: batch}, "conditions": {0: batch}},
             external_data=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     t = model.spec.transforms
     scales = scales_path_for(out)
     doc = {
@@ -90,7 +86,5 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
         "condition_mean": t.condition_mean, "condition_scale": t.condition_std,
         "detector": model.spec.detector,
     }
-    tmp_json = scales.with_name(f".{scales.name}.tmp-{os.getpid()}")
-    tmp_json.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp_json, scales)
+    write_text_atomic(scales, json.dumps(doc, indent=2))
     return ExportResult(out, scales)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from calogen.atomic import write_text_atomic
 from calogen.report import evaluation_plots
 
 if TYPE_CHECKING:  # importing calogen.metrics.evaluate pulls in torch; annotations only
@@ -128,19 +128,7 @@ def _short(message: str, limit: int = 300) -> str:
 # Writing
 
 
-def _write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+_write_text_atomic = write_text_atomic
 
 
 def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,8 @@ import matplotlib
 import mplhep
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from calogen.atomic import atomic_path
 
 HEP_STYLE = "ALICE"
 """mplhep style the report uses (mplhep 1.3 offers ALICE, ATLAS, CMS, LHCb, ROOT, DUNE, ...)."""
@@ -75,11 +76,6 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], **kwargs: Any) -> Pat
     out = Path(path)
     if not out.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "output directory does not exist", str(out.parent))
-    tmp_name = out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{out.suffix}")
-    try:
-        fig.savefig(tmp_name, **kwargs)
-        os.replace(tmp_name, out)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, **kwargs)
     return out

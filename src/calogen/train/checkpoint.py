@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import random
-import secrets
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from calogen.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "calogen.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -104,16 +105,10 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
            **state}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with tmp.open("wb") as f:
-            torch.save(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
