@@ -11,18 +11,22 @@ from calogen.cli.common import fail_on_user_errors
 
 def quickstart(
     out: Path = typer.Option(Path("quickstart"), "--out", help="Output directory."),
-    model: str = typer.Option("gan", "--model", help="Family to train."),
+    model: str = typer.Option("ae-noise", "--model", help="Family to train."),
+    hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
+                                     "(repeatable) [default: backbone=mlp]."),
     n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),
     minutes: float = typer.Option(4.0, "--minutes", min=0.1, help="Training budget (minutes)."),
     seed: int = typer.Option(0, "--seed"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run the whole chain on the built-in ZN default and print where the report is."""
+    from calogen.cli.train_cmd import _parse_hparams
     from calogen.pipelines.quickstart import headline_rows, run_quickstart
 
     with fail_on_user_errors():
-        res = run_quickstart(out, model=model, n_events=n, minutes=minutes, seed=seed,
-                             progress=progress, log=typer.echo)
+        res = run_quickstart(out, model=model, hparams=_parse_hparams(hparam) or None,
+                             n_events=n, minutes=minutes, seed=seed, progress=progress,
+                             log=typer.echo)
     typer.echo(f"\n{'metric':44s} {model:>10s} {'shuffled':>10s} {'floor':>10s}")
     for name, m, s, f in headline_rows(res):
         cells = ["-" if v is None else f"{v:.4g}" for v in (m, s, f)]

@@ -29,8 +29,13 @@ from calogen.train.generation import generate_to_showerset
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig
 
-DEFAULT_MODEL = "gan"
-"""The family the quickstart trains by default (the best fast family in our CPU benchmark)."""
+DEFAULT_MODEL = "ae-noise"
+"""The family the quickstart trains by default: in 3-minute CPU trials on 30k ZN events the
+AE + noise generator on the MLP backbone reached a validation channel W1 of 38 photons, the
+VAE 98, and the GAN diverged (untuned)."""
+
+DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
+"""The fast MLP backbone: tens of steps per second on a laptop CPU."""
 
 SPLIT = (0.8, 0.1, 0.1)
 
@@ -56,6 +61,7 @@ def _sampler(model):  # noqa: ANN001, ANN202
 
 
 def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_MODEL,
+                   hparams: dict[str, object] | None = None,
                    n_events: int = 30_000, minutes: float = 4.0, seed: int = 0,
                    progress: bool = True, log=print) -> QuickstartResult:  # noqa: ANN001
     """Run the chain; see the module docstring. ``log`` receives one line per stage."""
@@ -73,6 +79,7 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
                          schedule="constant", val_every=250, checkpoint_every=500,
                          val_events=2000)
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
+                hparams=DEFAULT_HPARAMS if hparams is None else hparams,
                 val_metric=channel_w1_validator("ZN"), progress=progress)
     best = run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
     net = load_model(best)
