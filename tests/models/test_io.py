@@ -45,3 +45,19 @@ def test_foreign_and_corrupt_directories_are_refused(toy_model, tmp_path):
     (path / "model.json").write_text(json.dumps({**doc, "hparams": {"latent_dim": 9}}))
     with pytest.raises(ModelFileError, match="do not match"):
         load_model(path)
+
+
+def test_poisson_readout_is_seeded_and_unbiased(toy_model):
+    cond = np.zeros((400, 9), np.float32)
+    pdg = np.full(400, 2112)
+    rate = toy_model.sample(cond, pdg, torch.Generator().manual_seed(1), rounding=False)
+    toy_model.hparams["readout"] = "poisson"
+    a = toy_model.sample(cond, pdg, torch.Generator().manual_seed(1))
+    b = toy_model.sample(cond, pdg, torch.Generator().manual_seed(1))
+    assert a.dtype == np.int32 and np.array_equal(a, b)
+    # Same noise -> same expected counts; Poisson counts scatter around them.
+    assert abs(a.mean() - rate.mean()) < 5 * np.sqrt(rate.mean() / a.size)
+    assert not np.array_equal(a, np.round(rate))
+    toy_model.hparams["readout"] = "gauss"
+    with pytest.raises(ValueError, match="readout"):
+        toy_model.sample(cond, pdg)

@@ -13,7 +13,7 @@ def quickstart(
     out: Path = typer.Option(Path("quickstart"), "--out", help="Output directory."),
     model: str = typer.Option("ae-noise", "--model", help="Family to train."),
     hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
-                                     "(repeatable) [default: backbone=mlp]."),
+                                     "(repeatable) [default: backbone=mlp readout=poisson]."),
     n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),
     minutes: float = typer.Option(4.0, "--minutes", min=0.1, help="Training budget (minutes)."),
     seed: int = typer.Option(0, "--seed"),

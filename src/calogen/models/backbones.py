@@ -48,6 +48,7 @@ BACKBONE_DEFAULTS: dict[str, Any] = {
     "groups": 8,                # GroupNorm groups (reduced to a divisor of the width)
     "cond_dim": 64,             # width of the condition embedding
     "use_species": False,       # learned species embedding (not in the ALICE O2 signature)
+    "readout": "round",         # counts at sampling: "round" or "poisson" (see Generator.sample)
     "output": "softplus",       # decoder output in log1p space: "softplus" (>= 0) or "linear"
     "vit_patch": 8,
     "vit_width": 96,

@@ -137,9 +137,16 @@ class Generator(nn.Module, ABC):
                rounding: bool = True) -> np.ndarray:
         """Showers in physical units for physical conditions (O2 order and units).
 
-        Returns photon counts ``(N, H, W)``: int32 when ``rounding`` (nearest integer, >= 0),
-        else float32.
+        Returns photon counts ``(N, H, W)``: int32 when ``rounding``, else the float32 expected
+        counts. How counts are made is the hparam ``readout``: ``"round"`` (nearest integer,
+        the default) or ``"poisson"`` (the network's output is the expected photon count per
+        fibre and the counts are drawn from a Poisson law, as the photon-counting readout does;
+        it restores pixel-level fluctuations that a smooth decoder lacks).
         """
+        readout = str(self.hparams.get("readout", "round"))
+        if readout not in READOUTS:
+            raise ValueError(f"{self.family}: hparam 'readout' must be one of {READOUTS}, "
+                             f"got {readout!r}")
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -149,8 +156,13 @@ class Generator(nn.Module, ABC):
         for start in range(0, len(cond), batch_size):
             y = self.sample_network(cond[start:start + batch_size],
                                     species[start:start + batch_size], generator)
-            phys = Transforms.inverse_showers(y[:, 0]).float().cpu()
-            out.append(phys.round().to(torch.int32) if rounding else phys)
+            rate = Transforms.inverse_showers(y[:, 0]).float()
+            if not rounding:
+                out.append(rate.cpu())
+            elif readout == "poisson":
+                out.append(torch.poisson(rate, generator=generator).to(torch.int32).cpu())
+            else:
+                out.append(rate.round().to(torch.int32).cpu())
         self.train(was_training)
         if not out:
             h, w = self.spec.shape
@@ -164,6 +176,9 @@ class Generator(nn.Module, ABC):
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`extra_state_dict`."""
 
+
+READOUTS: tuple[str, ...] = ("round", "poisson")
+"""How :meth:`Generator.sample` turns expected photon counts into counts."""
 
 FAMILIES: dict[str, type[Generator]] = {}
 """Registered families by name (filled by :func:`register_family`)."""

@@ -80,7 +80,11 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
         "inputs": {"noise": [None, model.latent_dim],
                    "conditions": [None, t.n_conditions]},
         "output": {"log_image": [None, 1, *model.spec.shape],
-                   "transform": "photons = max(expm1(log_image), 0), rounded to integers"},
+                   "transform": "expected photons = max(expm1(log_image), 0)",
+                   "readout": model.hparams.get("readout", "round") + ": "
+                   + ("counts ~ Poisson(expected photons)"
+                      if model.hparams.get("readout") == "poisson"
+                      else "counts = nearest integer")},
         "noise": "standard normal",
         "condition_columns": t.condition_columns,
         "condition_mean": t.condition_mean, "condition_scale": t.condition_std,

