@@ -32,7 +32,7 @@ from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.metrics.validation import channel_w1_validator
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
-from calogen.train.generation import generate_to_showerset
+from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig
 
@@ -101,10 +101,7 @@ def main() -> None:
         train_s = time.perf_counter() - t0
         model = load_model(run / "best")
 
-        def sample(c, p, rng, model=model):  # noqa: ANN001, ANN202
-            return model.sample(c, p, torch.Generator().manual_seed(int(rng.integers(2**62))))
-
-        gen = generate_to_showerset(sample, test, out / f"gen_{family}.h5",
+        gen = generate_to_showerset(model_sampler(model), test, out / f"gen_{family}.h5",
                                     producer={"name": family}, overwrite=True, progress=False)
         res = {r.name: r for r in evaluate(test, gen, config=cfg).summary}
         timing = {(b, t): generation_ms(model, test_cond, test_pdg, b, t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -17,6 +18,21 @@ class Detector(StrEnum):
 
     zn = "zn"
     zp = "zp"
+
+
+def parse_hparams(items: list[str]) -> dict[str, object]:
+    """``--hparam key=value`` pairs; values parsed as JSON when they can be (numbers, lists,
+    booleans), kept as strings otherwise."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--hparam expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from calogen.cli.common import fail_on_user_errors
+from calogen.cli.common import fail_on_user_errors, parse_hparams
 
 
 def quickstart(
@@ -20,11 +20,10 @@ def quickstart(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run the whole chain on the built-in ZN default and print where the report is."""
-    from calogen.cli.train_cmd import _parse_hparams
     from calogen.pipelines.quickstart import headline_rows, run_quickstart
 
     with fail_on_user_errors():
-        res = run_quickstart(out, model=model, hparams=_parse_hparams(hparam) or None,
+        res = run_quickstart(out, model=model, hparams=parse_hparams(hparam) or None,
                              n_events=n, minutes=minutes, seed=seed, progress=progress,
                              log=typer.echo)
     typer.echo(f"\n{'metric':44s} {model:>10s} {'shuffled':>10s} {'floor':>10s}")

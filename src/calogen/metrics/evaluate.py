@@ -241,13 +241,10 @@ def _conditions_match(a: ShowerSet, b: ShowerSet, rows: NDArray[np.int64]) -> bo
 
 
 def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ZDCObservables,
-          cfg: EvaluationConfig, *, paired: bool, label: str,
-          rmse: PixelRMSE | None) -> list[tuple[Side, FloatArray]]:
-    """Stream ``rows`` of each file once: observables, conditions and the mean image.
-
-    With ``paired`` the files are read side by side (same rows) and the per-pixel RMSE of
-    file 1 against file 0 is accumulated into ``rmse``.
-    """
+          cfg: EvaluationConfig, *, label: str,
+          rmse: dict[int, PixelRMSE] | None = None) -> list[tuple[Side, FloatArray]]:
+    """Stream ``rows`` of the files side by side, once: observables, conditions and the mean
+    image of each; ``rmse[k]`` accumulates the per-pixel RMSE of file ``k`` against file 0."""
     acc: list[dict[str, list[Any]]] = [{"obs": [], "cond": [], "pdg": [], "cid": []}
                                        for _ in files]
     sums = [np.zeros(extractor.grid.shape) for _ in files]
@@ -260,8 +257,8 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ZDCObserva
             acc[k]["pdg"].append(b.pdg)
             acc[k]["cid"].append(b.condition_id)
             sums[k] += b.showers.sum(axis=0)
-        if paired and rmse is not None:
-            rmse.update(batches[0].showers, batches[1].showers)
+        for k, acc_rmse in (rmse or {}).items():
+            acc_rmse.update(batches[0].showers, batches[k].showers)
         bar.update(len(batches[0]))
     bar.close()
     out = []
@@ -373,17 +370,18 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
 
     rmse_value, rmse_floor = PixelRMSE(), PixelRMSE()
     with timer("read + observables"):
-        (ref_all, mean_ref), (gen_all, mean_gen) = _scan(
-            [ref_ss, gen_ss], rows, extractor, cfg, paired=paired, label="reference+generated",
-            rmse=rmse_value)
-        if ref2_ss is not None:
-            rows2 = rows if ref2_paired else _select_rows(ref2_ss, len(rows), cfg.seed + 1)
-            if ref2_paired:
-                (_, _), (ref2_all, _) = _scan([ref_ss, ref2_ss], rows2, extractor, cfg,
-                                              paired=True, label="reference 2", rmse=rmse_floor)
-            else:
-                [(ref2_all, _)] = _scan([ref2_ss], rows2, extractor, cfg, paired=False,
-                                        label="reference 2", rmse=None)
+        # One pass over the reference, the generated set and a paired reference 2.
+        files, rmse = [ref_ss, gen_ss], {1: rmse_value} if paired else {}
+        if ref2_paired:
+            files.append(ref2_ss)
+            rmse[2] = rmse_floor
+        scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse)
+        (ref_all, mean_ref), (gen_all, mean_gen) = scanned[:2]
+        if ref2_paired:
+            ref2_all = scanned[2][0]
+        elif ref2_ss is not None:
+            [(ref2_all, _)] = _scan([ref2_ss], _select_rows(ref2_ss, len(rows), cfg.seed + 1),
+                                    extractor, cfg, label="reference 2")
 
     # The three samples compared: model = (ref_side, gen_side), floor = (ref_side, floor_side).
     if ref2_ss is not None:
@@ -498,7 +496,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         slices = _slices(ref_side, gen_side, floor_side, paired, floor_kind, ref2_paired, cfg,
                          edges, n_ch)
 
-    examples = _examples(ref_ss, gen_ss, gen_side, paired, cfg)
+    examples = _examples(ref_ss, gen_ss, gen_side, cfg)
     plot = PlotData(names, units, extractor.channel_names, ref_side, gen_side, floor_side,
                     cval.ref_corr, cval.gen_corr, cflo.gen_corr, *examples,
                     mean_ref=mean_ref, mean_gen=mean_gen)
@@ -722,9 +720,9 @@ def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floo
     return out
 
 
-def _examples(ref_ss: ShowerSet, gen_ss: ShowerSet, gen_side: Side, paired: bool,
-              cfg: EvaluationConfig) -> tuple[NDArray[np.generic], NDArray[np.generic],
-                                              NDArray[np.float32], NDArray[np.int32]]:
+def _examples(ref_ss: ShowerSet, gen_ss: ShowerSet, gen_side: Side, cfg: EvaluationConfig
+              ) -> tuple[NDArray[np.generic], NDArray[np.generic], NDArray[np.float32],
+                         NDArray[np.int32]]:
     """Reference and generated images for the same conditions (spread over species)."""
     rng = np.random.default_rng(cfg.seed + 7)
     picks: list[int] = []

@@ -24,7 +24,7 @@ def channel_w1_validator(detector: str, convention: Convention = "o2", seed: int
     def validate(model: Any, val: Any) -> dict[str, float]:
         gen = model.sample(val.conditions, val.pdg, torch.Generator(
             device=next(model.parameters()).device).manual_seed(seed))
-        ref_photons = torch.expm1(val.x[:, 0]).round().cpu().numpy()
+        ref_photons = val.photons()
         cw = channel_wasserstein(channel_sums(ref_photons, grid, convention),
                                  channel_sums(gen, grid, convention))
         return {"channel_w1": float(cw.mean),

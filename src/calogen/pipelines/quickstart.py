@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
@@ -25,7 +23,7 @@ from calogen.metrics.validation import channel_w1_validator
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
 from calogen.report import write_report
-from calogen.train.generation import generate_to_showerset
+from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig
 
@@ -51,14 +49,6 @@ class QuickstartResult:
     model: EvaluationResult
     shuffled: EvaluationResult
     seconds: float
-
-
-def _sampler(model):  # noqa: ANN001, ANN202
-    def sample(cond, pdg, rng):  # noqa: ANN001, ANN202
-        g = torch.Generator(device=next(model.parameters()).device)
-        g.manual_seed(int(rng.integers(2**62)))
-        return model.sample(cond, pdg, g)
-    return sample
 
 
 def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_MODEL,
@@ -91,7 +81,7 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     test = write_rows(data, split["test"], out / "test_reference.h5", overwrite=True)
     generated = out / f"generated_{model}.h5"
     log(f"[3/4] generating for the {len(split['test'])} held-out conditions -> {generated}")
-    generate_to_showerset(_sampler(net), test, generated, producer={
+    generate_to_showerset(model_sampler(net), test, generated, producer={
         "name": f"calogen.models.{model}", "model": str(best.resolve()),
         "note": f"quickstart {model}"}, seed=seed, overwrite=True, progress=progress)
     shuffled = make_baseline("shuffled").fit(train_batch.showers, train_batch.conditions,

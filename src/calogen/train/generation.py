@@ -23,6 +23,20 @@ Sampler = Callable[[NDArray[np.float32], NDArray[np.int32], np.random.Generator]
 """(conditions (n, k), pdg (n,), rng) -> showers (n, *shape) in physical units."""
 
 
+def model_sampler(model: Any, *, batch_size: int = 4096) -> Sampler:
+    """A :data:`Sampler` for a ``calogen.models`` generator: each batch gets a torch generator
+    seeded from the numpy ``rng``, so the output is reproducible for a seed."""
+    import torch
+
+    def sample(conditions: NDArray[np.float32], pdg: NDArray[np.int32],
+               rng: np.random.Generator) -> NDArray[np.generic]:
+        g = torch.Generator(device=next(model.parameters()).device)
+        g.manual_seed(int(rng.integers(2**62)))
+        return model.sample(conditions, pdg, g, batch_size=batch_size)
+
+    return sample
+
+
 def generate_to_showerset(sample: Sampler, conditions_path: str | Path, out: str | Path, *,
                           producer: Mapping[str, Any], seed: int = 0, batch_size: int = 8192,
                           shower_dtype: str = "int32", overwrite: bool = False,
