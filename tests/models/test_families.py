@@ -137,6 +137,58 @@ def test_ae_noise_reconstruction_and_latent_match_improve(data: Data) -> None:
         0.7 * _avg(history, "latent", "mmd2", slice(0, 10))
 
 
+def test_ae_noise_flow_prior_learns_the_codes(data: Data) -> None:
+    model = _model("ae-noise", data, latent_prior="flow", recon_loss="poisson")
+    assert model.latent_dim == model.hparams["code_dim"]
+    history = _train(model, data, 60)
+    assert _avg(history, "latent", "nll_per_dim", slice(-10, None)) < \
+        _avg(history, "latent", "nll_per_dim", slice(0, 10)) - 0.3
+    assert _avg(history, "autoencoder", "mse", slice(-5, None)) < \
+        0.5 * _avg(history, "autoencoder", "mse", slice(0, 5))
+
+
+def test_vae_flow_prior_trains_and_samples(data: Data) -> None:
+    model = _model("vae", data, prior="flow", recon_loss="poisson", beta=1.0)
+    before = _intensity_error(model, data)
+    history = _train(model, data, 60, lr=3e-3)
+    assert _avg(history, "main", "loss", slice(-5, None)) < \
+        0.5 * _avg(history, "main", "loss", slice(0, 5))
+    assert all(np.isfinite(h["main"]["kl"]) for h in history)
+    assert _intensity_error(model, data) < 0.7 * before
+
+
+def test_bad_prior_options_rejected(data: Data) -> None:
+    with pytest.raises(ValueError, match="prior"):
+        make_model("vae", data.spec, prior="vamp")
+    with pytest.raises(ValueError, match="latent_prior"):
+        make_model("ae-noise", data.spec, latent_prior="gmm")
+    with pytest.raises(ValueError, match="recon_loss"):
+        make_model("ae-noise", data.spec, recon_loss="l1")
+    with pytest.raises(ValueError, match="output"):
+        make_model("gan", data.spec, output="sigmoid")
+
+
+def test_instance_noise_only_while_training(data: Data) -> None:
+    model = _model("gan", data, instance_noise=0.5)
+    x = data.batch(np.arange(8)).x
+    c = data.batch(np.arange(8)).cond
+    model.train()
+    a, _ = model.discriminate(x, c, None)
+    b, _ = model.discriminate(x, c, None)
+    assert not torch.allclose(a, b)
+    model.eval()
+    a, _ = model.discriminate(x, c, None)
+    b, _ = model.discriminate(x, c, None)
+    assert torch.equal(a, b)
+
+
+def test_relu_output_gives_exact_zeros(data: Data) -> None:
+    model = _model("gan", data, output="relu")
+    with torch.no_grad():
+        y = model.decode(model.noise(16), data.batch(np.arange(16)).cond)
+    assert (y == 0).any() and (y >= 0).all()
+
+
 @pytest.mark.parametrize("family", ["gan", "sdi-gan"])
 def test_gan_moves_toward_the_data(data: Data, family: str) -> None:
     model = _model(family, data)  # default hparams: R1 penalty on, no L2 / aux terms
@@ -190,9 +242,11 @@ def test_phase_parameters_disjoint_and_complete(data: Data, family: str) -> None
         assert len(model.phases) == 2 and all(sets)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_save_load_round_trip(data: Data, family: str, tmp_path: Path) -> None:
-    extra = {"postprocess_scale": True} if "gan" in family else {}
+@pytest.mark.parametrize(("family", "options"), [
+    *((f, {}) for f in FAMILIES), ("vae", {"prior": "flow"}),
+    ("ae-noise", {"latent_prior": "flow", "recon_loss": "poisson"})])
+def test_save_load_round_trip(data: Data, family: str, options: dict, tmp_path: Path) -> None:
+    extra = {"postprocess_scale": True} if "gan" in family else options
     model = _model(family, data, backbone="vit", **extra)
     _train(model, data, 2)
     if "gan" in family:

@@ -7,13 +7,21 @@ autoencoder's latent space, so that sampling is one pass: ``decoder(latent_gen(z
 Two phases, one optimiser each:
 
 * ``"autoencoder"``: encoder ``E(x, c) -> code`` and decoder ``D(code, c)`` trained for
-  reconstruction, ``sum_pixels (x - D(E(x, c), c))^2`` per shower (``log1p`` space) plus
-  ``code_reg * mean(code^2)`` to keep the codes bounded;
+  reconstruction (hparam ``recon_loss``: ``"mse"``, squared error in ``log1p`` space as in the
+  paper, or ``"poisson"``, the photon-count likelihood of :mod:`calogen.models.losses`, unbiased
+  in photon space) plus ``code_reg * mean(code^2)`` to keep the codes bounded;
 * ``"latent"``: an MLP ``L(z, c) -> code`` trained to match the encoder's code distribution given
   the conditions by the maximum mean discrepancy (Gretton et al., JMLR 13 (2012) 723; used as a
   generator loss by Li et al., arXiv:1502.02761) between the joint samples
   ``[E(x_i, c_i), s * c_i]`` and ``[L(z_i, c_i), s * c_i]`` (codes standardised by the batch's
   real codes; a mixture of Gaussian kernels). The encoder is frozen (no gradient) in this phase.
+
+  With ``latent_prior="flow"`` the latent generator is instead a conditional affine-coupling
+  flow (:mod:`calogen.models.latent_flow`) trained by maximum likelihood of the encoder's codes,
+  ``-log p(E(x, c) | c)``; its noise has the code's size. The joint MMD with Gaussian kernels
+  matches the code marginal well but the dependence on the conditions only weakly (3-minute CPU
+  trials on 30k ZN responses: decoded photon sums at 100-1000 GeV a third of the reference),
+  which the likelihood of a conditional flow does not leave to a kernel width.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from torch import Tensor, nn
 
 from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
 from calogen.models.base import ModelSpec, TrainBatch, register_family
+from calogen.models.latent_flow import ConditionalCouplingFlow
+from calogen.models.losses import RECON_LOSSES, reconstruction_loss
 
 __all__ = ["AENoise", "mmd2"]
 
@@ -49,8 +59,10 @@ class AENoise(ImageGenerator):
 
     ``latent_dim`` (noise size, 10), ``code_dim`` (autoencoder code size, 16), ``gen_hidden``
     (latent generator width, 128), ``code_reg`` (1e-3), ``mmd_cond_scale`` (weight ``s`` of the
-    conditions in the joint MMD, 1.0), plus the backbone keys of
-    :data:`calogen.models.backbones.BACKBONE_DEFAULTS`.
+    conditions in the joint MMD, 1.0), ``recon_loss`` (``"mse"`` or ``"poisson"``),
+    ``latent_prior`` (``"mmd"``: MLP trained by MMD; ``"flow"``: conditional coupling flow
+    with ``flow_layers`` layers of width ``gen_hidden``, noise size ``code_dim``), plus the
+    backbone keys of :data:`calogen.models.backbones.BACKBONE_DEFAULTS`.
     """
 
     family: ClassVar[str] = "ae-noise"
@@ -58,12 +70,15 @@ class AENoise(ImageGenerator):
     one_step: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "code_dim": 16, "gen_hidden": 128,
-        "code_reg": 1e-3, "mmd_cond_scale": 1.0,
+        "code_reg": 1e-3, "mmd_cond_scale": 1.0, "recon_loss": "mse",
+        "latent_prior": "mmd", "flow_layers": 6,
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
         hp = self.hparams
+        if hp["recon_loss"] not in RECON_LOSSES:
+            raise ValueError(f"ae-noise: hparam 'recon_loss' must be one of {RECON_LOSSES}")
         cd, code, hidden = int(hp["cond_dim"]), int(hp["code_dim"]), int(hp["gen_hidden"])
         # autoencoder
         self.cond_embed = self.condition_embedding()
@@ -71,9 +86,23 @@ class AENoise(ImageGenerator):
         self.decoder = make_decoder(hp, code, cd, self.shape)
         # latent generator
         self.latent_embed = self.condition_embedding()
-        self.latent_gen = nn.Sequential(
-            nn.Linear(int(hp["latent_dim"]) + cd, hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, code))
+        if hp["latent_prior"] == "flow":
+            self.latent_gen: nn.Module = ConditionalCouplingFlow(
+                code, cd, int(hp["flow_layers"]), hidden)
+        elif hp["latent_prior"] == "mmd":
+            self.latent_gen = nn.Sequential(
+                nn.Linear(int(hp["latent_dim"]) + cd, hidden), nn.SiLU(),
+                nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, code))
+        else:
+            raise ValueError("ae-noise: hparam 'latent_prior' must be 'mmd' or 'flow', "
+                             f"got {hp['latent_prior']!r}")
+
+    @property
+    def latent_dim(self) -> int:
+        """Noise size: ``code_dim`` for the flow prior, else the hparam ``latent_dim``."""
+        if self.hparams["latent_prior"] == "flow":
+            return int(self.hparams["code_dim"])
+        return int(self.hparams["latent_dim"])
 
     def _species(self, batch: TrainBatch) -> Tensor | None:
         return batch.species if self.hparams["use_species"] else None
@@ -85,7 +114,10 @@ class AENoise(ImageGenerator):
     def generate_code(self, noise: Tensor, cond: Tensor,
                       species: Tensor | None = None) -> Tensor:
         """Latent generator: code ``(B, code_dim)`` from noise and standardised conditions."""
-        return self.latent_gen(torch.cat([noise, self.latent_embed(cond, species)], dim=1))
+        c = self.latent_embed(cond, species)
+        if isinstance(self.latent_gen, ConditionalCouplingFlow):
+            return self.latent_gen(noise, c)
+        return self.latent_gen(torch.cat([noise, c], dim=1))
 
     def decode_code(self, code: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Decoder: log image ``(B, 1, H, W)`` from a code."""
@@ -111,14 +143,19 @@ class AENoise(ImageGenerator):
         if phase == "autoencoder":
             code = self.encode(batch.x, batch.cond, species)
             x_hat = self.decode_code(code, batch.cond, species)
-            sq = (x_hat - batch.x).pow(2).flatten(1)
+            recon = reconstruction_loss(x_hat, batch.x, str(self.hparams["recon_loss"]))
             reg = code.pow(2).mean()
-            loss = sq.sum(1).mean() + float(self.hparams["code_reg"]) * reg
-            return loss, {"loss": loss.item(), "mse": sq.mean().item(), "code_sq": reg.item()}
+            loss = recon.mean() + float(self.hparams["code_reg"]) * reg
+            mse = (x_hat - batch.x).pow(2).mean()
+            return loss, {"loss": loss.item(), "mse": mse.item(), "code_sq": reg.item()}
         if phase == "latent":
             with torch.no_grad():
                 real = self.encode(batch.x, batch.cond, species)
-                mean, std = real.mean(0), real.std(0).clamp(min=1e-4)
+            if isinstance(self.latent_gen, ConditionalCouplingFlow):
+                nll = -self.latent_gen.log_prob(real, self.latent_embed(batch.cond, species))
+                loss = nll.mean() / real.shape[1]
+                return loss, {"loss": loss.item(), "nll_per_dim": loss.item()}
+            mean, std = real.mean(0), real.std(0).clamp(min=1e-4)
             noise = self.noise(len(batch), device=batch.x.device)
             fake = self.generate_code(noise, batch.cond, species)
             c = float(self.hparams["mmd_cond_scale"]) * batch.cond

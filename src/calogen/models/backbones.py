@@ -41,6 +41,9 @@ __all__ = [
 BACKBONES: tuple[str, ...] = ("cnn", "vit", "mlp")
 """Selectable backbones: residual CNN, ViT with a condition token, fast MLP."""
 
+OUTPUTS: tuple[str, ...] = ("softplus", "relu", "linear")
+"""Decoder output non-linearities (:func:`output_activation`)."""
+
 BACKBONE_DEFAULTS: dict[str, Any] = {
     "backbone": "cnn",          # "cnn", "vit" or "mlp"
     "mlp_hidden": [256, 512],   # MLP widths from the latent side to the image side
@@ -49,7 +52,7 @@ BACKBONE_DEFAULTS: dict[str, Any] = {
     "cond_dim": 64,             # width of the condition embedding
     "use_species": False,       # learned species embedding (not in the ALICE O2 signature)
     "readout": "round",         # counts at sampling: "round" or "poisson" (see Generator.sample)
-    "output": "softplus",       # decoder output in log1p space: "softplus" (>= 0) or "linear"
+    "output": "softplus",       # decoder output in log1p space: "softplus", "relu" or "linear"
     "vit_patch": 8,
     "vit_width": 96,
     "vit_depth": 4,
@@ -75,16 +78,20 @@ def resolve_hparams(family: str, defaults: Mapping[str, Any],
     if out.get("backbone", "cnn") not in BACKBONES:
         raise ValueError(f"{family}: hparam 'backbone' must be one of {BACKBONES}, "
                          f"got {out['backbone']!r}")
-    if out.get("output", "softplus") not in ("softplus", "linear"):
-        raise ValueError(f"{family}: hparam 'output' must be 'softplus' or 'linear', "
+    if out.get("output", "softplus") not in OUTPUTS:
+        raise ValueError(f"{family}: hparam 'output' must be one of {OUTPUTS}, "
                          f"got {out['output']!r}")
     return out
 
 
 def output_activation(y: Tensor, kind: str) -> Tensor:
-    """Decoder output non-linearity in ``log1p`` space: ``softplus`` keeps it >= 0;
-    ``linear`` leaves it unconstrained (clamp at sampling)."""
-    return F.softplus(y) if kind == "softplus" else y
+    """Decoder output non-linearity in ``log1p`` space: ``softplus`` keeps it > 0 (smooth, but
+    never exactly 0); ``relu`` keeps it >= 0 and can output exact zeros, as most fibres of a
+    ZDC response are (a discriminator can otherwise tell fakes by their faint everywhere-positive
+    background); ``linear`` leaves it unconstrained (clamped at sampling)."""
+    if kind == "softplus":
+        return F.softplus(y)
+    return F.relu(y) if kind == "relu" else y
 
 
 def _groups(channels: int, groups: int) -> int:
@@ -204,7 +211,7 @@ class ResidualDecoder(nn.Module):
     def forward(self, z: Tensor, c: Tensor | None) -> Tensor:
         """``z (B, latent)``, ``c (B, cond_dim)`` -> pre-activation ``(B, 1, H, W)``."""
         style = z if c is None else torch.cat([z, c], dim=1)
-        h = self.stem(style).view(len(z), -1, *self.grid)
+        h = self.stem(style).view(z.shape[0], -1, *self.grid)
         for i, block in enumerate(self.blocks):
             h = block(h, style)
             if i < len(self.ups):
@@ -288,8 +295,8 @@ class _ViTBase(nn.Module):
         """``(B, 1, H, W)`` -> ``(B, n_tokens, patch^2)`` after central zero-padding."""
         x = _pad_center(x, self.padded)
         p, (gh, gw) = self.patch, self.grid
-        return x.reshape(len(x), gh, p, gw, p).permute(0, 1, 3, 2, 4).reshape(len(x), gh * gw,
-                                                                              p * p)
+        b = x.shape[0]  # a symbolic size under torch.export (len() would fix the batch)
+        return x.reshape(b, gh, p, gw, p).permute(0, 1, 3, 2, 4).reshape(b, gh * gw, p * p)
 
     def unpatchify(self, t: Tensor) -> Tensor:
         """``(B, n_tokens, patch^2)`` -> ``(B, 1, H, W)`` (central crop of the padded grid)."""
@@ -317,7 +324,7 @@ class ViTDecoder(_ViTBase):
     def forward(self, z: Tensor, c: Tensor | None) -> Tensor:
         style = z if c is None else torch.cat([z, c], dim=1)
         e = self.embed(style)[:, None, :]
-        tokens = self.pos.expand(len(z), -1, -1) + e
+        tokens = self.pos.expand(z.shape[0], -1, -1) + e
         h = self.norm(self.transformer(tokens))
         return self.unpatchify(self.head(h[:, 1:]))
 
@@ -342,7 +349,7 @@ class ViTEncoder(_ViTBase):
                 raise ValueError("ViTEncoder built with cond_dim > 0 needs a condition vector")
             first = self.cond_token(c)[:, None, :]
         else:
-            first = self.cond_token.expand(len(x), -1, -1)
+            first = self.cond_token.expand(x.shape[0], -1, -1)
         h = self.transformer(torch.cat([first, patches], dim=1) + self.pos)
         return self.head(self.norm(h[:, 0]))
 
@@ -369,7 +376,7 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: Tensor, c: Tensor | None) -> Tensor:
         h = z if c is None else torch.cat([z, c], dim=1)
-        return self.net(h).view(len(z), 1, *self.shape)
+        return self.net(h).view(z.shape[0], 1, *self.shape)
 
 
 class MLPEncoder(nn.Module):

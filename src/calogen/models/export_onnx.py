@@ -48,11 +48,49 @@ def scales_path_for(onnx_path: str | Path) -> Path:
     return p.with_name(p.stem + ".scales.json")
 
 
+PARITY_TOLERANCE = 1e-4
+"""Largest accepted ``|onnx - torch|`` of the log image (absolute plus relative) in the check
+that every export runs."""
+
+
+def check_parity(wrapper: nn.Module, onnx_file: str | Path, batches: tuple[int, ...] = (1, 3),
+                 seed: int = 0) -> float:
+    """Run ``onnx_file`` in onnxruntime on random inputs of each batch size and compare with
+    ``wrapper`` (PyTorch); returns the largest absolute difference. ``RuntimeError`` if a batch
+    size is refused (a batch dimension fixed at export, e.g. by ``len(tensor)`` in a forward) or
+    the outputs differ by more than :data:`PARITY_TOLERANCE`."""
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    worst = 0.0
+    for b in batches:
+        feed = {name: rng.normal(size=(b, *shape[1:])).astype(np.float32)
+                for name, shape in shapes.items()}
+        try:
+            (got,) = sess.run(None, feed)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise RuntimeError(f"ONNX export: the exported graph refuses batch size {b} "
+                               f"({exc}); the batch dimension must stay dynamic") from None
+        with torch.no_grad():
+            ref = wrapper(*(torch.from_numpy(feed[k]) for k in ("noise", "conditions"))).numpy()
+        diff = np.abs(got - ref)
+        if not np.all(diff <= PARITY_TOLERANCE * (1 + np.abs(ref))):
+            raise RuntimeError(f"ONNX export: onnxruntime and PyTorch outputs differ by up to "
+                               f"{diff.max():.3g} at batch {b}")
+        worst = max(worst, float(diff.max()))
+    return worst
+
+
 def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> ExportResult:
     """Write ``model`` as ONNX (atomically) and its input/output description as JSON.
 
     Raises ``ValueError`` for families that are not one network pass from noise to image, or
-    that need the species as an input (the O2 signature has none).
+    that need the species as an input (the O2 signature has none). The exported file is run in
+    onnxruntime at batch sizes 1 and 3 and compared with PyTorch before it is moved into place
+    (:func:`check_parity`).
     """
     if not model.one_step:
         raise ValueError(f"family {model.family!r} needs several network calls per shower; "
@@ -73,6 +111,7 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
             output_names=["log_image"], opset_version=opset, dynamo=True,
             dynamic_shapes={"noise": {0: batch}, "conditions": {0: batch}},
             external_data=False)
+        check_parity(wrapper, tmp)
     t = model.spec.transforms
     scales = scales_path_for(out)
     doc = {

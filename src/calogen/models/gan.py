@@ -15,6 +15,11 @@ arXiv:2306.13606). Two phases, ``("discriminator", "generator")``, one optimiser
   hottest pixel's position ``(row / (H - 1), col / (W - 1))``; trained on real images in the
   discriminator phase, applied to ``G(z, c_i)`` against the hottest pixel of ``x_i`` in the
   generator phase;
+* ``instance_noise``: standard deviation of Gaussian noise added to every image the
+  discriminator sees, real and generated (``log1p`` space; Sønderby et al., arXiv:1610.04490;
+  Arjovsky & Bottou, arXiv:1701.04862). Real ``log1p`` images take discrete values (integer
+  counts, exact zeros in most fibres) that a discriminator can learn to check pixel by pixel
+  long before the generator matches the shower; the noise blurs that giveaway;
 * ``postprocess_scale``: a scalar ``s`` multiplying the generator output in ``log1p`` space at
   sampling (:meth:`ConditionalGAN.decode`), fitted during training as a running ratio of real to
   generated mean log intensity (or at once with :meth:`ConditionalGAN.fit_postprocess_scale`);
@@ -97,9 +102,9 @@ class ConditionalGAN(ImageGenerator):
     """Conditional non-saturating GAN; hparams (defaults in :attr:`defaults`):
 
     ``latent_dim`` (10), ``r1_gamma`` (1.0; 0 = off), ``l2_weight`` (0 = off), ``aux_hottest``
-    (0 = off), ``postprocess_scale`` (False), ``postprocess_momentum`` (0.99), plus the backbone
-    keys of :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and
-    discriminator).
+    (0 = off), ``instance_noise`` (0 = off), ``postprocess_scale`` (False),
+    ``postprocess_momentum`` (0.99), plus the backbone keys of
+    :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator).
     """
 
     family: ClassVar[str] = "gan"
@@ -107,7 +112,8 @@ class ConditionalGAN(ImageGenerator):
     one_step: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "r1_gamma": 1.0, "l2_weight": 0.0,
-        "aux_hottest": 0.0, "postprocess_scale": False, "postprocess_momentum": 0.99,
+        "aux_hottest": 0.0, "instance_noise": 0.0, "postprocess_scale": False,
+        "postprocess_momentum": 0.99,
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
@@ -140,7 +146,11 @@ class ConditionalGAN(ImageGenerator):
 
     def discriminate(self, x: Tensor, cond: Tensor,
                      species: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Logit ``(B,)`` (real > 0) and the hottest-pixel regression ``(B, 2)`` (or None)."""
+        """Logit ``(B,)`` (real > 0) and the hottest-pixel regression ``(B, 2)`` (or None).
+        During training, ``instance_noise`` is added to ``x`` first."""
+        sigma = float(self.hparams["instance_noise"])
+        if sigma > 0 and self.training:
+            x = x + sigma * torch.randn_like(x)
         f = F.silu(self.disc(x, self.d_embed(cond, species)))
         aux = self.aux_head(f) if self.aux_head is not None else None
         return self.d_head(f)[:, 0], aux

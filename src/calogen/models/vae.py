@@ -11,12 +11,23 @@ latent 10, loss ``MSE + 0.7 KL``).
   hparam ``beta`` ramped linearly from 0 over ``kl_warmup`` training steps (Bowman et al.,
   arXiv:1511.06349); the step counter is a buffer, so it survives save/load and resume.
   ``recon_reduction="mean"`` averages the squared error over pixels instead (the paper's
-  literal ``MSE``; weaker reconstructions at ``beta = 0.7``).
+  literal ``MSE``; weaker reconstructions at ``beta = 0.7``). ``recon_loss="poisson"`` replaces
+  the squared error by the photon-count likelihood of :mod:`calogen.models.losses` (the ``log1p``
+  squared error biases decoded photon sums low where showers fluctuate).
 * sampling draws ``z ~ N(0, 1)`` (the prior) and runs the decoder once: one-step.
+* ``prior="flow"`` replaces the fixed ``N(0, 1)`` by a learned conditional prior ``p(z | c)``,
+  a coupling flow (:mod:`calogen.models.latent_flow`) trained jointly; the KL term becomes the
+  one-sample estimate ``log q(z | x, c) - log p(z | c)`` at the reparametrised ``z`` (a learned
+  prior as in VampPrior / flow-prior VAEs, e.g. Tomczak & Welling arXiv:1705.07120). With the
+  fixed prior the encoder stores condition information (energy) in ``z``, and ``z ~ N(0, 1)``
+  then decodes the wrong showers for a given condition: in 3-minute CPU trials on 30k ZN
+  responses reconstructions were unbiased but prior samples above 1 TeV had half the photons.
+  Sampling stays one pass: ``decoder(flow(noise, c), c)``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -24,6 +35,8 @@ from torch import Tensor
 
 from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
 from calogen.models.base import ModelSpec, TrainBatch, register_family
+from calogen.models.latent_flow import ConditionalCouplingFlow
+from calogen.models.losses import RECON_LOSSES, reconstruction_loss
 
 __all__ = ["ConditionalVAE"]
 
@@ -33,7 +46,9 @@ class ConditionalVAE(ImageGenerator):
     """Conditional VAE; hparams (defaults in :attr:`defaults`):
 
     ``latent_dim`` (10), ``beta`` (0.7), ``kl_warmup`` (steps, 0 = off),
-    ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), plus the backbone keys of
+    ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), ``recon_loss`` (``"mse"`` or
+    ``"poisson"``), ``prior`` (``"normal"`` or ``"flow"``, with ``flow_layers`` coupling layers
+    of width ``flow_hidden``), plus the backbone keys of
     :data:`calogen.models.backbones.BACKBONE_DEFAULTS`.
     """
 
@@ -42,17 +57,29 @@ class ConditionalVAE(ImageGenerator):
     one_step: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 0.7, "kl_warmup": 0,
-        "recon_reduction": "sum",
+        "recon_reduction": "sum", "recon_loss": "mse", "prior": "normal", "flow_layers": 6,
+        "flow_hidden": 128,
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
         if self.hparams["recon_reduction"] not in ("sum", "mean"):
             raise ValueError("vae: hparam 'recon_reduction' must be 'sum' or 'mean'")
+        if self.hparams["recon_loss"] not in RECON_LOSSES:
+            raise ValueError(f"vae: hparam 'recon_loss' must be one of {RECON_LOSSES}")
         hp, d = self.hparams, int(self.hparams["latent_dim"])
         self.cond_embed = self.condition_embedding()
         self.encoder = make_encoder(hp, self.shape, int(hp["cond_dim"]), 2 * d)
         self.decoder = make_decoder(hp, d, int(hp["cond_dim"]), self.shape)
+        if self.hparams["prior"] == "flow":
+            self.prior_embed = self.condition_embedding()
+            self.prior_flow: ConditionalCouplingFlow | None = ConditionalCouplingFlow(
+                d, int(hp["cond_dim"]), int(hp["flow_layers"]), int(hp["flow_hidden"]))
+        elif self.hparams["prior"] == "normal":
+            self.prior_flow = None
+        else:
+            raise ValueError(f"vae: hparam 'prior' must be 'normal' or 'flow', "
+                             f"got {self.hparams['prior']!r}")
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     def encode(self, x: Tensor, cond: Tensor,
@@ -62,9 +89,15 @@ class ConditionalVAE(ImageGenerator):
         return mu, logvar.clamp(-12.0, 8.0)
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
-        """Log image ``(B, 1, H, W)`` from latent ``noise`` (prior ``N(0, 1)``) and
-        standardised conditions."""
-        return self.activate(self.decoder(noise, self.cond_embed(cond, species)))
+        """Log image ``(B, 1, H, W)`` from standard-normal ``noise`` and standardised
+        conditions (through the prior flow first when ``prior="flow"``)."""
+        if self.prior_flow is not None:
+            noise = self.prior_flow(noise, self.prior_embed(cond, species))
+        return self.decode_latent(noise, cond, species)
+
+    def decode_latent(self, z: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """Log image ``(B, 1, H, W)`` from a latent ``z`` (decoder only)."""
+        return self.activate(self.decoder(z, self.cond_embed(cond, species)))
 
     def kl_weight(self) -> float:
         """``beta`` times the linear warm-up factor at the current step."""
@@ -80,11 +113,18 @@ class ConditionalVAE(ImageGenerator):
         c = self.cond_embed(batch.cond, species)
         mu, logvar = self.encoder(batch.x, c).chunk(2, dim=1)
         logvar = logvar.clamp(-12.0, 8.0)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        eps = torch.randn_like(mu)
+        z = mu + eps * torch.exp(0.5 * logvar)
         x_hat = self.activate(self.decoder(z, c))
         sq = (x_hat - batch.x).pow(2).flatten(1)
-        recon = sq.sum(1) if self.hparams["recon_reduction"] == "sum" else sq.mean(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        recon = reconstruction_loss(x_hat, batch.x, str(self.hparams["recon_loss"]))
+        if self.hparams["recon_reduction"] == "mean":
+            recon = recon / sq.shape[1]
+        if self.prior_flow is None:
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        else:  # one-sample estimate of KL(q(z | x, c) || p(z | c))
+            log_q = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(1)
+            kl = log_q - self.prior_flow.log_prob(z, self.prior_embed(batch.cond, species))
         beta = self.kl_weight()
         loss = (recon + beta * kl).mean()
         if self.training and torch.is_grad_enabled():  # training steps only, not validation
