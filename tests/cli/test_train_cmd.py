@@ -47,6 +47,20 @@ def test_train_generate_export(data, tmp_path, family):
     (out,) = sess.run(None, {"noise": np.zeros((2, latent), np.float32),
                              "conditions": np.zeros((2, 9), np.float32)})
     assert out.shape == (2, 1, 44, 44)
+    config = json.loads((run / "config.json").read_text())
+    expected = {"gan": (2e-4, [0.5, 0.9]), "vae": (1e-3, [0.9, 0.999])}[family]
+    assert (config["lr"], config["betas"]) == expected
+
+
+def test_optimizer_settings_given_family_and_trainer_defaults():
+    from calogen.cli.train_cmd import family_optimizer_settings
+
+    assert family_optimizer_settings("gan", None, None) == {"lr": 2e-4, "betas": (0.5, 0.9)}
+    assert family_optimizer_settings("sdi-gan", 1e-4, "0.0,0.99") == \
+        {"lr": 1e-4, "betas": (0.0, 0.99)}
+    assert family_optimizer_settings("vae", None, None) == {}
+    with pytest.raises(ValueError, match="b1,b2"):
+        family_optimizer_settings("vae", None, "0.9")
 
 
 def test_train_errors_are_one_line(data, tmp_path):

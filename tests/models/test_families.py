@@ -21,6 +21,8 @@ FAMILIES = ("vae", "ae-noise", "gan", "sdi-gan")
 SMALL = {"channels": [8, 16], "groups": 4, "cond_dim": 32, "vit_patch": 4, "vit_width": 32,
          "vit_depth": 2, "vit_heads": 2}
 N_PARTICLES, REPEATS = 64, 4
+VAE_PAPER = {"recon_loss": "mse", "beta": 0.7, "prior": "normal", "readout": "round"}
+AE_NOISE_PAPER = {"recon_loss": "mse", "latent_prior": "mmd", "readout": "round"}
 
 
 def _templates(cond: np.ndarray) -> np.ndarray:
@@ -120,7 +122,7 @@ def _intensity_error(model, data: Data) -> float:
 
 @pytest.mark.parametrize("backbone", ["cnn", "vit"])
 def test_vae_reconstruction_decreases(data: Data, backbone: str) -> None:
-    model = _model("vae", data, backbone=backbone, kl_warmup=20)
+    model = _model("vae", data, backbone=backbone, kl_warmup=20, **VAE_PAPER)
     history = _train(model, data, 60, lr=3e-3)
     assert _avg(history, "main", "mse", slice(-5, None)) < \
         0.5 * _avg(history, "main", "mse", slice(0, 5))
@@ -129,7 +131,7 @@ def test_vae_reconstruction_decreases(data: Data, backbone: str) -> None:
 
 
 def test_ae_noise_reconstruction_and_latent_match_improve(data: Data) -> None:
-    model = _model("ae-noise", data)
+    model = _model("ae-noise", data, **AE_NOISE_PAPER)
     history = _train(model, data, 60)
     assert _avg(history, "autoencoder", "mse", slice(-5, None)) < \
         0.4 * _avg(history, "autoencoder", "mse", slice(0, 5))
@@ -243,8 +245,7 @@ def test_phase_parameters_disjoint_and_complete(data: Data, family: str) -> None
 
 
 @pytest.mark.parametrize(("family", "options"), [
-    *((f, {}) for f in FAMILIES), ("vae", {"prior": "flow"}),
-    ("ae-noise", {"latent_prior": "flow", "recon_loss": "poisson"})])
+    *((f, {}) for f in FAMILIES), ("vae", VAE_PAPER), ("ae-noise", AE_NOISE_PAPER)])
 def test_save_load_round_trip(data: Data, family: str, options: dict, tmp_path: Path) -> None:
     extra = {"postprocess_scale": True} if "gan" in family else options
     model = _model(family, data, backbone="vit", **extra)

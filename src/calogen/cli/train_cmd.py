@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,7 +21,10 @@ def train(
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.05,
                                              help="Budget in wall-clock minutes."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Global batch size."),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (AdamW) [default: "
+                                    "the family's recommendation (GANs 2e-4), else 1e-3]."),
+    betas: str | None = typer.Option(None, "--betas", help="AdamW betas 'b1,b2' [default: the "
+                                     "family's recommendation (GANs 0.5,0.9), else 0.9,0.999]."),
     seed: int = typer.Option(0, "--seed"),
     val_every: int = typer.Option(200, "--val-every", min=1),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1),
@@ -45,7 +49,8 @@ def train(
             raise ValueError("give a budget: --steps, --epochs and/or --max-minutes")
         with ShowerSet.open(data) as ss:
             detector = ss.meta.detector
-        config = TrainConfig(lr=lr, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
+        opt = family_optimizer_settings(model, lr, betas)
+        config = TrainConfig(**opt, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
                              max_minutes=max_minutes, seed=seed, val_every=val_every,
                              checkpoint_every=checkpoint_every, ema_decay=ema)
         result = train_model(model, data, out, config=config, hparams=parse_hparams(hparam),
@@ -114,6 +119,24 @@ def export(
         res = export_onnx(load_model(model), out)
     typer.echo(f"wrote {res.onnx.resolve()}")
     typer.echo(f"wrote {res.scales.resolve()}")
+
+
+def family_optimizer_settings(family: str, lr: float | None,
+                              betas: str | None) -> dict[str, Any]:
+    """``lr`` and ``betas`` for :class:`TrainConfig`: the given values, else the family's
+    recommendation (:func:`calogen.models.base.optimizer_defaults`), else the trainer's."""
+    from calogen.models.base import optimizer_defaults
+
+    out = optimizer_defaults(family)
+    if lr is not None:
+        out["lr"] = lr
+    if betas is not None:
+        try:
+            b1, b2 = (float(v) for v in betas.split(","))
+        except ValueError:
+            raise ValueError(f"--betas: expected two numbers 'b1,b2', got {betas!r}") from None
+        out["betas"] = (b1, b2)
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -89,6 +89,9 @@ class Generator(nn.Module, ABC):
     family: ClassVar[str] = ""
     phases: ClassVar[tuple[str, ...]] = ("main",)
     one_step: ClassVar[bool] = True
+    optimizer_defaults: ClassVar[dict[str, Any]] = {}
+    """Recommended AdamW settings (``lr``, ``betas``) where they differ from the trainer's
+    defaults; ``calogen train`` uses them unless ``--lr`` / ``--betas`` are given."""
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__()
@@ -200,6 +203,15 @@ def make_model(family: str, spec: ModelSpec, **hparams: Any) -> Generator:
     except KeyError:
         raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
     return cls(spec, **hparams)
+
+
+def optimizer_defaults(family: str) -> dict[str, Any]:
+    """The family's recommended AdamW settings (may be empty); ``ValueError`` if unknown."""
+    _import_families()
+    try:
+        return dict(FAMILIES[family].optimizer_defaults)
+    except KeyError:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
 
 
 def _import_families() -> None:

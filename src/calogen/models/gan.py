@@ -3,7 +3,7 @@
 ``"gan"``: a conditional GAN (Goodfellow et al., arXiv:1406.2661; Mirza & Osindero,
 arXiv:1411.1784) with the non-saturating loss, as used for the ALICE ZDC (Dubinski et al.,
 arXiv:2306.13606). Two phases, ``("discriminator", "generator")``, one optimiser each. Options
-(hparams, all off by default):
+(hparams; ``r1_gamma`` and ``instance_noise`` on by default, the rest off):
 
 * ``r1_gamma``: zero-centred gradient penalty on real data, ``gamma / 2 * E ||grad_x D(x)||^2``
   (Mescheder et al., "Which Training Methods for GANs do actually Converge?", arXiv:1801.04406);
@@ -102,17 +102,21 @@ class ConditionalGAN(ImageGenerator):
     """Conditional non-saturating GAN; hparams (defaults in :attr:`defaults`):
 
     ``latent_dim`` (10), ``r1_gamma`` (1.0; 0 = off), ``l2_weight`` (0 = off), ``aux_hottest``
-    (0 = off), ``instance_noise`` (0 = off), ``postprocess_scale`` (False),
+    (0 = off), ``instance_noise`` (0.3; 0 = off), ``postprocess_scale`` (False),
     ``postprocess_momentum`` (0.99), plus the backbone keys of
-    :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator).
+    :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator;
+    the generator's ``output`` defaults to ``"relu"`` here, so that it can draw exact zeros).
     """
 
     family: ClassVar[str] = "gan"
     phases: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     one_step: ClassVar[bool] = True
+    optimizer_defaults: ClassVar[dict[str, Any]] = {"lr": 2e-4, "betas": (0.5, 0.9)}
+    """Adam settings usual for GANs (Radford et al., arXiv:1511.06434: lr 2e-4, beta1 0.5)."""
     defaults: ClassVar[dict[str, Any]] = {
-        **BACKBONE_DEFAULTS, "latent_dim": 10, "r1_gamma": 1.0, "l2_weight": 0.0,
-        "aux_hottest": 0.0, "instance_noise": 0.0, "postprocess_scale": False,
+        **BACKBONE_DEFAULTS, "output": "relu", "latent_dim": 10, "r1_gamma": 1.0,
+        "l2_weight": 0.0,
+        "aux_hottest": 0.0, "instance_noise": 0.3, "postprocess_scale": False,
         "postprocess_momentum": 0.99,
     }
 
