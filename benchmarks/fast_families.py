@@ -11,8 +11,9 @@ on the held-out conditions, beside the floor and the shuffled baseline.
 Data: ZN simulated with seed 21, split by condition 0.8/0.1/0.1 (seed 0). Each family trains
 on the training split for ``--minutes`` of wall-clock time (MLP backbone unless ``--hparam``
 says otherwise; the family's recommended optimiser settings, constant learning rate, EMA of the
-weights; validation: channel W1 on 2000 validation events, the best checkpoint is kept), generates for the test split's conditions and
-is evaluated against the test split (5 classifier seeds); the results go to
+weights; validation: channel W1 on 2000 validation events, the best checkpoint is kept),
+generates for the test split's conditions and is evaluated against the test split (5 classifier
+seeds); the results go to
 ``result_<family>.json``. The table stage reads them and measures generation time per response
 at batch 1 and 1000, with 1 thread and with all threads (mean +- std over 5 repeats after a
 warm-up), on a machine that should otherwise be idle. Everything goes under
