@@ -25,7 +25,7 @@ def test_tiny_quickstart_writes_model_generated_set_and_report(tmp_path: Path) -
     assert [ln[:5] for ln in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     assert res.report.is_file() and (res.model_dir / "model.json").is_file()
     metrics = json.loads((res.report.parent / "metrics.json").read_text())
-    assert metrics["inputs"]["generated"]["path"].endswith("generated_ae-noise.h5")
+    assert metrics["inputs"]["generated"]["path"].endswith("generated_vae.h5")
     rows = quickstart.headline_rows(res)
     assert [r[0] for r in rows] == list(quickstart.HEADLINE)
     # the shuffled baseline ignores the conditions: far from the floor on the paired MAE

@@ -8,7 +8,7 @@ import typer
 
 from calogen.cli.common import fail_on_user_errors, parse_hparams
 
-DEFAULT_MODEL = "ae-noise"  # = calogen.pipelines.quickstart.DEFAULT_MODEL (kept import-light)
+DEFAULT_MODEL = "vae"  # = calogen.pipelines.quickstart.DEFAULT_MODEL (kept import-light)
 DEFAULT_MINUTES = 5.0  # = calogen.pipelines.quickstart.DEFAULT_MINUTES
 
 

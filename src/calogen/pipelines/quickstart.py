@@ -28,16 +28,16 @@ from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig
 
-DEFAULT_MODEL = "ae-noise"
-"""The family the quickstart trains by default. In 3-6 minute single-thread CPU trials on 30k ZN
-events (test split: 3k held-out conditions, channel-W1 floor 10.9 photons) the AE + noise
-generator (Poisson likelihood, coupling-flow latent prior) reached a channel W1 of 10.5
-photons in 6 minutes and the VAE with a flow prior 11.5 in 3 minutes, both at the floor; the
-GAN on the same budget was still far (W1 ~100)."""
+DEFAULT_MODEL = "vae"
+"""The family the quickstart trains by default: the conditional VAE (Poisson likelihood, flow
+prior). ``calogen quickstart`` (5 min of training, 2 cores; 3k held-out conditions), model /
+shuffled baseline / floor: vae channel W1 10.2 / 17.5 / 10.9 photons, high-level AUC 0.73 /
+0.88 / 0.52; ae-noise (without EMA) 17.5 and 0.61. On 100k events and 20 minutes
+(benchmarks/fast_families.py) the VAE reached 1.02x the channel-W1 floor, ae-noise 1.30x."""
 
 DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
 """The fast MLP backbone (tens of steps per second on a laptop CPU); every other choice is the
-family's default (:class:`calogen.models.ae_noise.AENoise`)."""
+family's default (:class:`calogen.models.vae.ConditionalVAE`)."""
 
 DEFAULT_MINUTES = 5.0
 """Training budget of the quickstart (wall clock): the whole chain stays under 10 minutes on a
