@@ -218,7 +218,8 @@ def _import_families() -> None:
     """Import the modules that register families (lazily: torch-heavy)."""
     import importlib
 
-    for module in ("calogen.models.vae", "calogen.models.ae_noise", "calogen.models.gan"):
+    for module in ("calogen.models.vae", "calogen.models.ae_noise", "calogen.models.gan",
+                   "calogen.models.diffusion", "calogen.models.consistency"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,287 @@
+"""Iterative image families: DDPM/DDIM, EDM, conditional flow matching (pixel space).
+
+All three learn to undo a noising of the ``log1p`` photon image ``x`` (scaled by the hparam
+``data_scale``) given the conditions, with the conditional U-Net of
+:mod:`calogen.models.unet`, and sample by integrating from pure noise with the loops of
+:mod:`calogen.models.samplers`:
+
+* ``"ddpm"`` (Ho et al., arXiv:2006.11239): ``x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps``,
+  the network predicts ``eps`` (squared error); sampling by DDIM (Song et al.,
+  arXiv:2010.02502) with ``steps`` network calls and stochasticity ``eta``.
+* ``"edm"`` (Karras et al., arXiv:2206.00364): ``x + sigma n`` with ``ln sigma ~
+  N(P_mean, P_std^2)``, the preconditioned denoiser ``D = c_skip x + c_out F(c_in x, c_noise)``
+  trained with the weight ``lambda(sigma)``; sampling with the Karras schedule by Heun
+  (``2 steps - 1`` calls), Euler, or the stochastic sampler (``s_churn``).
+* ``"flow-matching"`` (Lipman et al., arXiv:2210.02747; Liu et al., arXiv:2209.03003):
+  straight paths ``x_t = (1 - t) n + t x``, the network predicts the velocity ``x - n``;
+  sampling by Euler, midpoint or Heun with ``steps`` steps.
+
+How many steps and which sampler are *sampling* options: the hparams ``steps``, ``sampler``,
+``eta`` hold the defaults saved with the model, and :meth:`IterativeImageGenerator.
+configure_sampling` changes them for a loaded model (``calogen generate --steps --sampler
+--eta``) without retraining. Samples are clamped at 0 and read out by rounding
+(``readout="round"``): these models generate the counts' fluctuations themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from calogen.models.backbones import ImageGenerator
+from calogen.models.base import ModelSpec, TrainBatch, register_family
+from calogen.models.samplers import (
+    ddim_sample,
+    ddpm_alpha_bar,
+    edm_loss_weight,
+    edm_preconditioning,
+    edm_sample,
+    flow_matching_pair,
+    karras_sigmas,
+    network_calls,
+    ode_sample,
+)
+from calogen.models.unet import ConditionalUNet
+
+__all__ = ["DDPM", "EDM", "FlowMatching", "IterativeImageGenerator", "UNET_DEFAULTS"]
+
+UNET_DEFAULTS: dict[str, Any] = {
+    "unet_channels": [32, 64, 96],   # U-Net widths from full resolution to the coarsest level
+    "unet_attention": True,          # self-attention at the coarsest level
+    "groups": 8,
+    "cond_dim": 64,                  # width of the condition embedding
+    "use_species": False,
+    "readout": "round",
+    "output": "linear",              # samples are clamped at 0 after the last step
+    "data_scale": 1.0,               # the network sees log1p(counts) / data_scale
+}
+"""Hparams shared by the iterative families (the U-Net and the data scaling)."""
+
+
+def per_image(a: Tensor) -> Tensor:
+    """Per-row coefficients ``(B,)`` -> ``(B, 1, 1, 1)`` for images."""
+    return a.view(-1, 1, 1, 1)
+
+
+class IterativeImageGenerator(ImageGenerator):
+    """Base of the iterative families: a conditional U-Net, a condition embedding and
+    sampling options (:attr:`sampling_keys`) that can change after training."""
+
+    one_step: ClassVar[bool] = False
+    sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler")
+    samplers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        hp = self.hparams
+        self.cond_embed = self.condition_embedding()
+        self.net = ConditionalUNet(self.shape, int(hp["cond_dim"]),
+                                   channels=tuple(int(c) for c in hp["unet_channels"]),
+                                   groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
+        self._check_sampling(hp)
+
+    # -- sampling options -------------------------------------------------------------------
+
+    def _check_sampling(self, opts: dict[str, Any]) -> None:
+        if int(opts["steps"]) < 1:
+            raise ValueError(f"{self.family}: steps must be >= 1, got {opts['steps']}")
+        if opts["sampler"] not in self.samplers:
+            raise ValueError(f"{self.family}: sampler must be one of {self.samplers}, "
+                             f"got {opts['sampler']!r}")
+
+    def configure_sampling(self, **options: Any) -> dict[str, Any]:
+        """Change sampling options (``None`` values are ignored); returns the options now in
+        force. ``ValueError`` for options this family does not have."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(self.sampling_keys))
+        if unknown:
+            raise ValueError(f"{self.family}: no sampling option(s) {unknown}; this family "
+                             f"has {list(self.sampling_keys)}")
+        merged = {**self.hparams, **given}
+        self._check_sampling(merged)
+        self.hparams.update(given)
+        return {k: self.hparams[k] for k in self.sampling_keys}
+
+    def network_calls(self) -> int:
+        """Network evaluations per shower with the current sampling options."""
+        raise NotImplementedError
+
+    # -- shared pieces ----------------------------------------------------------------------
+
+    def _species(self, batch: TrainBatch) -> Tensor | None:
+        return batch.species if self.hparams["use_species"] else None
+
+    def _scale(self) -> float:
+        return float(self.hparams["data_scale"])
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Integrate from noise to a ``log1p`` image ``(B, 1, H, W)``, clamped at 0."""
+        c = self.cond_embed(cond, species if self.hparams["use_species"] else None)
+        noise = torch.randn((cond.shape[0], 1, *self.shape), generator=generator,
+                            device=cond.device)
+        y = self._integrate(noise, c, generator)
+        return (y * self._scale()).clamp(min=0)
+
+    def _integrate(self, noise: Tensor, c: Tensor,
+                   generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+
+@register_family
+class DDPM(IterativeImageGenerator):
+    """DDPM trained on noise prediction, sampled by DDIM. Hparams: ``timesteps`` (1000),
+    ``schedule`` (``"cosine"`` or ``"linear"``), sampling ``steps`` (50), ``eta`` (0 =
+    deterministic DDIM, 1 = ancestral), ``sampler`` (``"ddim"``), ``x0_max`` (8.0: the
+    predicted clean image is clamped to ``[0, x0_max]`` in network units while sampling, see
+    :func:`calogen.models.samplers.ddim_sample`; ``log1p`` of 8 is ~3000 photons per fibre),
+    plus :data:`UNET_DEFAULTS`."""
+
+    family: ClassVar[str] = "ddpm"
+    sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler", "eta")
+    samplers: ClassVar[tuple[str, ...]] = ("ddim",)
+    defaults: ClassVar[dict[str, Any]] = {
+        **UNET_DEFAULTS, "timesteps": 1000, "schedule": "cosine", "steps": 50, "eta": 0.0,
+        "sampler": "ddim", "x0_max": 8.0,
+    }
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        abar = ddpm_alpha_bar(int(self.hparams["timesteps"]), str(self.hparams["schedule"]))
+        self.register_buffer("alpha_bar", abar.float(), persistent=False)
+
+    def _check_sampling(self, opts: dict[str, Any]) -> None:
+        super()._check_sampling(opts)
+        if int(opts["steps"]) > int(opts["timesteps"]):
+            raise ValueError(f"ddpm: steps ({opts['steps']}) exceed the {opts['timesteps']} "
+                             f"training timesteps")
+        if float(opts["eta"]) < 0:
+            raise ValueError(f"ddpm: eta must be >= 0, got {opts['eta']}")
+
+    def _eps(self, x: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
+        return self.net(x, t_index.float() / float(self.hparams["timesteps"]), c)
+
+    def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
+        if phase not in self.phases:
+            raise ValueError(f"ddpm: unknown phase {phase!r}; phases {self.phases}")
+        x0 = batch.x / self._scale()
+        t = torch.randint(0, int(self.hparams["timesteps"]), (x0.shape[0],), device=x0.device)
+        ab = self.alpha_bar[t].view(-1, 1, 1, 1)
+        eps = torch.randn_like(x0)
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        c = self.cond_embed(batch.cond, self._species(batch))
+        loss = (self._eps(xt, t, c) - eps).pow(2).mean()
+        return loss, {"loss": loss.item()}
+
+    def _integrate(self, noise: Tensor, c: Tensor,
+                   generator: torch.Generator | None) -> Tensor:
+        return ddim_sample(lambda x, t: self._eps(x, t, c), noise, self.alpha_bar,
+                           int(self.hparams["steps"]), float(self.hparams["eta"]), generator,
+                           clip=(0.0, float(self.hparams["x0_max"])))
+
+    def network_calls(self) -> int:
+        return network_calls("ddim", int(self.hparams["steps"]))
+
+
+@register_family
+class EDM(IterativeImageGenerator):
+    """EDM (Karras et al.). Hparams: ``sigma_data`` (0.5), ``p_mean`` (-1.2), ``p_std`` (1.2),
+    ``sigma_min`` (0.002), ``sigma_max`` (80), ``rho`` (7); sampling ``steps`` (18),
+    ``sampler`` (``"heun"``, ``"euler"`` or ``"stochastic"``: Heun with ``s_churn``
+    (40), ``s_tmin`` (0.05), ``s_tmax`` (50), ``s_noise`` (1.003)), plus :data:`UNET_DEFAULTS`."""
+
+    family: ClassVar[str] = "edm"
+    sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler", "s_churn")
+    samplers: ClassVar[tuple[str, ...]] = ("heun", "euler", "stochastic")
+    defaults: ClassVar[dict[str, Any]] = {
+        **UNET_DEFAULTS, "sigma_data": 0.5, "p_mean": -1.2, "p_std": 1.2, "sigma_min": 0.002,
+        "sigma_max": 80.0, "rho": 7.0, "steps": 18, "sampler": "heun", "s_churn": 40.0,
+        "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003,
+    }
+
+    def denoise(self, x: Tensor, sigma: Tensor, c: Tensor) -> Tensor:
+        """Preconditioned denoiser ``D(x; sigma)`` (network space, ``sigma (B,)``)."""
+        sd = float(self.hparams["sigma_data"])
+        c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma, sd)
+        return per_image(c_skip) * x + per_image(c_out) * self.net(per_image(c_in) * x, c_noise, c)
+
+    def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
+        if phase not in self.phases:
+            raise ValueError(f"edm: unknown phase {phase!r}; phases {self.phases}")
+        x0 = batch.x / self._scale()
+        hp = self.hparams
+        sigma = torch.exp(float(hp["p_mean"]) + float(hp["p_std"])
+                          * torch.randn(x0.shape[0], device=x0.device))
+        noisy = x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
+        c = self.cond_embed(batch.cond, self._species(batch))
+        err = (self.denoise(noisy, sigma, c) - x0).pow(2).flatten(1).mean(1)
+        loss = (edm_loss_weight(sigma, float(hp["sigma_data"])) * err).mean()
+        return loss, {"loss": loss.item(), "mse": err.mean().item()}
+
+    def sigmas(self) -> Tensor:
+        hp = self.hparams
+        return karras_sigmas(int(hp["steps"]), float(hp["sigma_min"]), float(hp["sigma_max"]),
+                             float(hp["rho"]))
+
+    def _integrate(self, noise: Tensor, c: Tensor,
+                   generator: torch.Generator | None) -> Tensor:
+        hp = self.hparams
+        stochastic = hp["sampler"] == "stochastic"
+        return edm_sample(lambda x, s: self.denoise(x, s, c), noise,
+                          self.sigmas().to(noise.device, noise.dtype),
+                          heun=hp["sampler"] != "euler",
+                          s_churn=float(hp["s_churn"]) if stochastic else 0.0,
+                          s_tmin=float(hp["s_tmin"]), s_tmax=float(hp["s_tmax"]),
+                          s_noise=float(hp["s_noise"]), generator=generator)
+
+    def network_calls(self) -> int:
+        method = "euler" if self.hparams["sampler"] == "euler" else "heun"
+        return network_calls("edm", int(self.hparams["steps"]), method)
+
+
+@register_family
+class FlowMatching(IterativeImageGenerator):
+    """Conditional flow matching with straight paths. Hparams: ``time_sampling``
+    (``"uniform"`` or ``"logit-normal"``: ``t = sigmoid(N(0, 1))``, Esser et al.,
+    arXiv:2403.03206), sampling ``steps`` (10) and ``sampler`` (``"euler"``, ``"midpoint"``,
+    ``"heun"``; default midpoint), plus :data:`UNET_DEFAULTS`."""
+
+    family: ClassVar[str] = "flow-matching"
+    samplers: ClassVar[tuple[str, ...]] = ("euler", "midpoint", "heun")
+    defaults: ClassVar[dict[str, Any]] = {
+        **UNET_DEFAULTS, "time_sampling": "logit-normal", "steps": 10, "sampler": "midpoint",
+    }
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        if self.hparams["time_sampling"] not in ("uniform", "logit-normal"):
+            raise ValueError("flow-matching: time_sampling must be 'uniform' or 'logit-normal'")
+
+    def velocity(self, x: Tensor, t: Tensor, c: Tensor) -> Tensor:
+        """Predicted velocity at ``x``, time ``t (B,)`` in [0, 1] (0 = noise, 1 = data)."""
+        return self.net(x, t, c)
+
+    def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
+        if phase not in self.phases:
+            raise ValueError(f"flow-matching: unknown phase {phase!r}; phases {self.phases}")
+        x1 = batch.x / self._scale()
+        n = x1.shape[0]
+        if self.hparams["time_sampling"] == "uniform":
+            t = torch.rand(n, device=x1.device)
+        else:
+            t = torch.sigmoid(torch.randn(n, device=x1.device))
+        xt, target = flow_matching_pair(x1, torch.randn_like(x1), t)
+        c = self.cond_embed(batch.cond, self._species(batch))
+        loss = (self.velocity(xt, t, c) - target).pow(2).mean()
+        return loss, {"loss": loss.item()}
+
+    def _integrate(self, noise: Tensor, c: Tensor,
+                   generator: torch.Generator | None) -> Tensor:
+        return ode_sample(lambda x, t: self.velocity(x, t, c), noise,
+                          int(self.hparams["steps"]), str(self.hparams["sampler"]))
+
+    def network_calls(self) -> int:
+        return network_calls("ode", int(self.hparams["steps"]), str(self.hparams["sampler"]))
+
