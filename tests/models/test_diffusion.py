@@ -167,3 +167,38 @@ def test_save_load_sample_identical(tmp_path: Path) -> None:
         loaded = load_model(save_model(model, tmp_path / family))
         np.testing.assert_array_equal(_amplitudes(loaded, -1.0, n=8),
                                       _amplitudes(model, -1.0, n=8))
+
+
+@pytest.mark.parametrize(("family", "options"), [
+    ("flow-matching", {"steps": 3, "sampler": "heun"}), ("edm", {"steps": 3}),
+    ("ddpm", {"steps": 3}), ("consistency", {"steps": 1})])
+def test_deterministic_samplers_export_unrolled_to_onnx(family: str, options: dict,
+                                                        tmp_path: Path) -> None:
+    """export_onnx runs the file in onnxruntime against PyTorch (batch 1 and 3) itself."""
+    from calogen.models.export_onnx import export_onnx
+
+    model = make_model(family, _spec(), **TINY, **options)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    res = export_onnx(model.eval(), tmp_path / f"{family}.onnx")
+    assert res.onnx.is_file() and model.latent_dim == 16
+
+
+@pytest.mark.parametrize(("family", "options"), [
+    ("edm", {"sampler": "stochastic"}), ("ddpm", {"eta": 1.0}), ("consistency", {"steps": 2})])
+def test_stochastic_samplers_refuse_export(family: str, options: dict, tmp_path: Path) -> None:
+    from calogen.models.export_onnx import export_onnx
+
+    model = make_model(family, _spec(), **TINY, **options)
+    with pytest.raises(ValueError, match="deterministic"):
+        export_onnx(model, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_karras_list_matches_tensor() -> None:
+    from calogen.models.samplers import karras_sigma_list, karras_sigmas
+
+    for steps in (1, 2, 18):
+        np.testing.assert_allclose(karras_sigma_list(steps, 0.002, 80.0),
+                                   karras_sigmas(steps, 0.002, 80.0).numpy(), rtol=1e-12)

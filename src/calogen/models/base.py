@@ -123,6 +123,12 @@ class Generator(nn.Module, ABC):
         device = device or next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
+    def exportable(self) -> bool:
+        """Whether :meth:`decode` maps (noise, conditions) to an image deterministically, so
+        that :func:`calogen.models.export_onnx.export_onnx` can write it (one-step families;
+        iterative ones with a deterministic sampler, unrolled)."""
+        return self.one_step
+
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """One-step families: log image ``(B, 1, H, W)`` from noise and standardised
         conditions (the ALICE O2 ONNX signature)."""

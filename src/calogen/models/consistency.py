@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from calogen.models.base import Generator, ModelSpec, TrainBatch, register_family
 from calogen.models.diffusion import UNET_DEFAULTS, IterativeImageGenerator, per_image
-from calogen.models.samplers import karras_sigmas
+from calogen.models.samplers import karras_sigma_list, karras_sigmas
 
 __all__ = ["ARCHITECTURE_KEYS", "ConsistencyDistillation", "hparams_from_teacher"]
 
@@ -201,10 +201,10 @@ class ConsistencyDistillation(IterativeImageGenerator):
         hp = self.hparams
         steps = int(hp["steps"])
         smax, smin = float(hp["sigma_max"]), float(hp["sigma_min"])
-        b = noise.shape[0]
-        levels = karras_sigmas(steps, smin, smax, float(hp["rho"]))[:steps].to(noise.device)
+        b = noise.shape[0]  # symbolic under torch.export
+        levels = karras_sigma_list(steps, smin, smax, float(hp["rho"]))[:steps]
         y = self.consistency_fn(noise * smax, torch.full((b,), smax, device=noise.device), c)
-        for tau in levels[1:].tolist():
+        for tau in levels[1:]:
             z = torch.randn(noise.shape, generator=generator, device=noise.device)
             x = y + (max(tau ** 2 - smin ** 2, 0.0) ** 0.5) * z
             y = self.consistency_fn(x, torch.full((b,), tau, device=noise.device), c)
@@ -212,3 +212,7 @@ class ConsistencyDistillation(IterativeImageGenerator):
 
     def network_calls(self) -> int:
         return int(self.hparams["steps"])
+
+    def exportable(self) -> bool:
+        """One step is deterministic; multistep sampling draws fresh noise at every step."""
+        return int(self.hparams["steps"]) == 1

@@ -39,7 +39,7 @@ from calogen.models.samplers import (
     edm_preconditioning,
     edm_sample,
     flow_matching_pair,
-    karras_sigmas,
+    karras_sigma_list,
     network_calls,
     ode_sample,
 )
@@ -108,6 +108,19 @@ class IterativeImageGenerator(ImageGenerator):
         """Network evaluations per shower with the current sampling options."""
         raise NotImplementedError
 
+    @property
+    def latent_dim(self) -> int:
+        """Size of the flattened noise image ``H * W`` (the ONNX ``noise`` input)."""
+        return self.shape[0] * self.shape[1]
+
+    def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """``log1p`` image ``(B, 1, H, W)`` from flattened noise ``(B, H * W)``, integrated
+        with the current sampling options (deterministic samplers only: see
+        :meth:`exportable`); the ONNX export unrolls the steps."""
+        c = self.cond_embed(cond, species if self.hparams["use_species"] else None)
+        y = self._integrate(noise.reshape(-1, 1, *self.shape), c, None)
+        return (y * self._scale()).clamp(min=0)
+
     # -- shared pieces ----------------------------------------------------------------------
 
     def _species(self, batch: TrainBatch) -> Tensor | None:
@@ -151,6 +164,7 @@ class DDPM(IterativeImageGenerator):
         super().__init__(spec, **hparams)
         abar = ddpm_alpha_bar(int(self.hparams["timesteps"]), str(self.hparams["schedule"]))
         self.register_buffer("alpha_bar", abar.float(), persistent=False)
+        self._alpha_bar_list = abar.tolist()  # Python floats: sampling loops stay exportable
 
     def _check_sampling(self, opts: dict[str, Any]) -> None:
         super()._check_sampling(opts)
@@ -175,9 +189,12 @@ class DDPM(IterativeImageGenerator):
         loss = (self._eps(xt, t, c) - eps).pow(2).mean()
         return loss, {"loss": loss.item()}
 
+    def exportable(self) -> bool:
+        return float(self.hparams["eta"]) == 0.0
+
     def _integrate(self, noise: Tensor, c: Tensor,
                    generator: torch.Generator | None) -> Tensor:
-        return ddim_sample(lambda x, t: self._eps(x, t, c), noise, self.alpha_bar,
+        return ddim_sample(lambda x, t: self._eps(x, t, c), noise, self._alpha_bar_list,
                            int(self.hparams["steps"]), float(self.hparams["eta"]), generator,
                            clip=(0.0, float(self.hparams["x0_max"])))
 
@@ -220,17 +237,20 @@ class EDM(IterativeImageGenerator):
         loss = (edm_loss_weight(sigma, float(hp["sigma_data"])) * err).mean()
         return loss, {"loss": loss.item(), "mse": err.mean().item()}
 
-    def sigmas(self) -> Tensor:
+    def sigmas(self) -> list[float]:
+        """The Karras noise levels of the current sampling options (Python floats)."""
         hp = self.hparams
-        return karras_sigmas(int(hp["steps"]), float(hp["sigma_min"]), float(hp["sigma_max"]),
-                             float(hp["rho"]))
+        return karras_sigma_list(int(hp["steps"]), float(hp["sigma_min"]),
+                                 float(hp["sigma_max"]), float(hp["rho"]))
+
+    def exportable(self) -> bool:
+        return self.hparams["sampler"] != "stochastic"
 
     def _integrate(self, noise: Tensor, c: Tensor,
                    generator: torch.Generator | None) -> Tensor:
         hp = self.hparams
         stochastic = hp["sampler"] == "stochastic"
-        return edm_sample(lambda x, s: self.denoise(x, s, c), noise,
-                          self.sigmas().to(noise.device, noise.dtype),
+        return edm_sample(lambda x, s: self.denoise(x, s, c), noise, self.sigmas(),
                           heun=hp["sampler"] != "euler",
                           s_churn=float(hp["s_churn"]) if stochastic else 0.0,
                           s_tmin=float(hp["s_tmin"]), s_tmax=float(hp["s_tmax"]),
@@ -276,6 +296,9 @@ class FlowMatching(IterativeImageGenerator):
         c = self.cond_embed(batch.cond, self._species(batch))
         loss = (self.velocity(xt, t, c) - target).pow(2).mean()
         return loss, {"loss": loss.item()}
+
+    def exportable(self) -> bool:
+        return True
 
     def _integrate(self, noise: Tensor, c: Tensor,
                    generator: torch.Generator | None) -> Tensor:

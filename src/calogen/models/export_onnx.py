@@ -92,9 +92,11 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
     onnxruntime at batch sizes 1 and 3 and compared with PyTorch before it is moved into place
     (:func:`check_parity`).
     """
-    if not model.one_step:
-        raise ValueError(f"family {model.family!r} needs several network calls per shower; "
-                         f"only one-step families export to the ALICE O2 signature")
+    if not model.exportable():
+        raise ValueError(f"this {model.family!r} model is not a deterministic function of "
+                         f"(noise, conditions) with its sampling options; only one-step "
+                         f"families and deterministic samplers (unrolled) export to the ALICE "
+                         f"O2 signature")
     if model.hparams.get("use_species"):
         raise ValueError(f"this {model.family} model uses a species embedding; the ALICE O2 "
                          f"ONNX signature (noise, conditions) has no species input")

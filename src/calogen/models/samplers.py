@@ -24,7 +24,7 @@ Conventions (one per family):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import torch
@@ -129,7 +129,7 @@ def _ddim_indices(timesteps: int, steps: int) -> list[int]:
 def ddim_sample(
     eps_fn: Callable[[Tensor, Tensor], Tensor],
     x_T: Tensor,
-    alpha_bar: Tensor,
+    alpha_bar: Tensor | Sequence[float],
     steps: int,
     eta: float = 0.0,
     generator: torch.Generator | None = None,
@@ -161,12 +161,12 @@ def ddim_sample(
     _check_steps(steps)
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
-    if alpha_bar.dim() != 1 or len(alpha_bar) < 1:
-        raise ValueError(f"alpha_bar must be a non-empty 1-D tensor, got {tuple(alpha_bar.shape)}")
-    timesteps = len(alpha_bar)
+    abar = _as_floats(alpha_bar, "alpha_bar")
+    if len(abar) < 1:
+        raise ValueError("alpha_bar must not be empty")
+    timesteps = len(abar)
     if steps > timesteps:
         raise ValueError(f"steps ({steps}) must not exceed the number of timesteps ({timesteps})")
-    abar = alpha_bar.detach().to("cpu", torch.float64).tolist()
     indices = _ddim_indices(timesteps, steps)
     x = x_T
     for i, t in enumerate(indices):
@@ -218,6 +218,32 @@ def edm_loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
+def _as_floats(values: Tensor | Sequence[float], name: str) -> list[float]:
+    """A 1-D tensor or a sequence as Python floats. Passing Python floats keeps the sampling
+    loops free of tensor-to-Python conversions, so that ``torch.export`` can unroll them."""
+    if isinstance(values, Tensor):
+        if values.dim() != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(values.shape)}")
+        return [float(v) for v in values.detach().to("cpu", torch.float64).tolist()]
+    return [float(v) for v in values]
+
+
+def karras_sigma_list(steps: int, sigma_min: float, sigma_max: float,
+                      rho: float = 7.0) -> list[float]:
+    """:func:`karras_sigmas` as Python floats (no tensor involved)."""
+    _check_steps(steps)
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min!r}, {sigma_max!r}")
+    if rho <= 0:
+        raise ValueError(f"rho must be > 0, got {rho!r}")
+    if steps == 1:
+        return [sigma_max, 0.0]
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    out = [(hi + i / (steps - 1) * (lo - hi)) ** rho for i in range(steps)]
+    out[0], out[-1] = sigma_max, sigma_min
+    return [*out, 0.0]
+
+
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
     """The EDM noise levels (Karras et al., arXiv:2206.00364, Eq. 5 / Table 1 "Time steps")::
 
@@ -246,7 +272,7 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
 def edm_sample(
     denoise_fn: Callable[[Tensor, Tensor], Tensor],
     noise: Tensor,
-    sigmas: Tensor,
+    sigmas: Tensor | Sequence[float],
     heun: bool = True,
     s_churn: float = 0.0,
     s_tmin: float = 0.0,
@@ -270,9 +296,9 @@ def edm_sample(
 
     With a schedule ending at 0, deterministic Heun uses ``2N - 1`` calls, Euler ``N``.
     """
-    if sigmas.dim() != 1 or len(sigmas) < 2:
-        raise ValueError(f"sigmas must be a 1-D tensor of >= 2 levels, got {tuple(sigmas.shape)}")
-    levels = sigmas.detach().to("cpu", torch.float64).tolist()
+    levels = _as_floats(sigmas, "sigmas")
+    if len(levels) < 2:
+        raise ValueError(f"sigmas must hold >= 2 levels, got {len(levels)}")
     if levels[0] <= 0 or levels[-1] < 0 or any(a < b for a, b in pairwise(levels)):
         raise ValueError("sigmas must be non-increasing, non-negative and start above 0")
     if s_churn < 0 or s_noise < 0:

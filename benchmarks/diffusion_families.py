@@ -1,0 +1,215 @@
+"""Iterative families (EDM, flow matching, DDPM/DDIM, consistency distillation) on the data,
+split and evaluation of the fast-family benchmark, with a fidelity-vs-steps curve.
+
+    python benchmarks/diffusion_families.py --smoke                  # minutes
+    python benchmarks/diffusion_families.py --stage train --families edm --threads 1 &
+    python benchmarks/diffusion_families.py --stage train --families flow-matching --threads 1 &
+    wait
+    python benchmarks/diffusion_families.py --stage train --families consistency ddpm
+    python benchmarks/diffusion_families.py --stage table
+
+Data: as benchmarks/fast_families.py (100k ZN, seed 21, grouped split 0.8/0.1/0.1). Each
+family trains for ``--minutes`` of wall-clock time (a small U-Net: ``--hparam`` to change;
+constant lr, EMA 0.999; validation channel W1 on 256 validation events every 200 steps; the
+best checkpoint is kept). ``consistency`` distils the trained ``edm`` run. Sampling is costly
+on a CPU (tens of U-Net passes per shower), so the evaluation uses the first
+``--eval-events`` test events (default 2000; the floor is computed on the same events). The
+table stage adds network calls and generation time per response (batch 1 and 1000, 1 thread
+and all threads; 1 repeat at batch 1000) and draws channel W1 against the number of sampling
+steps for edm, flow-matching and ddpm (``steps_curve.png``). Outputs under
+benchmarks/out/diffusion_families/ (the data are shared with the fast-family benchmark's
+directory when it exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fast_families import prepare_data, summarise  # noqa: E402
+
+from calogen.data.showerset import ShowerSet  # noqa: E402
+from calogen.data.split import write_rows  # noqa: E402
+from calogen.geometry.channels import channel_sums  # noqa: E402
+from calogen.geometry.zdc import ZN  # noqa: E402
+from calogen.metrics.classifier import CALOGEN_DEFAULT  # noqa: E402
+from calogen.metrics.distances import channel_wasserstein  # noqa: E402
+from calogen.metrics.evaluate import EvaluationConfig, evaluate  # noqa: E402
+from calogen.metrics.validation import channel_w1_validator  # noqa: E402
+from calogen.models.consistency import hparams_from_teacher  # noqa: E402
+from calogen.models.io import load_model  # noqa: E402
+from calogen.report.style import new_figure, save_figure  # noqa: E402
+from calogen.train.generation import generate_to_showerset, model_sampler  # noqa: E402
+from calogen.train.run import train_model  # noqa: E402
+from calogen.train.trainer import TrainConfig  # noqa: E402
+
+FAMILIES = ("edm", "flow-matching", "ddpm", "consistency")
+UNET = {"unet_channels": [16, 32, 48], "unet_attention": True, "groups": 8}
+"""The benchmark's U-Net: 3 levels (44x44, 22x22, 11x11), attention at 11x11."""
+STEPS_CURVE = {"edm": [2, 4, 8, 18], "flow-matching": [1, 2, 4, 10], "ddpm": [5, 10, 25, 50]}
+
+
+def generation_ms(model, cond: np.ndarray, pdg: np.ndarray, batch: int,  # noqa: ANN001
+                  threads: int) -> float:
+    """Time per response (ms) of one ``batch``-sized call, after a warm-up on 8 responses
+    (one repeat: an iterative model at batch 1000 takes tens of seconds on a CPU)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        idx = np.arange(batch) % len(pdg)
+        g = torch.Generator().manual_seed(0)
+        model.sample(cond[:8], pdg[:8], g)
+        t0 = time.perf_counter()
+        model.sample(cond[idx], pdg[idx], g, batch_size=batch)
+        return (time.perf_counter() - t0) / batch * 1e3
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_family(family: str, out: Path, data: Path, test: Path, minutes: float,
+                 hparams: dict, smoke: bool, cfg: EvaluationConfig) -> None:
+    run = out / f"run_{family}"
+    if family == "consistency":
+        teacher = out / "run_edm" / "best"
+        if not teacher.exists():
+            raise SystemExit("consistency needs the edm run first (--families edm)")
+        hparams = hparams_from_teacher(teacher, {})
+    tcfg = TrainConfig(max_minutes=minutes, batch_size=64, lr=1e-3 if family != "consistency"
+                       else 2e-4, schedule="constant", val_every=20 if smoke else 200,
+                       val_events=64 if smoke else 256, checkpoint_every=1000, seed=0,
+                       ema_decay=0.999)
+    t0 = time.perf_counter()
+    result = train_model(family, data, run, config=tcfg, hparams=hparams, overwrite=True,
+                         val_metric=channel_w1_validator("ZN"), progress=False)
+    train_s = time.perf_counter() - t0
+    model = load_model(run / "best")
+    gen = generate_to_showerset(model_sampler(model, batch_size=500), test,
+                                out / f"gen_{family}.h5", producer={"name": family},
+                                overwrite=True, progress=False)
+    doc = {"family": family, "hparams": model.hparams, "steps": result.steps,
+           "train_seconds": train_s, "threads": torch.get_num_threads(),
+           "network_calls": model.network_calls(),
+           "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "metrics": summarise(evaluate(test, gen, config=cfg))}
+    (out / f"result_{family}.json").write_text(json.dumps(doc, indent=1))
+    print(f"{family}: {result.steps} steps in {train_s:.0f} s -> {out / f'result_{family}.json'}",
+          flush=True)
+
+
+def steps_curve(out: Path, test: Path, events: int) -> Path:
+    """Channel W1 of each iterative model against its number of sampling steps (PNG), on the
+    first ``events`` evaluation events."""
+    with ShowerSet.open(test) as ts:
+        b = ts.read(0, events)
+    ref = channel_sums(b.showers, ZN)
+    fig = new_figure(figsize=(5, 3.6))
+    ax = fig.add_subplot()
+    curves = {}
+    for family, steps_list in STEPS_CURVE.items():
+        if not (out / f"run_{family}" / "best").exists():
+            continue
+        model = load_model(out / f"run_{family}" / "best")
+        calls, w1 = [], []
+        for steps in steps_list:
+            model.configure_sampling(steps=steps)
+            g = model.sample(b.conditions, b.pdg, torch.Generator().manual_seed(0),
+                             batch_size=500)
+            calls.append(model.network_calls())
+            w1.append(float(channel_wasserstein(ref, channel_sums(g, ZN)).mean))
+        curves[family] = {"steps": steps_list, "calls": calls, "channel_w1": w1}
+        ax.plot(calls, w1, "o-", label=family)
+    ax.set_xscale("log")
+    ax.set_xlabel("network calls per shower")
+    ax.set_ylabel("channel W1 [photons]")
+    ax.legend()
+    path = out / "steps_curve.png"
+    save_figure(fig, path, dpi=120)
+    (out / "steps_curve.json").write_text(json.dumps(curves, indent=1))
+    for family, c in curves.items():
+        print(f"{family:14s} " + "  ".join(f"{n} calls: {w:.3g}" for n, w in
+                                           zip(c["calls"], c["channel_w1"], strict=True)))
+    return path
+
+
+def print_table(out: Path, families: list[str], test: Path, n: int, big: int) -> None:
+    with ShowerSet.open(test) as ts:
+        cond, pdg = ts.conditions(), ts.pdg()
+    docs = [json.loads((out / f"result_{f}.json").read_text()) for f in families
+            if (out / f"result_{f}.json").exists()]
+    if not docs:
+        raise SystemExit(f"no results in {out}: run --stage train first")
+    all_t = torch.get_num_threads()
+    floor = docs[0]["metrics"]["chW1"]["floor"]
+    print(f"\nZN, {n} events; evaluated on {len(pdg)} test events; floor (halves by condition "
+          f"group): channel W1 = {floor:.3g} photons")
+    print(f"{'model':14s} {'steps':>6s} {'min':>5s} {'calls':>5s} {'chW1':>7s} {'/floor':>7s} "
+          f"{'AUC low':>8s} {'AUC high':>8s} {'ms b1/1t':>9s} {f'b{big}/1t':>9s} "
+          f"{f'b{big}/{all_t}t':>9s} {'params':>8s}")
+    for d in docs:
+        m = d["metrics"]
+        w1 = m["chW1"]["value"]
+        model = load_model(out / f"run_{d['family']}" / "best")
+        t = {(b, th): generation_ms(model, cond, pdg, b, th)
+             for b in (1, big) for th in (1, all_t)}
+        print(f"{d['family']:14s} {d['steps']:6d} {d['train_seconds'] / 60:5.1f} "
+              f"{d['network_calls']:5d} {w1:7.3g} {w1 / floor:7.2f} "
+              f"{m['AUC low']['value']:8.3f} {m['AUC high']['value']:8.3f} "
+              f"{t[(1, 1)]:9.2f} {t[(big, 1)]:9.3f} {t[(big, all_t)]:9.3f} "
+              f"{d['params']:8d}", flush=True)
+    print(f"outputs: {out.resolve()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Iterative families on one CPU budget.")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--stage", choices=("all", "train", "table"), default="all")
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--eval-events", type=int, default=2000)
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--threads", type=int, default=None, help="torch threads while training")
+    ap.add_argument("--timing-batch", type=int, default=1000,
+                    help="the large batch of the generation timing")
+    ap.add_argument("--curve-events", type=int, default=2000,
+                    help="evaluation events used for the fidelity-vs-steps curve")
+    ap.add_argument("--hparam", action="append", default=[], help="key=value (JSON)")
+    ap.add_argument("--out-dir", type=Path,
+                    default=Path(__file__).parent / "out" / "diffusion_families")
+    args = ap.parse_args()
+    n, minutes = (3_000, 0.15) if args.smoke else (args.n, args.minutes)
+    hparams = {**UNET, **{k: json.loads(v) for k, _, v in
+                          (h.partition("=") for h in args.hparam)}}
+    if args.smoke:
+        hparams = {**hparams, "unet_channels": [8, 16], "unet_attention": False, "groups": 4}
+    out = args.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    shared = Path(__file__).parent / "out" / "fast_families"
+    data_dir = shared if (shared / f"zn_{n}.h5").exists() and not args.smoke else out
+    data, test_full, _ = prepare_data(data_dir, n)
+    test = out / f"test_{n}_first{args.eval_events}.h5"
+    if not test.exists():
+        with ShowerSet.open(test_full) as ts:
+            m = min(args.eval_events, len(ts))
+        write_rows(test_full, np.arange(m), test)
+    seeds = 1 if args.smoke else 5
+    cfg = EvaluationConfig(progress=False, classifier=replace(CALOGEN_DEFAULT, n_seeds=seeds))
+    if args.stage in ("all", "train"):
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        for family in args.families:
+            train_family(family, out, data, test, minutes, hparams, args.smoke, cfg)
+    if args.stage in ("all", "table"):
+        print_table(out, args.families, test, n, args.timing_batch)
+        print(f"steps curve: {steps_curve(out, test, args.curve_events)}")
+
+
+if __name__ == "__main__":
+    main()
