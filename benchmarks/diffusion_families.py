@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fast_families import prepare_data, summarise  # noqa: E402
+from fast_families import generation_ms, prepare_data, summarise  # noqa: E402
 
 from calogen.data.showerset import ShowerSet  # noqa: E402
 from calogen.data.split import write_rows  # noqa: E402
@@ -55,23 +55,6 @@ FAMILIES = ("edm", "flow-matching", "ddpm", "consistency")
 UNET = {"unet_channels": [16, 32, 48], "unet_attention": True, "groups": 8}
 """The benchmark's U-Net: 3 levels (44x44, 22x22, 11x11), attention at 11x11."""
 STEPS_CURVE = {"edm": [2, 4, 8, 18], "flow-matching": [1, 2, 4, 10], "ddpm": [5, 10, 25, 50]}
-
-
-def generation_ms(model, cond: np.ndarray, pdg: np.ndarray, batch: int,  # noqa: ANN001
-                  threads: int) -> float:
-    """Time per response (ms) of one ``batch``-sized call, after a warm-up on 8 responses
-    (one repeat: an iterative model at batch 1000 takes tens of seconds on a CPU)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        idx = np.arange(batch) % len(pdg)
-        g = torch.Generator().manual_seed(0)
-        model.sample(cond[:8], pdg[:8], g)
-        t0 = time.perf_counter()
-        model.sample(cond[idx], pdg[idx], g, batch_size=batch)
-        return (time.perf_counter() - t0) / batch * 1e3
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_family(family: str, out: Path, data: Path, test: Path, minutes: float,
@@ -157,7 +140,9 @@ def print_table(out: Path, families: list[str], test: Path, n: int, big: int) ->
         m = d["metrics"]
         w1 = m["chW1"]["value"]
         model = load_model(out / f"run_{d['family']}" / "best")
-        t = {(b, th): generation_ms(model, cond, pdg, b, th)
+        # one repeat after a warm-up on 8: an iterative model at batch 1000 takes tens of
+        # seconds on a CPU
+        t = {(b, th): generation_ms(model, cond, pdg, b, th, repeats=1, warmup=8)[0]
              for b in (1, big) for th in (1, all_t)}
         print(f"{d['family']:14s} {d['steps']:6d} {d['train_seconds'] / 60:5.1f} "
               f"{d['network_calls']:5d} {w1:7.3g} {w1 / floor:7.2f} "

@@ -60,18 +60,20 @@ KEYS = {"chW1": "channel Wasserstein (mean of 5 channels)",
 
 
 def generation_ms(model, cond: np.ndarray, pdg: np.ndarray, batch: int, threads: int,
-                  repeats: int = 5) -> tuple[float, float]:
-    """Mean and std of the time per response (ms) for ``batch`` responses at a time."""
+                  repeats: int = 5, warmup: int | None = None) -> tuple[float, float]:
+    """Mean and std of the time per response (ms) for ``batch`` responses at a time, after a
+    warm-up call on ``warmup`` responses (default ``batch``)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         idx = np.arange(batch) % len(pdg)
         g = torch.Generator().manual_seed(0)
-        model.sample(cond[idx], pdg[idx], g)  # warm-up
+        w = idx[:warmup] if warmup else idx
+        model.sample(cond[w], pdg[w], g)  # warm-up
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            model.sample(cond[idx], pdg[idx], g)
+            model.sample(cond[idx], pdg[idx], g, batch_size=batch)
             times.append((time.perf_counter() - t0) / batch * 1e3)
         return float(np.mean(times)), float(np.std(times))
     finally:
@@ -114,7 +116,7 @@ def run_family(family: str, out: Path, data: Path, test: Path, minutes: float,
     tcfg = TrainConfig(max_minutes=minutes, batch_size=256, schedule="constant",
                        val_every=20 if smoke else 200, checkpoint_every=1000, seed=0,
                        ema_decay=EMA_DECAY,
-                       **{"lr": 1e-3, **optimizer_defaults(family)})
+                       **optimizer_defaults(family))
     t0 = time.perf_counter()
     result = train_model(family, data, run, config=tcfg, hparams=hparams, overwrite=True,
                          val_metric=channel_w1_validator("ZN"), progress=False)

@@ -27,12 +27,7 @@ _rows, _cols = np.mgrid[0:4, 0:4]
 P = torch.tensor(np.exp(-((_rows - 1.5) ** 2 + (_cols - 1.5) ** 2) / 2.0), dtype=torch.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spec() -> ModelSpec:

@@ -79,11 +79,7 @@ class ConsistencyDistillation(IterativeImageGenerator):
         if int(self.hparams["boundaries"]) < 2:
             raise ValueError("consistency: boundaries must be >= 2")
         self.target_embed = self.condition_embedding()
-        self.target_net = type(self.net)(self.shape, int(self.hparams["cond_dim"]),
-                                         channels=tuple(int(c) for c in
-                                                        self.hparams["unet_channels"]),
-                                         groups=int(self.hparams["groups"]),
-                                         attention=bool(self.hparams["unet_attention"]))
+        self.target_net = self.make_unet()
         for p in self._target_modules().parameters():
             p.requires_grad_(False)
         self.register_buffer("initialised", torch.zeros((), dtype=torch.int64))
@@ -91,6 +87,9 @@ class ConsistencyDistillation(IterativeImageGenerator):
 
     def _target_modules(self) -> nn.ModuleList:
         return nn.ModuleList([self.target_embed, self.target_net])
+
+    def _student_modules(self) -> nn.ModuleList:
+        return nn.ModuleList([self.cond_embed, self.net])
 
     # -- teacher ----------------------------------------------------------------------------
 
@@ -119,11 +118,9 @@ class ConsistencyDistillation(IterativeImageGenerator):
 
     def _initialise_from_teacher(self) -> None:
         teacher = self.teacher()
-        with torch.no_grad():
-            self.cond_embed.load_state_dict(teacher.cond_embed.state_dict())
-            self.net.load_state_dict(teacher.net.state_dict())
-            self.target_embed.load_state_dict(teacher.cond_embed.state_dict())
-            self.target_net.load_state_dict(teacher.net.state_dict())
+        weights = nn.ModuleList([teacher.cond_embed, teacher.net]).state_dict()
+        self._student_modules().load_state_dict(weights)
+        self._target_modules().load_state_dict(weights)
         self.initialised.fill_(1)
 
     # -- the consistency function -----------------------------------------------------------
@@ -155,13 +152,13 @@ class ConsistencyDistillation(IterativeImageGenerator):
         """The student (condition embedding and U-Net); the EMA target is not optimised."""
         if phase not in self.phases:
             raise ValueError(f"consistency: unknown phase {phase!r}; phases {self.phases}")
-        return [p for m in (self.cond_embed, self.net) for p in m.parameters()]
+        return list(self._student_modules().parameters())
 
     @torch.no_grad()
     def _update_target(self) -> None:
         mu = float(self.hparams["target_ema"])
         for tp, p in zip(self._target_modules().parameters(),
-                         nn.ModuleList([self.cond_embed, self.net]).parameters(), strict=True):
+                         self._student_modules().parameters(), strict=True):
             tp.mul_(mu).add_(p.detach(), alpha=1 - mu)
 
     def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:

@@ -77,10 +77,15 @@ class IterativeImageGenerator(ImageGenerator):
         super().__init__(spec, **hparams)
         hp = self.hparams
         self.cond_embed = self.condition_embedding()
-        self.net = ConditionalUNet(self.shape, int(hp["cond_dim"]),
-                                   channels=tuple(int(c) for c in hp["unet_channels"]),
-                                   groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
+        self.net = self.make_unet()
         self._check_sampling(hp)
+
+    def make_unet(self) -> ConditionalUNet:
+        """A new U-Net built from the hparams."""
+        hp = self.hparams
+        return ConditionalUNet(self.shape, int(hp["cond_dim"]),
+                               channels=tuple(int(c) for c in hp["unet_channels"]),
+                               groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
 
     # -- sampling options -------------------------------------------------------------------
 
@@ -117,9 +122,13 @@ class IterativeImageGenerator(ImageGenerator):
         """``log1p`` image ``(B, 1, H, W)`` from flattened noise ``(B, H * W)``, integrated
         with the current sampling options (deterministic samplers only: see
         :meth:`exportable`); the ONNX export unrolls the steps."""
+        return self._generate(noise.reshape(-1, 1, *self.shape), cond, species, None)
+
+    def _generate(self, noise: Tensor, cond: Tensor, species: Tensor | None,
+                  generator: torch.Generator | None) -> Tensor:
+        """Noise image -> ``log1p`` image (physical scale), clamped at 0."""
         c = self.cond_embed(cond, species if self.hparams["use_species"] else None)
-        y = self._integrate(noise.reshape(-1, 1, *self.shape), c, None)
-        return (y * self._scale()).clamp(min=0)
+        return (self._integrate(noise, c, generator) * self._scale()).clamp(min=0)
 
     # -- shared pieces ----------------------------------------------------------------------
 
@@ -132,11 +141,9 @@ class IterativeImageGenerator(ImageGenerator):
     def sample_network(self, cond: Tensor, species: Tensor,
                        generator: torch.Generator | None = None) -> Tensor:
         """Integrate from noise to a ``log1p`` image ``(B, 1, H, W)``, clamped at 0."""
-        c = self.cond_embed(cond, species if self.hparams["use_species"] else None)
         noise = torch.randn((cond.shape[0], 1, *self.shape), generator=generator,
                             device=cond.device)
-        y = self._integrate(noise, c, generator)
-        return (y * self._scale()).clamp(min=0)
+        return self._generate(noise, cond, species, generator)
 
     def _integrate(self, noise: Tensor, c: Tensor,
                    generator: torch.Generator | None) -> Tensor:

@@ -253,20 +253,8 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
     float64 tensor, decreasing from exactly ``sigma_max`` to exactly ``sigma_min``, then 0.
     ``steps = 1`` gives ``[sigma_max, 0]``.
     """
-    _check_steps(steps)
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min!r}, {sigma_max!r}")
-    if rho <= 0:
-        raise ValueError(f"rho must be > 0, got {rho!r}")
-    out = torch.zeros(steps + 1, dtype=torch.float64)
-    if steps == 1:
-        out[0] = sigma_max
-        return out
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    frac = torch.arange(steps, dtype=torch.float64) / (steps - 1)
-    out[:steps] = (hi + frac * (lo - hi)) ** rho
-    out[0], out[steps - 1] = sigma_max, sigma_min
-    return out
+    return torch.tensor(karras_sigma_list(steps, sigma_min, sigma_max, rho),
+                        dtype=torch.float64)
 
 
 def edm_sample(

@@ -81,7 +81,7 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     config = TrainConfig(max_minutes=minutes, batch_size=256, seed=seed,
                          schedule="constant", val_every=250, checkpoint_every=500,
                          val_events=2000, ema_decay=EMA_DECAY,
-                         **{"lr": 1e-3, **optimizer_defaults(model)})
+                         **optimizer_defaults(model))
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
                 hparams=DEFAULT_HPARAMS if hparams is None else hparams,
                 val_metric=channel_w1_validator("ZN"), progress=progress)
