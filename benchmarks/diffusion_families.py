@@ -11,7 +11,9 @@ split and evaluation of the fast-family benchmark, with a fidelity-vs-steps curv
 Data: as benchmarks/fast_families.py (100k ZN, seed 21, grouped split 0.8/0.1/0.1). Each
 family trains for ``--minutes`` of wall-clock time (a small U-Net: ``--hparam`` to change;
 constant lr, EMA 0.999; validation channel W1 on 256 validation events every 200 steps; the
-best checkpoint is kept). ``consistency`` distils the trained ``edm`` run. Sampling is costly
+best checkpoint is kept). ``consistency`` distils the trained ``edm`` run;
+``latent-flow-matching`` learns the latent space of the fast-family benchmark's VAE (batch 256;
+its table minutes include the base model's training time, as do consistency's). Sampling is costly
 on a CPU (tens of U-Net passes per shower), so the evaluation uses the first
 ``--eval-events`` test events (default 2000; the floor is computed on the same events). The
 table stage adds network calls and generation time per response (batch 1 and 1000, 1 thread
@@ -44,47 +46,107 @@ from calogen.metrics.classifier import CALOGEN_DEFAULT  # noqa: E402
 from calogen.metrics.distances import channel_wasserstein  # noqa: E402
 from calogen.metrics.evaluate import EvaluationConfig, evaluate  # noqa: E402
 from calogen.metrics.validation import channel_w1_validator  # noqa: E402
-from calogen.models.consistency import hparams_from_teacher  # noqa: E402
 from calogen.models.io import load_model  # noqa: E402
+from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of  # noqa: E402
 from calogen.report.style import new_figure, save_figure  # noqa: E402
 from calogen.train.generation import generate_to_showerset, model_sampler  # noqa: E402
 from calogen.train.run import train_model  # noqa: E402
 from calogen.train.trainer import TrainConfig  # noqa: E402
 
-FAMILIES = ("edm", "flow-matching", "ddpm", "consistency")
+FAMILIES = ("edm", "flow-matching", "ddpm", "consistency", "latent-flow-matching", "vae")
+"""``vae`` is the fast-family benchmark's VAE (not retrained), evaluated here for comparison."""
+FAST_VAE = Path(__file__).parent / "out" / "fast_families" / "run_vae" / "best"
 UNET = {"unet_channels": [16, 32, 48], "unet_attention": True, "groups": 8}
 """The benchmark's U-Net: 3 levels (44x44, 22x22, 11x11), attention at 11x11."""
-STEPS_CURVE = {"edm": [2, 4, 8, 18], "flow-matching": [1, 2, 4, 10], "ddpm": [5, 10, 25, 50]}
+STEPS_CURVE = {"edm": [2, 4, 8, 18], "flow-matching": [1, 2, 4, 10], "ddpm": [5, 10, 25, 50],
+               "consistency": [1, 2, 4], "latent-flow-matching": [1, 2, 4, 8]}
+
+
+def base_model(family: str, out: Path, data: Path, minutes: float, smoke: bool) -> Path:
+    """The trained model ``family`` is built on: the ``edm`` run for consistency; for latent
+    flow matching the fast-family benchmark's VAE (trained there, on the same data and split),
+    or (smoke mode, or without that run) a VAE trained here for ``minutes``."""
+    if family == "consistency":
+        teacher = out / "run_edm" / "best"
+        if not teacher.exists():
+            raise SystemExit("consistency needs the edm run first (--families edm)")
+        return teacher
+    if FAST_VAE.exists() and not smoke:
+        return FAST_VAE
+    run = out / "run_vae"
+    if not (run / "best").exists():
+        train_model("vae", data, run, config=TrainConfig(
+            max_minutes=minutes, batch_size=256, schedule="constant", val_every=100,
+            val_events=256, seed=0, ema_decay=0.999), hparams={"backbone": "mlp"},
+            overwrite=True, val_metric=channel_w1_validator("ZN"), progress=False)
+    return run / "best"
 
 
 def train_family(family: str, out: Path, data: Path, test: Path, minutes: float,
                  hparams: dict, smoke: bool, cfg: EvaluationConfig) -> None:
     run = out / f"run_{family}"
-    if family == "consistency":
-        teacher = out / "run_edm" / "best"
-        if not teacher.exists():
-            raise SystemExit("consistency needs the edm run first (--families edm)")
-        hparams = hparams_from_teacher(teacher, {})
-    tcfg = TrainConfig(max_minutes=minutes, batch_size=64, lr=1e-3 if family != "consistency"
-                       else 2e-4, schedule="constant", val_every=20 if smoke else 200,
-                       val_events=64 if smoke else 256, checkpoint_every=1000, seed=0,
-                       ema_decay=0.999)
-    t0 = time.perf_counter()
-    result = train_model(family, data, run, config=tcfg, hparams=hparams, overwrite=True,
-                         val_metric=channel_w1_validator("ZN"), progress=False)
-    train_s = time.perf_counter() - t0
+    base = None
+    if family in PREREQUISITES:
+        base = base_model(family, out, data, minutes, smoke)
+        hparams = hparams_on_top_of(family, base, {})
+    if family == "latent-flow-matching":  # an MLP on a 10-d latent: large batches, cheap checks
+        tcfg = TrainConfig(max_minutes=minutes, batch_size=256, lr=1e-3, schedule="constant",
+                           val_every=100 if smoke else 500, val_events=256 if smoke else 2000,
+                           checkpoint_every=1000, seed=0, ema_decay=0.999)
+    else:
+        tcfg = TrainConfig(max_minutes=minutes, batch_size=64,
+                           lr=1e-3 if family != "consistency" else 2e-4, schedule="constant",
+                           val_every=20 if smoke else 200, val_events=64 if smoke else 256,
+                           checkpoint_every=1000, seed=0, ema_decay=0.999)
+    if family == "vae":  # the fast-family VAE, evaluated on the same events for comparison
+        run = base_model("latent-flow-matching", out, data, minutes, smoke).parent
+        steps, train_s = log_steps_seconds(run / "log.csv")
+    else:
+        t0 = time.perf_counter()
+        steps = train_model(family, data, run, config=tcfg, hparams=hparams, overwrite=True,
+                            val_metric=channel_w1_validator("ZN"), progress=False).steps
+        train_s = time.perf_counter() - t0
     model = load_model(run / "best")
     gen = generate_to_showerset(model_sampler(model, batch_size=500), test,
                                 out / f"gen_{family}.h5", producer={"name": family},
                                 overwrite=True, progress=False)
-    doc = {"family": family, "hparams": model.hparams, "steps": result.steps,
+    doc = {"family": family, "hparams": model.hparams, "steps": steps,
+           "model_dir": str(run / "best"),
            "train_seconds": train_s, "threads": torch.get_num_threads(),
-           "network_calls": model.network_calls(),
-           "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "network_calls": model.network_calls(), "base": None if base is None else str(base),
+           "base_train_seconds": base_seconds(base),
+           "params": sampling_parameters(model),
            "metrics": summarise(evaluate(test, gen, config=cfg))}
     (out / f"result_{family}.json").write_text(json.dumps(doc, indent=1))
-    print(f"{family}: {result.steps} steps in {train_s:.0f} s -> {out / f'result_{family}.json'}",
+    print(f"{family}: {steps} steps in {train_s:.0f} s -> {out / f'result_{family}.json'}",
           flush=True)
+
+
+def log_steps_seconds(log: Path) -> tuple[int, float]:
+    """(steps, wall-clock seconds) of a finished training run, from its ``log.csv``."""
+    import csv
+
+    if not log.exists():
+        return 0, float("nan")
+    rows = list(csv.DictReader(log.open()))
+    return (int(rows[-1]["step"]), float(rows[-1]["seconds"])) if rows else (0, float("nan"))
+
+
+def base_seconds(base: Path | None) -> float:
+    """Training wall-clock time of a base model run (from its log), 0 without one."""
+    return 0.0 if base is None else log_steps_seconds(base.parent / "log.csv")[1]
+
+
+def sampling_parameters(model: torch.nn.Module) -> int:
+    """Parameters a model evaluates when sampling: the trained ones, plus for latent flow
+    matching the autoencoder's decoder and its condition embedding (frozen inside it)."""
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if getattr(model, "family", "") == "latent-flow-matching":
+        n += sum(p.numel() for m in (model.ae.decoder, model.ae.cond_embed)
+                 for p in m.parameters())
+    if getattr(model, "family", "") == "consistency":  # the EMA target is not sampled
+        n = sum(p.numel() for m in (model.net, model.cond_embed) for p in m.parameters())
+    return n
 
 
 def steps_curve(out: Path, test: Path, events: int) -> Path:
@@ -117,7 +179,7 @@ def steps_curve(out: Path, test: Path, events: int) -> Path:
     save_figure(fig, path, dpi=120)
     (out / "steps_curve.json").write_text(json.dumps(curves, indent=1))
     for family, c in curves.items():
-        print(f"{family:14s} " + "  ".join(f"{n} calls: {w:.3g}" for n, w in
+        print(f"{family:20s} " + "  ".join(f"{n} calls: {w:.3g}" for n, w in
                                            zip(c["calls"], c["channel_w1"], strict=True)))
     return path
 
@@ -133,18 +195,19 @@ def print_table(out: Path, families: list[str], test: Path, n: int, big: int) ->
     floor = docs[0]["metrics"]["chW1"]["floor"]
     print(f"\nZN, {n} events; evaluated on {len(pdg)} test events; floor (halves by condition "
           f"group): channel W1 = {floor:.3g} photons")
-    print(f"{'model':14s} {'steps':>6s} {'min':>5s} {'calls':>5s} {'chW1':>7s} {'/floor':>7s} "
+    print(f"{'model':20s} {'steps':>6s} {'min':>5s} {'calls':>5s} {'chW1':>7s} {'/floor':>7s} "
           f"{'AUC low':>8s} {'AUC high':>8s} {'ms b1/1t':>9s} {f'b{big}/1t':>9s} "
           f"{f'b{big}/{all_t}t':>9s} {'params':>8s}")
     for d in docs:
         m = d["metrics"]
         w1 = m["chW1"]["value"]
-        model = load_model(out / f"run_{d['family']}" / "best")
+        model = load_model(d.get("model_dir", out / f"run_{d['family']}" / "best"))
         # one repeat after a warm-up on 8: an iterative model at batch 1000 takes tens of
         # seconds on a CPU
         t = {(b, th): generation_ms(model, cond, pdg, b, th, repeats=1, warmup=8)[0]
              for b in (1, big) for th in (1, all_t)}
-        print(f"{d['family']:14s} {d['steps']:6d} {d['train_seconds'] / 60:5.1f} "
+        minutes = (d["train_seconds"] + d.get("base_train_seconds", 0.0)) / 60
+        print(f"{d['family']:20s} {d['steps']:6d} {minutes:5.1f} "
               f"{d['network_calls']:5d} {w1:7.3g} {w1 / floor:7.2f} "
               f"{m['AUC low']['value']:8.3f} {m['AUC high']['value']:8.3f} "
               f"{t[(1, 1)]:9.2f} {t[(big, 1)]:9.3f} {t[(big, all_t)]:9.3f} "

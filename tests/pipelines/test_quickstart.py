@@ -31,3 +31,27 @@ def test_tiny_quickstart_writes_model_generated_set_and_report(tmp_path: Path) -
     # the shuffled baseline ignores the conditions: far from the floor on the paired MAE
     mae = dict((r[0], r) for r in rows)["channel MAE paired by condition"]
     assert mae[2] > 1.5 * mae[3]
+
+
+def test_default_hparams_pick_the_mlp_backbone_where_there_is_one() -> None:
+    assert quickstart.default_hparams("vae") == {"backbone": "mlp"}
+    assert quickstart.default_hparams("gan") == {"backbone": "mlp"}
+    assert quickstart.default_hparams("edm") == {}
+    assert quickstart.default_hparams("latent-flow-matching") == {}
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_tiny_quickstart_trains_the_base_model_first(tmp_path: Path) -> None:
+    """latent-flow-matching: the VAE is trained first (its share of the budget), the latent
+    model on top of it; the kept model carries the VAE inside."""
+    lines: list[str] = []
+    res = quickstart.run_quickstart(tmp_path / "qs", model="latent-flow-matching",
+                                    n_events=1500, minutes=0.04, seed=3, progress=False,
+                                    log=lines.append)
+    assert [ln[:5] for ln in lines] == ["[1/4]", "[2/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "training vae (autoencoder of latent-flow-matching)" in lines[1]
+    doc = json.loads((res.model_dir / "model.json").read_text())
+    assert doc["family"] == "latent-flow-matching"
+    assert doc["hparams"]["ae_family"] == "vae"
+    assert doc["hparams"]["ae_hparams"]["backbone"] == "mlp"
+    assert res.report.is_file()

@@ -33,6 +33,9 @@ def train(
                                      "(repeatable), e.g. --hparam latent_dim=32."),
     teacher: Path | None = typer.Option(None, "--teacher", help="Teacher model directory "
                                         "(an edm model) for --model consistency."),
+    autoencoder: Path | None = typer.Option(None, "--autoencoder", help="Trained autoencoder "
+                                            "(a vae or ae-noise model directory) for --model "
+                                            "latent-flow-matching."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an existing "
                                    "run directory."),
@@ -49,19 +52,14 @@ def train(
     with fail_on_user_errors():
         if steps is None and epochs is None and max_minutes is None:
             raise ValueError("give a budget: --steps, --epochs and/or --max-minutes")
+        hparams = _on_top_of(model, parse_hparams(hparam), teacher=teacher,
+                             autoencoder=autoencoder)
         with ShowerSet.open(data) as ss:
             detector = ss.meta.detector
         opt = family_optimizer_settings(model, lr, betas)
         config = TrainConfig(**opt, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
                              max_minutes=max_minutes, seed=seed, val_every=val_every,
                              checkpoint_every=checkpoint_every, ema_decay=ema)
-        hparams = parse_hparams(hparam)
-        if teacher is not None:
-            if model != "consistency":
-                raise ValueError(f"--teacher is for --model consistency, not {model!r}")
-            from calogen.models.consistency import hparams_from_teacher
-
-            hparams = hparams_from_teacher(teacher, hparams)
         result = train_model(model, data, out, config=config, hparams=hparams,
                              max_events=max_events, resume=resume, overwrite=overwrite,
                              val_metric=channel_w1_validator(detector), progress=progress)
@@ -162,6 +160,23 @@ def family_optimizer_settings(family: str, lr: float | None,
             raise ValueError(f"--betas: expected two numbers 'b1,b2', got {betas!r}") from None
         out["betas"] = (b1, b2)
     return out
+
+
+def _on_top_of(family: str, hparams: dict[str, Any], **bases: Path | None) -> dict[str, Any]:
+    """``hparams`` completed from the base model a family is trained on (``--teacher`` for
+    consistency, ``--autoencoder`` for latent-flow-matching); ``ValueError`` for a base option
+    given to a family that does not take it."""
+    from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
+
+    need = PREREQUISITES.get(family)
+    for option, path in bases.items():
+        if path is None:
+            continue
+        if need is None or need.option != option:
+            takers = [p.family for p in PREREQUISITES.values() if p.option == option]
+            raise ValueError(f"--{option} is for --model {' / '.join(takers)}, not {family!r}")
+        return hparams_on_top_of(family, path, hparams)
+    return hparams
 
 
 def register(app: typer.Typer) -> None:

@@ -123,6 +123,13 @@ class Generator(nn.Module, ABC):
         device = device or next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 
+    def network_calls(self) -> int:
+        """Network evaluations per generated shower with the current sampling options (1 for
+        the one-step families; iterative families override it)."""
+        if self.one_step:
+            return 1
+        raise NotImplementedError(f"{self.family}: network_calls() not implemented")
+
     def exportable(self) -> bool:
         """Whether :meth:`decode` maps (noise, conditions) to an image deterministically, so
         that :func:`calogen.models.export_onnx.export_onnx` can write it (one-step families;
@@ -225,7 +232,8 @@ def _import_families() -> None:
     import importlib
 
     for module in ("calogen.models.vae", "calogen.models.ae_noise", "calogen.models.gan",
-                   "calogen.models.diffusion", "calogen.models.consistency"):
+                   "calogen.models.diffusion", "calogen.models.consistency",
+                   "calogen.models.latent_fm"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

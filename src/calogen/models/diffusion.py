@@ -109,10 +109,6 @@ class IterativeImageGenerator(ImageGenerator):
         self.hparams.update(given)
         return {k: self.hparams[k] for k in self.sampling_keys}
 
-    def network_calls(self) -> int:
-        """Network evaluations per shower with the current sampling options."""
-        raise NotImplementedError
-
     @property
     def latent_dim(self) -> int:
         """Size of the flattened noise image ``H * W`` (the ONNX ``noise`` input)."""

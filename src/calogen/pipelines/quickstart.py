@@ -2,7 +2,9 @@
 
 1. simulate a small ZN set with the reference simulator (each particle twice, so paired metrics
    and the diversity at identical conditions have a floor);
-2. train the default fast model for a fixed wall-clock budget;
+2. train the default fast model for a fixed wall-clock budget (a family trained on top of
+   another, e.g. ``latent-flow-matching``, gets its base model trained first, within the same
+   budget);
 3. generate for the held-out (test-split) conditions;
 4. evaluate against the held-out reference, beside the shuffled baseline built from the same
    training split, and write the report.
@@ -23,6 +25,7 @@ from calogen.metrics.validation import channel_w1_validator
 from calogen.models.base import optimizer_defaults
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
+from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
 from calogen.report import write_report
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
@@ -36,8 +39,9 @@ shuffled baseline / floor: vae channel W1 10.2 / 17.5 / 10.9 photons, high-level
 (benchmarks/fast_families.py) the VAE reached 1.02x the channel-W1 floor, ae-noise 1.30x."""
 
 DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
-"""The fast MLP backbone (tens of steps per second on a laptop CPU); every other choice is the
-family's default (:class:`calogen.models.vae.ConditionalVAE`)."""
+"""The fast MLP backbone (tens of steps per second on a laptop CPU) for every family with a
+selectable backbone; every other choice is the family's default
+(:class:`calogen.models.vae.ConditionalVAE`)."""
 
 DEFAULT_MINUTES = 5.0
 """Training budget of the quickstart (wall clock): the whole chain stays under 10 minutes on a
@@ -49,6 +53,27 @@ checkpoint use it): with a constant learning rate and a wall-clock budget there 
 to anneal, and the average steadies the validation metric between checkpoints."""
 
 SPLIT = (0.8, 0.1, 0.1)
+
+BASE_SHARE = 0.75
+"""Share of the training budget given to the base model of a family trained on top of another
+(``latent-flow-matching`` on a VAE, ``consistency`` on an EDM teacher): the latent model is a
+small MLP that converges in a minute."""
+
+
+def default_hparams(family: str) -> dict[str, object]:
+    """The quickstart's hparams for ``family``: :data:`DEFAULT_HPARAMS` (the MLP backbone)
+    for the families with a selectable backbone, the family's own defaults otherwise."""
+    from calogen.models.base import FAMILIES, _import_families
+
+    _import_families()
+    cls = FAMILIES.get(family)
+    has_backbone = cls is not None and "backbone" in getattr(cls, "defaults", {})
+    return dict(DEFAULT_HPARAMS) if has_backbone else {}
+
+
+def _kept(run_dir: Path) -> Path:
+    """The model a run keeps: ``best`` (by validation) if written, else ``last``."""
+    return run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
 
 
 @dataclass(frozen=True)
@@ -76,16 +101,30 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     simulate_to_file(data, n=n_events, seed=seed, repeats=2, workers=2, overwrite=True,
                      progress=progress)
 
-    run_dir = out / f"run_{model}"
-    log(f"[2/4] training {model} for {minutes:g} min -> {run_dir}")
     config = TrainConfig(max_minutes=minutes, batch_size=256, seed=seed,
                          schedule="constant", val_every=250, checkpoint_every=500,
                          val_events=2000, ema_decay=EMA_DECAY,
                          **optimizer_defaults(model))
+    if hparams is None:
+        hparams = default_hparams(model)
+    need = PREREQUISITES.get(model)
+    if need is not None:  # train the base model first, with its share of the budget
+        base_minutes = BASE_SHARE * minutes
+        base_dir = out / f"run_{need.base_family}"
+        log(f"[2/4] training {need.base_family} ({need.option} of {model}) for "
+            f"{base_minutes:g} min -> {base_dir}")
+        base_config = replace(config, max_minutes=base_minutes,
+                              **optimizer_defaults(need.base_family))
+        train_model(need.base_family, data, base_dir, config=base_config, split_seed=seed,
+                    overwrite=True, hparams=default_hparams(need.base_family),
+                    val_metric=channel_w1_validator("ZN"), progress=progress)
+        hparams = hparams_on_top_of(model, _kept(base_dir), hparams)
+        config = replace(config, max_minutes=minutes - base_minutes)
+    run_dir = out / f"run_{model}"
+    log(f"[2/4] training {model} for {config.max_minutes:g} min -> {run_dir}")
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
-                hparams=DEFAULT_HPARAMS if hparams is None else hparams,
-                val_metric=channel_w1_validator("ZN"), progress=progress)
-    best = run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
+                hparams=hparams, val_metric=channel_w1_validator("ZN"), progress=progress)
+    best = _kept(run_dir)
     net = load_model(best)
 
     with ShowerSet.open(data) as ss:

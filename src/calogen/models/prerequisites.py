@@ -1,0 +1,50 @@
+"""Families trained on top of another trained model, and how their hparams are derived.
+
+* ``consistency`` distils an ``edm`` *teacher* (:mod:`calogen.models.consistency`);
+* ``latent-flow-matching`` models the latent space of a trained *autoencoder* (``vae`` or
+  ``ae-noise``; :mod:`calogen.models.latent_fm`).
+
+Used by ``calogen train`` (``--teacher`` / ``--autoencoder``) and by the quickstart, which
+trains the prerequisite first when asked for such a family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PREREQUISITES", "Prerequisite", "hparams_on_top_of"]
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """``family`` needs a trained model of ``base_family`` given as option ``option``."""
+
+    family: str
+    base_family: str
+    option: str
+
+
+PREREQUISITES: dict[str, Prerequisite] = {
+    "consistency": Prerequisite("consistency", "edm", "teacher"),
+    "latent-flow-matching": Prerequisite("latent-flow-matching", "vae", "autoencoder"),
+}
+"""Families that need a trained base model; ``base_family`` is the default base."""
+
+
+def hparams_on_top_of(family: str, base_dir: str | Path,
+                      overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Hparams of a ``family`` model built on the trained model in ``base_dir``.
+    ``ValueError`` if ``family`` is not trained on top of another model, or the base does
+    not fit."""
+    if family == "consistency":
+        from calogen.models.consistency import hparams_from_teacher
+
+        return hparams_from_teacher(base_dir, overrides)
+    if family == "latent-flow-matching":
+        from calogen.models.latent_fm import hparams_from_autoencoder
+
+        return hparams_from_autoencoder(base_dir, overrides)
+    raise ValueError(f"{family!r} is not trained on top of another model; families that are: "
+                     f"{sorted(PREREQUISITES)}")
