@@ -17,8 +17,10 @@ its table minutes include the base model's training time, as do consistency's). 
 on a CPU (tens of U-Net passes per shower), so the evaluation uses the first
 ``--eval-events`` test events (default 2000; the floor is computed on the same events). The
 table stage adds network calls and generation time per response (batch 1 and 1000, 1 thread
-and all threads; 1 repeat at batch 1000) and draws channel W1 against the number of sampling
-steps for edm, flow-matching and ddpm (``steps_curve.png``). Outputs under
+and all threads; 1 repeat at the large batch, ``--timing-batch``), for the exportable models
+with at most 16 calls the time of the exported network in ONNX Runtime (batch 1000, 1 thread,
+without the readout), and draws channel W1 against the number of sampling steps
+(``steps_curve.png``). Outputs under
 benchmarks/out/diffusion_families/ (the data are shared with the fast-family benchmark's
 directory when it exists).
 """
@@ -184,6 +186,41 @@ def steps_curve(out: Path, test: Path, events: int) -> Path:
     return path
 
 
+ONNX_MAX_CALLS = 16
+"""Models with at most this many network calls are also exported and timed in ONNX Runtime."""
+
+
+def onnx_ms(model, batch: int, threads: int, repeats: int = 5) -> float | None:  # noqa: ANN001
+    """Time per response (ms) of the exported network (noise + conditions -> log image, no
+    readout) in ONNX Runtime with ``threads`` intra-op threads, at ``batch``; ``None`` for
+    models that do not export or need more than :data:`ONNX_MAX_CALLS` calls."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from calogen.models.export_onnx import export_onnx
+
+    if not model.exportable() or model.network_calls() > ONNX_MAX_CALLS:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "m.onnx").onnx
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        feed = {"noise": rng.standard_normal((batch, model.latent_dim), dtype=np.float32),
+                "conditions": rng.standard_normal((batch, model.spec.n_conditions),
+                                                  dtype=np.float32)}
+        sess.run(None, feed)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            times.append((time.perf_counter() - t0) / batch * 1e3)
+    return float(np.median(times))
+
+
 def print_table(out: Path, families: list[str], test: Path, n: int, big: int) -> None:
     with ShowerSet.open(test) as ts:
         cond, pdg = ts.conditions(), ts.pdg()
@@ -197,7 +234,7 @@ def print_table(out: Path, families: list[str], test: Path, n: int, big: int) ->
           f"group): channel W1 = {floor:.3g} photons")
     print(f"{'model':20s} {'steps':>6s} {'min':>5s} {'calls':>5s} {'chW1':>7s} {'/floor':>7s} "
           f"{'AUC low':>8s} {'AUC high':>8s} {'ms b1/1t':>9s} {f'b{big}/1t':>9s} "
-          f"{f'b{big}/{all_t}t':>9s} {'params':>8s}")
+          f"{f'b{big}/{all_t}t':>9s} {'ort b1000':>9s} {'params':>8s}")
     for d in docs:
         m = d["metrics"]
         w1 = m["chW1"]["value"]
@@ -206,12 +243,13 @@ def print_table(out: Path, families: list[str], test: Path, n: int, big: int) ->
         # seconds on a CPU
         t = {(b, th): generation_ms(model, cond, pdg, b, th, repeats=1, warmup=8)[0]
              for b in (1, big) for th in (1, all_t)}
+        ort_ms = onnx_ms(model, 1000, 1)
         minutes = (d["train_seconds"] + d.get("base_train_seconds", 0.0)) / 60
         print(f"{d['family']:20s} {d['steps']:6d} {minutes:5.1f} "
               f"{d['network_calls']:5d} {w1:7.3g} {w1 / floor:7.2f} "
               f"{m['AUC low']['value']:8.3f} {m['AUC high']['value']:8.3f} "
               f"{t[(1, 1)]:9.2f} {t[(big, 1)]:9.3f} {t[(big, all_t)]:9.3f} "
-              f"{d['params']:8d}", flush=True)
+              f"{'-' if ort_ms is None else f'{ort_ms:.4f}':>9s} {d['params']:8d}", flush=True)
     print(f"outputs: {out.resolve()}")
 
 

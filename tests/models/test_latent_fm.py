@@ -103,6 +103,14 @@ def test_model_is_self_contained_and_exports(latent_model, tmp_path: Path) -> No
     np.testing.assert_array_equal(_amplitudes(model, 1.0, n=16),
                                   _amplitudes(latent_model, 1.0, n=16))
     assert model.network_calls() == 16
+    assert model.configure_sampling(steps=2, sampler="euler") == {"steps": 2,
+                                                                  "sampler": "euler"}
+    assert model.network_calls() == 2
+    with pytest.raises(ValueError, match="sampler"):
+        model.configure_sampling(sampler="rk45")
+    with pytest.raises(ValueError, match="no sampling option"):
+        model.configure_sampling(eta=0.5)
+    model.configure_sampling(steps=8, sampler="midpoint")
     res = export_onnx(model.eval(), tmp_path / "lfm.onnx")
     assert res.onnx.is_file()
 
@@ -114,7 +122,7 @@ def test_autoencoder_checks(vae_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ae_family"):
         make_model("latent-flow-matching", _spec())
     hp = hparams_from_autoencoder(vae_dir, {"steps": 2})
-    assert hp["ae_family"] == "vae" and hp["latent_source"] if "latent_source" in hp else True
+    assert hp["ae_family"] == "vae" and hp["steps"] == 2 and hp["readout"] == "poisson"
     model = make_model("latent-flow-matching", _spec(), **{**hp, "autoencoder": ""})
     model.train()
     with pytest.raises(ValueError, match="needs a trained autoencoder"):

@@ -80,7 +80,7 @@ def generate(
                                      "sampling steps [default: the model's]."),
     sampler: str | None = typer.Option(None, "--sampler", help="Iterative families: ddim; "
                                        "heun/euler/stochastic (edm); euler/midpoint/heun "
-                                       "(flow matching)."),
+                                       "(flow matching, latent flow matching)."),
     eta: float | None = typer.Option(None, "--eta", min=0.0, help="DDIM stochasticity "
                                      "(0 deterministic, 1 ancestral)."),
     detector: str = typer.Option("zn", "--detector", help="Detector for npz particles."),

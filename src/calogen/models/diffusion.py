@@ -45,7 +45,8 @@ from calogen.models.samplers import (
 )
 from calogen.models.unet import ConditionalUNet
 
-__all__ = ["DDPM", "EDM", "FlowMatching", "IterativeImageGenerator", "UNET_DEFAULTS"]
+__all__ = ["DDPM", "EDM", "FlowMatching", "IterativeImageGenerator", "SamplingOptions",
+           "UNET_DEFAULTS"]
 
 UNET_DEFAULTS: dict[str, Any] = {
     "unet_channels": [32, 64, 96],   # U-Net widths from full resolution to the coarsest level
@@ -65,29 +66,14 @@ def per_image(a: Tensor) -> Tensor:
     return a.view(-1, 1, 1, 1)
 
 
-class IterativeImageGenerator(ImageGenerator):
-    """Base of the iterative families: a conditional U-Net, a condition embedding and
-    sampling options (:attr:`sampling_keys`) that can change after training."""
+class SamplingOptions:
+    """Mixin for generators whose sampling options (:attr:`sampling_keys`, stored in the
+    hparams as the defaults saved with the model) can change after training."""
 
-    one_step: ClassVar[bool] = False
+    family: ClassVar[str]
+    hparams: dict[str, Any]
     sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler")
     samplers: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
-        super().__init__(spec, **hparams)
-        hp = self.hparams
-        self.cond_embed = self.condition_embedding()
-        self.net = self.make_unet()
-        self._check_sampling(hp)
-
-    def make_unet(self) -> ConditionalUNet:
-        """A new U-Net built from the hparams."""
-        hp = self.hparams
-        return ConditionalUNet(self.shape, int(hp["cond_dim"]),
-                               channels=tuple(int(c) for c in hp["unet_channels"]),
-                               groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
-
-    # -- sampling options -------------------------------------------------------------------
 
     def _check_sampling(self, opts: dict[str, Any]) -> None:
         if int(opts["steps"]) < 1:
@@ -108,6 +94,27 @@ class IterativeImageGenerator(ImageGenerator):
         self._check_sampling(merged)
         self.hparams.update(given)
         return {k: self.hparams[k] for k in self.sampling_keys}
+
+
+class IterativeImageGenerator(SamplingOptions, ImageGenerator):
+    """Base of the iterative families: a conditional U-Net, a condition embedding and
+    sampling options (:attr:`sampling_keys`) that can change after training."""
+
+    one_step: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        hp = self.hparams
+        self.cond_embed = self.condition_embedding()
+        self.net = self.make_unet()
+        self._check_sampling(hp)
+
+    def make_unet(self) -> ConditionalUNet:
+        """A new U-Net built from the hparams."""
+        hp = self.hparams
+        return ConditionalUNet(self.shape, int(hp["cond_dim"]),
+                               channels=tuple(int(c) for c in hp["unet_channels"]),
+                               groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
 
     @property
     def latent_dim(self) -> int:

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from calogen.models.backbones import ImageGenerator
 from calogen.models.base import Generator, ModelSpec, TrainBatch, make_model, register_family
+from calogen.models.diffusion import SamplingOptions
 from calogen.models.samplers import ODE_METHODS, flow_matching_pair, network_calls, ode_sample
 
 __all__ = ["AUTOENCODER_FAMILIES", "LatentFlowMatching", "LatentVelocityField",
@@ -95,7 +96,7 @@ class LatentVelocityField(nn.Module):
 
 
 @register_family
-class LatentFlowMatching(ImageGenerator):
+class LatentFlowMatching(SamplingOptions, ImageGenerator):
     """Flow matching in a frozen autoencoder's latent space. Hparams: ``autoencoder`` (model
     directory, needed to train), ``ae_family``, ``ae_hparams`` (the autoencoder's, from
     :func:`hparams_from_autoencoder`), ``latent_source`` (vae only: ``"posterior"`` draw or
@@ -106,7 +107,6 @@ class LatentFlowMatching(ImageGenerator):
 
     family: ClassVar[str] = "latent-flow-matching"
     one_step: ClassVar[bool] = False
-    sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler")
     samplers: ClassVar[tuple[str, ...]] = ODE_METHODS
     defaults: ClassVar[dict[str, Any]] = {
         "autoencoder": "", "ae_family": "", "ae_hparams": {}, "latent_source": "posterior",
@@ -226,24 +226,6 @@ class LatentFlowMatching(ImageGenerator):
         return loss, {"loss": loss.item()}
 
     # -- sampling ---------------------------------------------------------------------------
-
-    def _check_sampling(self, opts: dict[str, Any]) -> None:
-        if int(opts["steps"]) < 1:
-            raise ValueError(f"{self.family}: steps must be >= 1, got {opts['steps']}")
-        if opts["sampler"] not in self.samplers:
-            raise ValueError(f"{self.family}: sampler must be one of {self.samplers}, "
-                             f"got {opts['sampler']!r}")
-
-    def configure_sampling(self, **options: Any) -> dict[str, Any]:
-        """Change ``steps`` / ``sampler`` after training (``None`` values are ignored)."""
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(self.sampling_keys))
-        if unknown:
-            raise ValueError(f"{self.family}: no sampling option(s) {unknown}; this family "
-                             f"has {list(self.sampling_keys)}")
-        self._check_sampling({**self.hparams, **given})
-        self.hparams.update(given)
-        return {k: self.hparams[k] for k in self.sampling_keys}
 
     def network_calls(self) -> int:
         """Velocity-field calls per shower (the decoder adds one image-sized pass)."""
