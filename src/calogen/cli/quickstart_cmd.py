@@ -14,7 +14,9 @@ DEFAULT_MINUTES = 5.0  # = calogen.pipelines.quickstart.DEFAULT_MINUTES
 
 def quickstart(
     out: Path = typer.Option(Path("quickstart"), "--out", help="Output directory."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Family to train."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Family to train (e.g. vae, "
+                              "latent-flow-matching: a VAE first, then flow matching in its "
+                              "latent space)."),
     hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
                                      "(repeatable) [default: backbone=mlp]."),
     n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),
@@ -30,10 +32,11 @@ def quickstart(
         res = run_quickstart(out, model=model, hparams=parse_hparams(hparam) or None,
                              n_events=n, minutes=minutes, seed=seed, progress=progress,
                              log=typer.echo)
-    typer.echo(f"\n{'metric':44s} {model:>10s} {'shuffled':>10s} {'floor':>10s}")
+    w = max(10, len(model))
+    typer.echo(f"\n{'metric':44s} {model:>{w}s} {'shuffled':>10s} {'floor':>10s}")
     for name, m, s, f in headline_rows(res):
         cells = ["-" if v is None else f"{v:.4g}" for v in (m, s, f)]
-        typer.echo(f"{name:44s} {cells[0]:>10s} {cells[1]:>10s} {cells[2]:>10s}")
+        typer.echo(f"{name:44s} {cells[0]:>{w}s} {cells[1]:>10s} {cells[2]:>10s}")
     typer.echo(f"\ndone in {res.seconds / 60:.1f} min; model: {res.model_dir.resolve()}")
     typer.echo(f"report: {res.report.resolve()}")
 
