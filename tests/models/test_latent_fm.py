@@ -152,3 +152,4 @@ def test_cli_autoencoder_option(vae_dir: Path, tmp_path: Path) -> None:
                               "--autoencoder", str(vae_dir)])
     assert res.exit_code != 0
     assert "--autoencoder is for --model latent-flow-matching" in res.output
+
