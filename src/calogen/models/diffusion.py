@@ -48,6 +48,9 @@ from calogen.models.unet import ConditionalUNet
 __all__ = ["DDPM", "EDM", "FlowMatching", "IterativeImageGenerator", "SamplingOptions",
            "UNET_DEFAULTS"]
 
+PREDICTIONS: tuple[str, ...] = ("eps", "v")
+"""What the DDPM network predicts (see :class:`DDPM`)."""
+
 UNET_DEFAULTS: dict[str, Any] = {
     "unet_channels": [32, 64, 96],   # U-Net widths from full resolution to the coarsest level
     "unet_attention": True,          # self-attention at the coarsest level
@@ -160,14 +163,23 @@ class DDPM(IterativeImageGenerator):
     deterministic DDIM, 1 = ancestral), ``sampler`` (``"ddim"``), ``x0_max`` (8.0: the
     predicted clean image is clamped to ``[0, x0_max]`` in network units while sampling, see
     :func:`calogen.models.samplers.ddim_sample`; ``log1p`` of 8 is ~3000 photons per fibre),
-    plus :data:`UNET_DEFAULTS`."""
+    ``prediction`` (``"eps"``: the network predicts the noise, as Ho et al. and the ZDC DDPM;
+    ``"v"``: it predicts ``v = sqrt(abar) eps - sqrt(1 - abar) x``, Salimans & Ho,
+    arXiv:2202.00512, well conditioned at every noise level), plus :data:`UNET_DEFAULTS`.
+
+    With ``prediction="eps"`` the clean image at the first DDIM step is
+    ``(x - sqrt(1 - abar_T) eps) / sqrt(abar_T)`` with ``1 / sqrt(abar_T) ~ 2e4`` (cosine
+    schedule): any error of the noise prediction is amplified to the clip limits. On ZN (sparse
+    images, mostly zero) half the pixels of that first estimate sat at ``x0_max``, and the chain
+    never recovered after 400 training steps (photon sums ~100x the reference; starting the
+    chain at ``abar ~ 1e-3`` instead gave the right median). ``"v"`` removes the division."""
 
     family: ClassVar[str] = "ddpm"
     sampling_keys: ClassVar[tuple[str, ...]] = ("steps", "sampler", "eta")
     samplers: ClassVar[tuple[str, ...]] = ("ddim",)
     defaults: ClassVar[dict[str, Any]] = {
         **UNET_DEFAULTS, "timesteps": 1000, "schedule": "cosine", "steps": 50, "eta": 0.0,
-        "sampler": "ddim", "x0_max": 8.0,
+        "sampler": "ddim", "x0_max": 8.0, "prediction": "eps",
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
@@ -175,6 +187,9 @@ class DDPM(IterativeImageGenerator):
         abar = ddpm_alpha_bar(int(self.hparams["timesteps"]), str(self.hparams["schedule"]))
         self.register_buffer("alpha_bar", abar.float(), persistent=False)
         self._alpha_bar_list = abar.tolist()  # Python floats: sampling loops stay exportable
+        if self.hparams["prediction"] not in PREDICTIONS:
+            raise ValueError(f"ddpm: prediction must be one of {PREDICTIONS}, "
+                             f"got {self.hparams['prediction']!r}")
 
     def _check_sampling(self, opts: dict[str, Any]) -> None:
         super()._check_sampling(opts)
@@ -184,8 +199,17 @@ class DDPM(IterativeImageGenerator):
         if float(opts["eta"]) < 0:
             raise ValueError(f"ddpm: eta must be >= 0, got {opts['eta']}")
 
-    def _eps(self, x: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
+    def _output(self, x: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
         return self.net(x, t_index.float() / float(self.hparams["timesteps"]), c)
+
+    def _eps(self, x: Tensor, t_index: Tensor, c: Tensor) -> Tensor:
+        """Predicted noise in ``x`` at ``t_index`` (from ``v`` with ``prediction="v"``:
+        ``eps = sqrt(1 - abar) x + sqrt(abar) v``)."""
+        out = self._output(x, t_index, c)
+        if self.hparams["prediction"] == "eps":
+            return out
+        ab = self.alpha_bar[t_index].view(-1, 1, 1, 1).to(x.dtype)
+        return (1 - ab).sqrt() * x + ab.sqrt() * out
 
     def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
         if phase not in self.phases:
@@ -196,7 +220,11 @@ class DDPM(IterativeImageGenerator):
         eps = torch.randn_like(x0)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         c = self.cond_embed(batch.cond, self._species(batch))
-        loss = (self._eps(xt, t, c) - eps).pow(2).mean()
+        if self.hparams["prediction"] == "eps":
+            target = eps
+        else:
+            target = ab.sqrt() * eps - (1 - ab).sqrt() * x0
+        loss = (self._output(xt, t, c) - target).pow(2).mean()
         return loss, {"loss": loss.item()}
 
     def exportable(self) -> bool:
