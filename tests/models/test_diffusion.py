@@ -88,7 +88,7 @@ def edm_teacher():
 
 
 @pytest.mark.parametrize(("family", "options", "steps"), [
-    ("ddpm", {"steps": 25}, 800), ("ddpm", {"steps": 25, "prediction": "v"}, 800),
+    ("ddpm", {"steps": 25}, 800), ("ddpm", {"steps": 25, "prediction": "eps"}, 800),
     ("flow-matching", {"steps": 10}, 500)])
 def test_family_learns_the_toy(family: str, options: dict, steps: int) -> None:
     torch.manual_seed(0)
