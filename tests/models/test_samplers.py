@@ -370,3 +370,15 @@ def test_network_calls() -> None:
 def test_bad_arguments_raise(call: Callable[[], object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_flow_matching_times() -> None:
+    from calogen.models.samplers import flow_matching_times
+
+    torch.manual_seed(0)
+    u = flow_matching_times(20_000, "uniform")
+    ln = flow_matching_times(20_000, "logit-normal")
+    assert 0 < u.min() and u.max() < 1 and abs(u.std().item() - (1 / 12) ** 0.5) < 0.01
+    assert abs(ln.mean().item() - 0.5) < 0.01 and ln.std().item() < 0.25  # peaked in the middle
+    with pytest.raises(ValueError, match="time sampling"):
+        flow_matching_times(3, "beta")

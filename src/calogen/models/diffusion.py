@@ -33,12 +33,14 @@ from torch import Tensor
 from calogen.models.backbones import ImageGenerator
 from calogen.models.base import ModelSpec, TrainBatch, register_family
 from calogen.models.samplers import (
+    TIME_SAMPLINGS,
     ddim_sample,
     ddpm_alpha_bar,
     edm_loss_weight,
     edm_preconditioning,
     edm_sample,
     flow_matching_pair,
+    flow_matching_times,
     karras_sigma_list,
     network_calls,
     ode_sample,
@@ -317,8 +319,8 @@ class FlowMatching(IterativeImageGenerator):
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
-        if self.hparams["time_sampling"] not in ("uniform", "logit-normal"):
-            raise ValueError("flow-matching: time_sampling must be 'uniform' or 'logit-normal'")
+        if self.hparams["time_sampling"] not in TIME_SAMPLINGS:
+            raise ValueError(f"flow-matching: time_sampling must be one of {TIME_SAMPLINGS}")
 
     def velocity(self, x: Tensor, t: Tensor, c: Tensor) -> Tensor:
         """Predicted velocity at ``x``, time ``t (B,)`` in [0, 1] (0 = noise, 1 = data)."""
@@ -328,11 +330,7 @@ class FlowMatching(IterativeImageGenerator):
         if phase not in self.phases:
             raise ValueError(f"flow-matching: unknown phase {phase!r}; phases {self.phases}")
         x1 = batch.x / self._scale()
-        n = x1.shape[0]
-        if self.hparams["time_sampling"] == "uniform":
-            t = torch.rand(n, device=x1.device)
-        else:
-            t = torch.sigmoid(torch.randn(n, device=x1.device))
+        t = flow_matching_times(x1.shape[0], str(self.hparams["time_sampling"]), x1.device)
         xt, target = flow_matching_pair(x1, torch.randn_like(x1), t)
         c = self.cond_embed(batch.cond, self._species(batch))
         loss = (self.velocity(xt, t, c) - target).pow(2).mean()

@@ -38,7 +38,14 @@ from torch import Tensor, nn
 from calogen.models.backbones import ImageGenerator
 from calogen.models.base import Generator, ModelSpec, TrainBatch, make_model, register_family
 from calogen.models.diffusion import SamplingOptions
-from calogen.models.samplers import ODE_METHODS, flow_matching_pair, network_calls, ode_sample
+from calogen.models.samplers import (
+    ODE_METHODS,
+    TIME_SAMPLINGS,
+    flow_matching_pair,
+    flow_matching_times,
+    network_calls,
+    ode_sample,
+)
 
 __all__ = ["AUTOENCODER_FAMILIES", "LatentFlowMatching", "LatentVelocityField",
            "hparams_from_autoencoder"]
@@ -125,9 +132,9 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         if hp["latent_source"] not in LATENT_SOURCES:
             raise ValueError(f"latent-flow-matching: latent_source must be one of "
                              f"{LATENT_SOURCES}, got {hp['latent_source']!r}")
-        if hp["time_sampling"] not in ("uniform", "logit-normal"):
-            raise ValueError("latent-flow-matching: time_sampling must be 'uniform' or "
-                             "'logit-normal'")
+        if hp["time_sampling"] not in TIME_SAMPLINGS:
+            raise ValueError(f"latent-flow-matching: time_sampling must be one of "
+                             f"{TIME_SAMPLINGS}")
         self._check_sampling(hp)
         self.ae: Generator = make_model(str(hp["ae_family"]), spec, **dict(hp["ae_hparams"]))
         self.ae.requires_grad_(False)
@@ -215,11 +222,7 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
             self.ae.eval()
             z1 = (self.encode_latent(batch.x, batch.cond, batch.species) - self.z_mean) \
                 / self.z_std
-        n = z1.shape[0]
-        if self.hparams["time_sampling"] == "uniform":
-            t = torch.rand(n, device=z1.device)
-        else:
-            t = torch.sigmoid(torch.randn(n, device=z1.device))
+        t = flow_matching_times(z1.shape[0], str(self.hparams["time_sampling"]), z1.device)
         zt, target = flow_matching_pair(z1, torch.randn_like(z1), t)
         pred = self.velocity(zt, t, self.cond_embed(batch.cond, species))
         loss = (pred - target).pow(2).mean()

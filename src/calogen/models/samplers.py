@@ -33,6 +33,7 @@ from torch import Tensor
 __all__ = [
     "DDPM_SCHEDULES",
     "ODE_METHODS",
+    "TIME_SAMPLINGS",
     "EDM_METHODS",
     "ddpm_alpha_bar",
     "ddim_sample",
@@ -41,6 +42,7 @@ __all__ = [
     "karras_sigmas",
     "edm_sample",
     "flow_matching_pair",
+    "flow_matching_times",
     "ode_sample",
     "network_calls",
 ]
@@ -358,6 +360,20 @@ def ode_sample(
             v_next = velocity_fn(x + h * v, _rows((k + 1) * h, x))
             x = x + 0.5 * h * (v + v_next)
     return x
+
+
+TIME_SAMPLINGS: tuple[str, ...] = ("uniform", "logit-normal")
+"""How flow-matching training draws ``t`` (:func:`flow_matching_times`)."""
+
+
+def flow_matching_times(n: int, kind: str, device: torch.device | str | None = None) -> Tensor:
+    """``n`` training times in (0, 1): ``"uniform"``, or ``"logit-normal"`` ``t =
+    sigmoid(N(0, 1))``, which weights the middle of the path (Esser et al., arXiv:2403.03206)."""
+    if kind == "uniform":
+        return torch.rand(n, device=device)
+    if kind == "logit-normal":
+        return torch.sigmoid(torch.randn(n, device=device))
+    raise ValueError(f"time sampling must be one of {TIME_SAMPLINGS}, got {kind!r}")
 
 
 def network_calls(kind: str, steps: int, method: str = "") -> int:
