@@ -163,14 +163,28 @@ def sampling_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for m in mods for p in m.parameters())
 
 
+def draw_steps_curve(curves: dict, path: Path) -> Path:
+    """Channel W1 against network calls per shower, one line per family (log-log)."""
+    fig = new_figure(figsize=(5, 3.6))
+    ax = fig.add_subplot()
+    for family, c in curves.items():
+        ax.plot(c["calls"], c["channel_w1"], "o-", label=family)
+    ax.set_xscale("log")
+    ax.set_yscale("log")  # few-step EDM/DDPM samples diverge by orders of magnitude
+    ax.set_xlabel("network calls per shower")
+    ax.set_ylabel("channel W1 [photons]")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    return path
+
+
 def steps_curve(out: Path, test: Path, events: int) -> Path:
     """Channel W1 of each iterative model against its number of sampling steps (PNG), on the
     first ``events`` evaluation events."""
     with ShowerSet.open(test) as ts:
         b = ts.read(0, events)
     ref = channel_sums(b.showers, ZN)
-    fig = new_figure(figsize=(5, 3.6))
-    ax = fig.add_subplot()
     curves = {}
     for family, steps_list in STEPS_CURVE.items():
         if not (out / f"run_{family}" / "best").exists():
@@ -184,14 +198,7 @@ def steps_curve(out: Path, test: Path, events: int) -> Path:
             calls.append(model.network_calls())
             w1.append(float(channel_wasserstein(ref, channel_sums(g, ZN)).mean))
         curves[family] = {"steps": steps_list, "calls": calls, "channel_w1": w1}
-        ax.plot(calls, w1, "o-", label=family)
-    ax.set_xscale("log")
-    ax.set_yscale("log")  # few-step EDM/DDPM samples diverge by orders of magnitude
-    ax.set_xlabel("network calls per shower")
-    ax.set_ylabel("channel W1 [photons]")
-    ax.legend()
-    path = out / "steps_curve.png"
-    save_figure(fig, path, dpi=120)
+    path = draw_steps_curve(curves, out / "steps_curve.png")
     (out / "steps_curve.json").write_text(json.dumps(curves, indent=1))
     for family, c in curves.items():
         print(f"{family:20s} " + "  ".join(f"{n} calls: {w:.3g}" for n, w in
