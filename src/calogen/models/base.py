@@ -208,23 +208,23 @@ def register_family(cls: type[Generator]) -> type[Generator]:
     return cls
 
 
-def make_model(family: str, spec: ModelSpec, **hparams: Any) -> Generator:
-    """A new model of ``family``; ``ValueError`` listing the known families otherwise."""
+def family_class(family: str) -> type[Generator]:
+    """The registered class of ``family``; ``ValueError`` listing the known families."""
     _import_families()
     try:
-        cls = FAMILIES[family]
+        return FAMILIES[family]
     except KeyError:
         raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
-    return cls(spec, **hparams)
+
+
+def make_model(family: str, spec: ModelSpec, **hparams: Any) -> Generator:
+    """A new model of ``family``; ``ValueError`` listing the known families otherwise."""
+    return family_class(family)(spec, **hparams)
 
 
 def optimizer_defaults(family: str) -> dict[str, Any]:
     """The family's recommended AdamW settings (may be empty); ``ValueError`` if unknown."""
-    _import_families()
-    try:
-        return dict(FAMILIES[family].optimizer_defaults)
-    except KeyError:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
+    return dict(family_class(family).optimizer_defaults)
 
 
 def _import_families() -> None:

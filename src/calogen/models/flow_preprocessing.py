@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["LogitTransform", "dequantise", "dequantisation_log_likelihood", "quantise"]
+__all__ = ["LogitTransform", "dequantise", "quantise"]
 
 
 def dequantise(counts: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -49,13 +49,6 @@ def quantise(values: Tensor) -> Tensor:
     """Counts from dequantised values: ``floor``, clamped at 0, int64 (exact inverse of
     :func:`dequantise` on its output)."""
     return values.floor().clamp(min=0).to(torch.int64)
-
-
-def dequantisation_log_likelihood(log_density: Tensor) -> Tensor:
-    """The bound ``log P(n) >= log p(n + u)`` for one draw of ``u`` per element: the unit cell
-    has volume 1, so the continuous log-density of the dequantised value is the (one-sample)
-    estimate of the discrete log-probability; returned unchanged, as a named step."""
-    return log_density
 
 
 @dataclass(frozen=True)

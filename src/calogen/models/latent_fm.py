@@ -151,9 +151,8 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     @property
     def latent_dim(self) -> int:
         """Size of the autoencoder's latent (= the noise of the ODE)."""
-        hp = self.hparams["ae_hparams"]
         key = "latent_dim" if self.hparams["ae_family"] == "vae" else "code_dim"
-        return int(hp.get(key, 10 if key == "latent_dim" else 16))
+        return int(self.ae.hparams[key])
 
     def _ae_species(self, species: Tensor | None) -> Tensor | None:
         return species if self.ae.hparams.get("use_species") else None

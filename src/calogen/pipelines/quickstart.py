@@ -22,7 +22,7 @@ from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, EvaluationResult, evaluate
 from calogen.metrics.validation import channel_w1_validator
-from calogen.models.base import optimizer_defaults
+from calogen.models.base import family_class, optimizer_defaults
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
 from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
@@ -63,11 +63,7 @@ small MLP that converges in a minute."""
 def default_hparams(family: str) -> dict[str, object]:
     """The quickstart's hparams for ``family``: :data:`DEFAULT_HPARAMS` (the MLP backbone)
     for the families with a selectable backbone, the family's own defaults otherwise."""
-    from calogen.models.base import FAMILIES, _import_families
-
-    _import_families()
-    cls = FAMILIES.get(family)
-    has_backbone = cls is not None and "backbone" in getattr(cls, "defaults", {})
+    has_backbone = "backbone" in getattr(family_class(family), "defaults", {})
     return dict(DEFAULT_HPARAMS) if has_backbone else {}
 
 
@@ -101,10 +97,12 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     simulate_to_file(data, n=n_events, seed=seed, repeats=2, workers=2, overwrite=True,
                      progress=progress)
 
-    config = TrainConfig(max_minutes=minutes, batch_size=256, seed=seed,
-                         schedule="constant", val_every=250, checkpoint_every=500,
-                         val_events=2000, ema_decay=EMA_DECAY,
-                         **optimizer_defaults(model))
+    def config_for(family: str, budget: float) -> TrainConfig:
+        return TrainConfig(max_minutes=budget, batch_size=256, seed=seed, schedule="constant",
+                           val_every=250, checkpoint_every=500, val_events=2000,
+                           ema_decay=EMA_DECAY, **optimizer_defaults(family))
+
+    config = config_for(model, minutes)
     if hparams is None:
         hparams = default_hparams(model)
     need = PREREQUISITES.get(model)
@@ -113,13 +111,12 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
         base_dir = out / f"run_{need.base_family}"
         log(f"[2/4] training {need.base_family} ({need.option} of {model}) for "
             f"{base_minutes:g} min -> {base_dir}")
-        base_config = replace(config, max_minutes=base_minutes,
-                              **optimizer_defaults(need.base_family))
-        train_model(need.base_family, data, base_dir, config=base_config, split_seed=seed,
+        train_model(need.base_family, data, base_dir,
+                    config=config_for(need.base_family, base_minutes), split_seed=seed,
                     overwrite=True, hparams=default_hparams(need.base_family),
                     val_metric=channel_w1_validator("ZN"), progress=progress)
         hparams = hparams_on_top_of(model, _kept(base_dir), hparams)
-        config = replace(config, max_minutes=minutes - base_minutes)
+        config = config_for(model, minutes - base_minutes)
     run_dir = out / f"run_{model}"
     log(f"[2/4] training {model} for {config.max_minutes:g} min -> {run_dir}")
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
