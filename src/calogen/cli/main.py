@@ -13,6 +13,7 @@ from calogen.cli import (
     convert_cmd,
     evaluate_cmd,
     inspect_cmd,
+    loglik_cmd,
     quickstart_cmd,
     simulate_cmd,
     train_cmd,
@@ -47,6 +48,7 @@ convert_cmd.register(app)
 evaluate_cmd.register(app)
 baseline_cmd.register(app)
 train_cmd.register(app)
+loglik_cmd.register(app)
 quickstart_cmd.register(app)
 
 if __name__ == "__main__":

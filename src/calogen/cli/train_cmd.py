@@ -31,8 +31,9 @@ def train(
     max_events: int | None = typer.Option(None, "--max-events", min=10),
     hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
                                      "(repeatable), e.g. --hparam latent_dim=32."),
-    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher model directory "
-                                        "(an edm model) for --model consistency."),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher model directory: "
+                                        "an edm model for --model consistency, a caloflow "
+                                        "model for --model caloflow-student."),
     autoencoder: Path | None = typer.Option(None, "--autoencoder", help="Trained autoencoder "
                                             "(a vae or ae-noise model directory) for --model "
                                             "latent-flow-matching."),
@@ -45,7 +46,7 @@ def train(
 ) -> None:
     """Train a generative model on a ShowerSet (CPU or GPU, or many with torchrun)."""
     from calogen.data.showerset import ShowerSet
-    from calogen.metrics.validation import channel_w1_validator
+    from calogen.metrics.validation import validator_for
     from calogen.train.run import train_model
     from calogen.train.trainer import TrainConfig
 
@@ -62,7 +63,7 @@ def train(
                              checkpoint_every=checkpoint_every, ema_decay=ema)
         result = train_model(model, data, out, config=config, hparams=hparams,
                              max_events=max_events, resume=resume, overwrite=overwrite,
-                             val_metric=channel_w1_validator(detector), progress=progress)
+                             val_metric=validator_for(model, detector), progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:  # torchrun: only rank 0 reports
         typer.echo(f"trained {model}: {result.steps} steps, {result.seconds:.0f} s, best "
                    f"{result.val_key} {result.best_metric} at step {result.best_step}")

@@ -89,6 +89,9 @@ class Generator(nn.Module, ABC):
     family: ClassVar[str] = ""
     phases: ClassVar[tuple[str, ...]] = ("main",)
     one_step: ClassVar[bool] = True
+    validate_by_sampling: ClassVar[bool] = True
+    """Whether sampling the validation subset during training is affordable; families whose
+    sampling takes seconds per shower (a MAF) are validated by their loss instead."""
     optimizer_defaults: ClassVar[dict[str, Any]] = {}
     """Recommended AdamW settings (``lr``, ``betas``) where they differ from the trainer's
     defaults; ``calogen train`` uses them unless ``--lr`` / ``--betas`` are given."""
@@ -233,7 +236,7 @@ def _import_families() -> None:
 
     for module in ("calogen.models.vae", "calogen.models.ae_noise", "calogen.models.gan",
                    "calogen.models.diffusion", "calogen.models.consistency",
-                   "calogen.models.latent_fm"):
+                   "calogen.models.latent_fm", "calogen.models.caloflow", "calogen.models.vq"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

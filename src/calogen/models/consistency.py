@@ -102,7 +102,10 @@ class ConsistencyDistillation(IterativeImageGenerator):
             if not path:
                 raise ValueError("consistency: training needs a teacher (hparam 'teacher', "
                                  "or `calogen train --model consistency --teacher DIR`)")
-            teacher = load_model(path, map_location=next(self.parameters()).device)
+            # building the teacher must not draw from the global RNG: a resumed run loads it
+            # at a later step than an uninterrupted one and would otherwise diverge
+            with torch.random.fork_rng(devices=[]):
+                teacher = load_model(path, map_location=next(self.parameters()).device)
             if teacher.family != "edm":
                 raise ValueError(f"{path}: the teacher must be an 'edm' model, "
                                  f"got {teacher.family!r}")

@@ -1,6 +1,8 @@
 """Families trained on top of another trained model, and how their hparams are derived.
 
 * ``consistency`` distils an ``edm`` *teacher* (:mod:`calogen.models.consistency`);
+* ``caloflow-student`` (IAF) is distilled from a ``caloflow`` (MAF) *teacher*
+  (:mod:`calogen.models.caloflow`);
 * ``latent-flow-matching`` models the latent space of a trained *autoencoder* (``vae`` or
   ``ae-noise``; :mod:`calogen.models.latent_fm`).
 
@@ -29,6 +31,7 @@ class Prerequisite:
 PREREQUISITES: dict[str, Prerequisite] = {
     "consistency": Prerequisite("consistency", "edm", "teacher"),
     "latent-flow-matching": Prerequisite("latent-flow-matching", "vae", "autoencoder"),
+    "caloflow-student": Prerequisite("caloflow-student", "caloflow", "teacher"),
 }
 """Families that need a trained base model; ``base_family`` is the default base."""
 
@@ -42,6 +45,10 @@ def hparams_on_top_of(family: str, base_dir: str | Path,
         from calogen.models.consistency import hparams_from_teacher
 
         return hparams_from_teacher(base_dir, overrides)
+    if family == "caloflow-student":
+        from calogen.models.caloflow import hparams_from_flow_teacher
+
+        return hparams_from_flow_teacher(base_dir, overrides)
     if family == "latent-flow-matching":
         from calogen.models.latent_fm import hparams_from_autoencoder
 

@@ -21,7 +21,7 @@ from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, EvaluationResult, evaluate
-from calogen.metrics.validation import channel_w1_validator
+from calogen.metrics.validation import validator_for
 from calogen.models.base import family_class, optimizer_defaults
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
@@ -114,13 +114,13 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
         train_model(need.base_family, data, base_dir,
                     config=config_for(need.base_family, base_minutes), split_seed=seed,
                     overwrite=True, hparams=default_hparams(need.base_family),
-                    val_metric=channel_w1_validator("ZN"), progress=progress)
+                    val_metric=validator_for(need.base_family, "ZN"), progress=progress)
         hparams = hparams_on_top_of(model, _kept(base_dir), hparams)
         config = config_for(model, minutes - base_minutes)
     run_dir = out / f"run_{model}"
     log(f"[2/4] training {model} for {config.max_minutes:g} min -> {run_dir}")
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
-                hparams=hparams, val_metric=channel_w1_validator("ZN"), progress=progress)
+                hparams=hparams, val_metric=validator_for(model, "ZN"), progress=progress)
     best = _kept(run_dir)
     net = load_model(best)
 
