@@ -210,17 +210,18 @@ ONNX_MAX_CALLS = 16
 """Models with at most this many network calls are also exported and timed in ONNX Runtime."""
 
 
-def onnx_ms(model, batch: int, threads: int, repeats: int = 5) -> float | None:  # noqa: ANN001
+def onnx_ms(model, batch: int, threads: int, repeats: int = 5,  # noqa: ANN001
+            max_calls: int = ONNX_MAX_CALLS) -> float | None:
     """Time per response (ms) of the exported network (noise + conditions -> log image, no
     readout) in ONNX Runtime with ``threads`` intra-op threads, at ``batch``; ``None`` for
-    models that do not export or need more than :data:`ONNX_MAX_CALLS` calls."""
+    models that do not export or need more than ``max_calls`` calls."""
     import tempfile
 
     import onnxruntime as ort
 
     from calogen.models.export_onnx import export_onnx
 
-    if not model.exportable() or model.network_calls() > ONNX_MAX_CALLS:
+    if not model.exportable() or model.network_calls() > max_calls:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "m.onnx").onnx

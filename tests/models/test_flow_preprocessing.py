@@ -25,6 +25,15 @@ def test_dequantisation_noise_is_uniform() -> None:
     assert abs(d.mean().item() - 0.5) < 0.005 and abs(d.var().item() - 1 / 12) < 0.002
 
 
+def test_narrow_dequantisation_stays_in_its_cell() -> None:
+    n = torch.arange(0, 50_000) % 7
+    d = dequantise(n, torch.Generator().manual_seed(0), width=0.1)
+    assert torch.equal(quantise(d), n)
+    assert abs((d - n).mean().item() - 0.05) < 0.001 and (d - n).max().item() < 0.1
+    with pytest.raises(ValueError, match="width"):
+        dequantise(n, width=0.0)
+
+
 def test_dequantise_rejects_non_counts() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         dequantise(torch.tensor([1, -1]))

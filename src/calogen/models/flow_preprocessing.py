@@ -27,17 +27,24 @@ from torch import Tensor
 __all__ = ["LogitTransform", "dequantise", "quantise"]
 
 
-def dequantise(counts: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """``counts + u`` with ``u ~ U[0, 1)`` per element, as float32 (exactly invertible by
-    :func:`quantise` for counts below 2^24). ``ValueError`` for
-    negative or non-integer counts (the input must be photon counts)."""
+def dequantise(counts: Tensor, generator: torch.Generator | None = None,
+               width: float = 1.0) -> Tensor:
+    """``counts + width * u`` with ``u ~ U[0, 1)`` per element, as float32 (exactly
+    invertible by :func:`quantise` for counts below 2^24). ``ValueError`` for negative or
+    non-integer counts (the input must be photon counts) or a width outside ``(0, 1]``.
+
+    A width ``delta < 1`` keeps the cell's noise away from the next count: the density of
+    ``v = n + delta u`` integrates to ``P(n)`` over ``[n, n + delta)``, so
+    ``log P(n) >= E_u log p(n + delta u) + log delta`` per element."""
+    if not 0.0 < width <= 1.0:
+        raise ValueError(f"dequantise: width must be in (0, 1], got {width}")
     counts = torch.as_tensor(counts)
     if counts.is_floating_point():
         if not torch.equal(counts, counts.floor()):
             raise ValueError("dequantise: counts must be integers (photon counts)")
     if bool((counts < 0).any()):
         raise ValueError("dequantise: counts must be >= 0")
-    noise = torch.rand(counts.shape, generator=generator, device=counts.device)
+    noise = width * torch.rand(counts.shape, generator=generator, device=counts.device)
     n = counts.to(torch.float32)
     # in float32, n + u rounds up to n + 1 when u is within half a spacing of 1 (spacing 6e-5
     # at 1000 photons): keep every value strictly below n + 1 so that floor() is exact
