@@ -73,3 +73,24 @@ def test_train_errors_are_one_line(data, tmp_path):
     res = runner.invoke(app, ["generate", "--model", str(tmp_path), "--conditions", str(data),
                               "--out", str(tmp_path / "g.h5"), "--no-progress"])
     assert res.exit_code == 2 and "model.json" in res.output
+
+
+def test_token_family_sampling_options(data, tmp_path):
+    """vq-vae: trained and generated through the CLI with prior sampling options; options of
+    another kind are refused with a message naming the family's own."""
+    run = tmp_path / "vq"
+    res = runner.invoke(app, ["train", "--model", "vq-vae", "--data", str(data), "--out",
+                              str(run), "--steps", "2", "--batch-size", "16", "--val-every",
+                              "100", "--hparam", "vit_depth=1", "--hparam", "vit_width=32",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    gen = tmp_path / "vq.h5"
+    res = runner.invoke(app, ["generate", "--model", str(run / "last"), "--conditions",
+                              str(data), "--out", str(gen), "--temperature", "0.5", "--top-k",
+                              "5", "--top-p", "0.9", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with ShowerSet.open(gen) as g:
+        assert "temperature=0.5" in g.meta.producer["note"] and len(g) == 600
+    res = runner.invoke(app, ["generate", "--model", str(run / "last"), "--conditions",
+                              str(data), "--out", str(tmp_path / "x.h5"), "--steps", "4"])
+    assert res.exit_code == 2 and "temperature" in res.output

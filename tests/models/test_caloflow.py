@@ -76,8 +76,8 @@ def test_preprocessing_is_exact_and_its_jacobian_matches_autograd():
     torch.manual_seed(0)
     model = make_model("caloflow", _tiny_spec(), **SMALL)
     counts = torch.poisson(torch.full((32, 16), 30.0)) * (torch.rand(32, 16) > 0.2)
-    model._initialise(dequantise(counts))
-    v = dequantise(counts[:3])
+    model._initialise(dequantise(counts, width=model.width))
+    v = dequantise(counts[:3], width=model.width)
     y, x, logdet = model._to_network(v)
     # the inverse recovers the counts exactly, anchors included
     image = model._to_image(y, x)
@@ -98,7 +98,7 @@ def test_sampling_gives_counts_and_stage_one_sums(teacher, data: Data):
     assert 0.8 < ratio < 1.25
     corr = np.corrcoef(out.sum((1, 2)), data.cond[:50, 0])[0, 1]
     assert corr > 0.8
-    # channel sums equal stage I's up to flooring
+    # channel sums equal stage I's up to rounding (at most one photon per fibre)
     noise = torch.randn(8, teacher.latent_dim, generator=g)
     cond = data.transforms.conditions(data.cond[:8])
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_sampling_gives_counts_and_stage_one_sums(teacher, data: Data):
         s = torch.exp(y * teacher.y_scale + teacher.y_mean)
         counts = torch.expm1(teacher.decode(noise, cond)).round().flatten(1)
     sums = counts @ teacher.assignment
-    assert bool(((sums <= s + 1e-3) & (sums >= s - teacher.channel_size - 1e-3)).all())
+    assert bool(((sums - s).abs() <= teacher.channel_size).all())
 
 
 def test_log_likelihood_flags_showers_unlike_the_training_data(teacher, data: Data):
