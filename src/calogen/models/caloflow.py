@@ -70,7 +70,7 @@ from torch import Tensor, nn
 from calogen.geometry.channels import N_CHANNELS, channel_masks
 from calogen.geometry.zdc import FibreGrid, get_grid
 from calogen.models.backbones import ImageGenerator
-from calogen.models.base import Generator, ModelSpec, TrainBatch, register_family
+from calogen.models.base import ModelSpec, TrainBatch, register_family
 from calogen.models.flow_preprocessing import LogitTransform, dequantise
 from calogen.models.flows import ELEMENTWISE, ConditionalFlow
 from calogen.models.transforms import Transforms
@@ -392,28 +392,17 @@ class CaloFlowStudent(CaloFlow):
     def teacher(self) -> CaloFlow:
         """The MAF teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
-            from calogen.models.io import load_model
+            from calogen.models.prerequisites import load_frozen_base
 
             path = str(self.hparams["teacher"])
             if not path:
                 raise ValueError("caloflow-student: training needs a teacher (hparam "
                                  "'teacher', or `calogen train --model caloflow-student "
                                  "--teacher DIR`)")
-            # building the teacher must not draw from the global RNG: a resumed run loads it
-            # at a later step than an uninterrupted one and would otherwise diverge
-            with torch.random.fork_rng(devices=[]):
-                teacher: Generator = load_model(path, map_location=self.anchor.device)
-            if not isinstance(teacher, CaloFlow) or teacher.family != "caloflow":
-                raise ValueError(f"{path}: the teacher must be a 'caloflow' model, "
-                                 f"got {teacher.family!r}")
-            if int(teacher.initialised) == 0:
+            teacher = load_frozen_base(path, "caloflow", self.hparams, ARCHITECTURE_KEYS,
+                                       self.anchor.device, "hparams_from_flow_teacher")
+            if not isinstance(teacher, CaloFlow) or int(teacher.initialised) == 0:
                 raise ValueError(f"{path}: the teacher has not been trained")
-            mismatch = [k for k in ARCHITECTURE_KEYS
-                        if teacher.hparams.get(k) != self.hparams.get(k)]
-            if mismatch:
-                raise ValueError(f"{path}: teacher and student differ in {mismatch}; build "
-                                 f"the student with hparams_from_flow_teacher()")
-            teacher.eval().requires_grad_(False)
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher

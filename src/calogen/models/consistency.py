@@ -96,25 +96,14 @@ class ConsistencyDistillation(IterativeImageGenerator):
     def teacher(self) -> Generator:
         """The EDM teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
-            from calogen.models.io import load_model
+            from calogen.models.prerequisites import load_frozen_base
 
             path = str(self.hparams["teacher"])
             if not path:
                 raise ValueError("consistency: training needs a teacher (hparam 'teacher', "
                                  "or `calogen train --model consistency --teacher DIR`)")
-            # building the teacher must not draw from the global RNG: a resumed run loads it
-            # at a later step than an uninterrupted one and would otherwise diverge
-            with torch.random.fork_rng(devices=[]):
-                teacher = load_model(path, map_location=next(self.parameters()).device)
-            if teacher.family != "edm":
-                raise ValueError(f"{path}: the teacher must be an 'edm' model, "
-                                 f"got {teacher.family!r}")
-            mismatch = [k for k in ARCHITECTURE_KEYS if teacher.hparams.get(k)
-                        != self.hparams.get(k)]
-            if mismatch:
-                raise ValueError(f"{path}: teacher and student differ in {mismatch}; build "
-                                 f"the student with hparams_from_teacher()")
-            teacher.eval().requires_grad_(False)
+            teacher = load_frozen_base(path, "edm", self.hparams, ARCHITECTURE_KEYS,
+                                       next(self.parameters()).device, "hparams_from_teacher")
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["PREREQUISITES", "Prerequisite", "hparams_on_top_of"]
+if TYPE_CHECKING:
+    import torch
+
+    from calogen.models.base import Generator
+
+__all__ = ["PREREQUISITES", "Prerequisite", "hparams_on_top_of", "load_frozen_base"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +60,26 @@ def hparams_on_top_of(family: str, base_dir: str | Path,
         return hparams_from_autoencoder(base_dir, overrides)
     raise ValueError(f"{family!r} is not trained on top of another model; families that are: "
                      f"{sorted(PREREQUISITES)}")
+
+
+def load_frozen_base(path: str, family: str, hparams: dict[str, Any], shared_keys: tuple[str, ...],
+                     device: torch.device | str, builder: str) -> Generator:
+    """The trained ``family`` model at ``path`` that a model with ``hparams`` is built on,
+    frozen and in eval mode. ``ValueError`` for another family or when the ``shared_keys``
+    hparams differ (the model should be built with ``builder``). Building it does not draw
+    from the global RNG: a resumed run loads its base at a later step than an uninterrupted
+    one and would otherwise diverge from it."""
+    import torch
+
+    from calogen.models.io import load_model
+
+    with torch.random.fork_rng(devices=[]):
+        base = load_model(path, map_location=device)
+    if base.family != family:
+        raise ValueError(f"{path}: must be a {family!r} model, got {base.family!r}")
+    mismatch = [k for k in shared_keys if base.hparams.get(k) != hparams.get(k)]
+    if mismatch:
+        raise ValueError(f"{path}: differs from the model built on it in {mismatch}; build "
+                         f"the model with {builder}()")
+    base.eval().requires_grad_(False)
+    return base
