@@ -9,8 +9,15 @@ benchmarks.
     python benchmarks/flow_vq_families.py --stage train --families caloflow-student --threads 1 &
     python benchmarks/flow_vq_families.py --stage train --families vq-vae vq-gan --threads 1 &
     wait
-    python benchmarks/flow_vq_families.py --stage eval      # generate + evaluate + loglik
-    python benchmarks/flow_vq_families.py --stage table     # timings on an idle machine
+    python benchmarks/flow_vq_families.py --stage eval --families caloflow-student calo-inn \
+        vq-vae vq-gan                                       # generate + evaluate + loglik
+    python benchmarks/flow_vq_families.py --stage table --families caloflow-student calo-inn \
+        vq-vae vq-gan                                       # timings on an idle machine
+    # the MAF teacher samples fibre by fibre (~seconds per shower): it and its student are
+    # compared on the first 300 test events, in a directory of their own
+    python benchmarks/flow_vq_families.py --stage eval --families caloflow-student caloflow \
+        --eval-events 300 --runs-dir benchmarks/out/flow_vq_families \
+        --out-dir benchmarks/out/flow_vq_teacher300       # then --stage table, same options
 
 Data: as benchmarks/fast_families.py (100k ZN, seed 21, grouped split 0.8/0.1/0.1; the file is
 shared with that benchmark's directory when it exists). Each family trains for ``--minutes``
@@ -103,10 +110,12 @@ def train_family(name: str, out: Path, data: Path, minutes: float, hparams: dict
     print(f"{name}: {result.steps} steps in {doc['train_seconds']:.0f} s -> {run}", flush=True)
 
 
-def evaluate_family(name: str, out: Path, test: Path, cfg: EvaluationConfig) -> None:
-    """Generate for the evaluation events, evaluate, and (flows) the test log-likelihood."""
+def evaluate_family(name: str, out: Path, test: Path, cfg: EvaluationConfig,
+                    runs: Path | None = None) -> None:
+    """Generate for the evaluation events, evaluate, and (flows) the test log-likelihood; the
+    trained run is ``runs/run_<name>`` (default: under ``out``)."""
     family, _ = split_name(name)
-    run = out / f"run_{name}"
+    run = (runs or out) / f"run_{name}"
     train_doc = json.loads((run / "bench_train.json").read_text())
     model = load_model(run / "best")
     t0 = time.perf_counter()
@@ -195,6 +204,9 @@ def main() -> None:
                          "vq-vae@16tok:vit_patch=12")
     ap.add_argument("--out-dir", type=Path,
                     default=Path(__file__).parent / "out" / "flow_vq_families")
+    ap.add_argument("--runs-dir", type=Path, default=None,
+                    help="where the trained run_* directories are [default: --out-dir]; to "
+                         "evaluate trained runs on other events in another directory")
     args = ap.parse_args()
     n, minutes = (3_000, 0.2) if args.smoke else (args.n, args.minutes)
     extra: dict[str, dict] = {}
@@ -224,7 +236,7 @@ def main() -> None:
             train_family(family, out, data, minutes, hp, args.smoke)
     if args.stage in ("all", "eval"):
         for family in args.families:
-            evaluate_family(family, out, test, cfg)
+            evaluate_family(family, out, test, cfg, args.runs_dir)
     if args.stage in ("all", "table"):
         print_table(out, args.families, test, 10 if args.smoke else args.slow_batch)
 
