@@ -3,16 +3,23 @@ VQ-VAE / VQ-GAN with a transformer prior) on the data, split and evaluation of t
 benchmarks.
 
     python benchmarks/flow_vq_families.py --smoke                       # minutes
-    python benchmarks/flow_vq_families.py --stage train --families caloflow --threads 1 &
+    python benchmarks/flow_vq_families.py --stage train --families caloflow --threads 1 \
+        --minutes 20 &
     python benchmarks/flow_vq_families.py --stage train --families calo-inn --threads 1 &
     wait
-    python benchmarks/flow_vq_families.py --stage train --families caloflow-student --threads 1 &
-    python benchmarks/flow_vq_families.py --stage train --families vq-vae vq-gan --threads 1 &
+    python benchmarks/flow_vq_families.py --stage train --families caloflow-student --threads 1 \
+        --minutes 10 &
+    python benchmarks/flow_vq_families.py --stage train --families vq-vae --threads 1 &
+    wait
+    python benchmarks/flow_vq_families.py --stage train --families vq-vae@16tok --threads 1 \
+        --hparam vq-vae@16tok:vit_patch=12 &
+    python benchmarks/flow_vq_families.py --stage train --families vq-gan --threads 1 \
+        --hparam vq-gan:disc_start=200 --minutes 14 &
     wait
     python benchmarks/flow_vq_families.py --stage eval --families caloflow-student calo-inn \
-        vq-vae vq-gan                                       # generate + evaluate + loglik
+        vq-vae vq-vae@16tok vq-gan                          # generate + evaluate + loglik
     python benchmarks/flow_vq_families.py --stage table --families caloflow-student calo-inn \
-        vq-vae vq-gan                                       # timings on an idle machine
+        vq-vae vq-vae@16tok vq-gan                          # timings on an idle machine
     # the MAF teacher samples fibre by fibre (~seconds per shower): it and its student are
     # compared on the first 300 test events, in a directory of their own
     python benchmarks/flow_vq_families.py --stage eval --families caloflow-student caloflow \
