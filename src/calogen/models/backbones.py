@@ -342,16 +342,21 @@ class ViTEncoder(_ViTBase):
                            else nn.Parameter(torch.zeros(1, 1, width)))
         self.head = nn.Linear(width, out_dim)
 
-    def forward(self, x: Tensor, c: Tensor | None) -> Tensor:
+    def tokens(self, x: Tensor, c: Tensor | None) -> Tensor:
+        """Normalised transformer outputs ``(B, 1 + patches, width)``: the condition token,
+        then one token per patch."""
         patches = self.patch_embed(self.patchify(x))
         if isinstance(self.cond_token, nn.Linear):
             if c is None:
-                raise ValueError("ViTEncoder built with cond_dim > 0 needs a condition vector")
+                raise ValueError(f"{type(self).__name__} built with cond_dim > 0 needs a "
+                                 f"condition vector")
             first = self.cond_token(c)[:, None, :]
         else:
             first = self.cond_token.expand(x.shape[0], -1, -1)
-        h = self.transformer(torch.cat([first, patches], dim=1) + self.pos)
-        return self.head(self.norm(h[:, 0]))
+        return self.norm(self.transformer(torch.cat([first, patches], dim=1) + self.pos))
+
+    def forward(self, x: Tensor, c: Tensor | None) -> Tensor:
+        return self.head(self.tokens(x, c)[:, 0])
 
 
 class MLPDecoder(nn.Module):

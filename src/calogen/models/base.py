@@ -92,6 +92,9 @@ class Generator(nn.Module, ABC):
     validate_by_sampling: ClassVar[bool] = True
     """Whether sampling the validation subset during training is affordable; families whose
     sampling takes seconds per shower (a MAF) are validated by their loss instead."""
+    onnx_tolerance: ClassVar[float] = 1e-4
+    """Largest accepted ``|onnx - torch|`` of the exported log image (absolute plus relative)
+    in the parity check every export runs."""
     optimizer_defaults: ClassVar[dict[str, Any]] = {}
     """Recommended AdamW settings (``lr``, ``betas``) where they differ from the trainer's
     defaults; ``calogen train`` uses them unless ``--lr`` / ``--betas`` are given."""

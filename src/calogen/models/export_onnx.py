@@ -48,9 +48,8 @@ def scales_path_for(onnx_path: str | Path) -> Path:
     return p.with_name(p.stem + ".scales.json")
 
 
-PARITY_TOLERANCE = 1e-4
-"""Largest accepted ``|onnx - torch|`` of the log image (absolute plus relative) in the check
-that every export runs."""
+PARITY_TOLERANCE = Generator.onnx_tolerance
+"""Default parity tolerance (families may set their own ``onnx_tolerance``)."""
 
 
 def check_parity(wrapper: nn.Module, onnx_file: str | Path, batches: tuple[int, ...] = (1, 3),
@@ -114,7 +113,7 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> Exp
             output_names=["log_image"], opset_version=opset, dynamo=True,
             dynamic_shapes={"noise": {0: batch}, "conditions": {0: batch}},
             external_data=False)
-        check_parity(wrapper, tmp, tolerance=getattr(model, "onnx_tolerance", PARITY_TOLERANCE))
+        check_parity(wrapper, tmp, tolerance=model.onnx_tolerance)
     t = model.spec.transforms
     scales = scales_path_for(out)
     doc = {

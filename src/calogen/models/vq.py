@@ -198,15 +198,7 @@ class TokenEncoder(ViTEncoder):
     token)."""
 
     def forward(self, x: Tensor, c: Tensor | None) -> Tensor:
-        patches = self.patch_embed(self.patchify(x))
-        if isinstance(self.cond_token, nn.Linear):
-            if c is None:
-                raise ValueError("TokenEncoder built with cond_dim > 0 needs a condition vector")
-            first = self.cond_token(c)[:, None, :]
-        else:
-            first = self.cond_token.expand(x.shape[0], -1, -1)
-        h = self.transformer(torch.cat([first, patches], dim=1) + self.pos)
-        return self.head(self.norm(h[:, 1:]))
+        return self.head(self.tokens(x, c)[:, 1:])
 
 
 class TokenDecoder(ViTDecoder):
