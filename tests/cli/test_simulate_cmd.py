@@ -1,8 +1,13 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from calogen.cli.main import app
@@ -87,3 +92,111 @@ def test_gun_config_round_trips_through_simulate(tmp_path):
     res = runner.invoke(app, ["simulate", "zn", "--n", "5", "--out", str(tmp_path / "x.h5"),
                               "--gun-config", str(cfg), "--no-progress"])
     assert res.exit_code == 2 and "gun.json" in res.output
+
+
+# --- kills, absurd options ------------------------------------------------------------------
+
+
+def _children(pid):
+    """Pids of the live (non-zombie) processes whose parent is ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _start_long_simulation(out):
+    """``calogen simulate`` with 2 workers, far from done; returns (process, worker pids)
+    once the workers run and the temporary file exists."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calogen", "simulate", "zn", "--n", "10000000", "--workers", "2",
+         "--out", str(out), "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    started = _wait_for(lambda: len(_children(proc.pid)) == 2
+                        and any(out.parent.glob(f".{out.name}.tmp-*")), 60)
+    workers = _children(proc.pid)
+    if not started:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the simulation did not start its workers: {proc.communicate()[1]!r}")
+    return proc, workers
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_the_workers_and_removes_the_temporary_file(tmp_path):
+    out = tmp_path / "zn.h5"
+    proc, workers = _start_long_simulation(out)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        assert _wait_for(lambda: not any(_alive(w) for w in workers), 5), "orphaned workers"
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finally:
+        for pid in [proc.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_of_the_parent_kills_the_workers(tmp_path):
+    out = tmp_path / "zn.h5"
+    proc, workers = _start_long_simulation(out)
+    try:
+        proc.kill()
+        proc.wait(timeout=20)
+        assert _wait_for(lambda: not any(_alive(w) for w in workers), 5), "orphaned workers"
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_huge_batch_size_finishes_quickly(tmp_path):
+    out = tmp_path / "zn.h5"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calogen", "simulate", "zn", "--n", "10", "--workers", "2",
+         "--batch-size", "1000000000", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("--batch-size 1000000000 --n 10 ran for more than 60 s")
+    assert proc.returncode == 0, err
+    with ShowerSet.open(out) as ss:
+        assert len(ss) == 10
+
+
+def test_negative_seed_names_the_option(tmp_path):
+    res = runner.invoke(app, ["simulate", "zn", "--n", "10", "--seed", "-1", "--out",
+                              str(tmp_path / "o.h5"), "--no-progress"])
+    assert res.exit_code == 2
+    assert "--seed" in res.output
+    assert not (tmp_path / "o.h5").exists()

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from itertools import islice
 
 import numpy as np
@@ -14,6 +15,7 @@ from calogen.physics.simulator import (
     ZN_SIMULATOR,
     ZP_SIMULATOR,
     iter_shards,
+    max_shards_per_task,
     simulate_particles,
     simulate_shard,
 )
@@ -173,6 +175,24 @@ def test_unknown_species_is_refused(particles_factory):
     bad = Particles(parts.conditions, np.array([2112, 99999, 22], dtype=np.int32))
     with pytest.raises(ValueError, match="99999"):
         simulate_particles(bad, ZN_SIMULATOR, RNG(0))
+
+
+def test_tasks_are_capped_whatever_the_batch_size():
+    """A huge batch size must not turn into one task simulating millions of particles."""
+    assert 1 <= max_shards_per_task(ZN_SIMULATOR, repeats=1) <= 64
+    assert max_shards_per_task(ZN_SIMULATOR, repeats=1000) == 1
+    t0 = time.monotonic()
+    first = next(iter_shards(ZN_SIMULATOR, 0, shards_per_task=4_000_000))
+    assert first.shard == 0 and time.monotonic() - t0 < 30
+    it = iter_shards(ZN_SIMULATOR, 0, shards_per_task=4_000_000, workers=2)
+    assert next(it).shard == 0
+    it.close()  # stops the workers without waiting for their tasks
+    assert time.monotonic() - t0 < 30
+
+
+def test_negative_seed_is_refused_by_name():
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        next(iter_shards(ZN_SIMULATOR, -1))
 
 
 def test_physics_layer_does_not_import_torch():

@@ -216,22 +216,94 @@ def test_plots_are_readable_images(written):
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
 
 
-def test_failing_plot_leaves_no_report(tmp_path, monkeypatch):
-    """Chosen semantics: metrics.json (complete) is written first and kept; report.html is
-    written last, so a failing figure leaves no page -- also none from an earlier run."""
+def _old_report(folder: Path) -> dict[str, bytes]:
+    """A complete earlier report (hand-made, cheap) in ``folder``; returns its content."""
+    folder.mkdir()
+    files = {"metrics.json": b'{"old": true}\n', "report.html": b"<html>old</html>",
+             "observables.png": b"old png 1", "observables_2.png": b"old png 2",
+             "examples.png": b"old png 3"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def _content(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _fake_plots(monkeypatch, fail_at: str | None = None):
+    """Replace the figures with tiny files; ``fail_at`` raises instead (mid-way)."""
+    def fake(name):
+        def draw(pd, out, **kwargs):
+            if name == fail_at:
+                raise RuntimeError("figure failed")
+            path = Path(out) / f"{name}.png"
+            path.write_bytes(b"new " + name.encode())
+            return [path] if name == "observables" else path
+        return draw
+
+    for name in ("observables", "channels_per_species", "correlations", "examples",
+                 "mean_images"):
+        monkeypatch.setattr(evaluation_plots, f"plot_{name}", fake(name))
+
+
+def test_failing_plot_leaves_the_earlier_report_untouched(tmp_path, monkeypatch):
+    """An interrupted write (a figure fails half-way) changes nothing in the folder: no new
+    metrics.json beside stale figures, the old page still there, no temporaries beside it."""
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.html").write_text("<html>stale</html>")
-
-    def boom(*args, **kwargs):
-        raise RuntimeError("figure failed")
-
-    monkeypatch.setattr(evaluation_plots, "plot_observables", boom)
+    before = _old_report(out)
+    _fake_plots(monkeypatch, fail_at="correlations")
     with pytest.raises(RuntimeError, match="figure failed"):
         write_report(make_result(n=300), out)
-    assert not (out / "report.html").exists()
-    validate_metrics_json(out / "metrics.json")  # complete, or it would not validate
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert _content(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_rewrite_replaces_the_whole_report(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _old_report(out)
+    _fake_plots(monkeypatch)
+    paths = write_report(make_result(n=300), out)
+    names = {p.name for p in out.iterdir()}
+    assert "observables_2.png" not in names  # stale figure of the earlier report gone
+    assert names == {"metrics.json", "report.html", *(p.name for p in paths.plots)}
+    validate_metrics_json(out / "metrics.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_other_files_in_the_folder_are_kept(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _old_report(out)
+    (out / "notes.txt").write_text("mine")
+    _fake_plots(monkeypatch, fail_at="examples")
+    with pytest.raises(RuntimeError):
+        write_report(make_result(n=300), out)
+    assert (out / "report.html").read_bytes() == b"<html>old</html>"
+    _fake_plots(monkeypatch)
+    result = make_result(n=300)
+    result.plot_data = None
+    paths = write_report(result, out)
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "report.html", "notes.txt"}
+    assert (out / "notes.txt").read_text() == "mine"
+    assert "No figures" in paths.html.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_temporary_folder_of_a_killed_run_is_removed(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    debris = tmp_path / ".out.tmp-999999999-deadbeef"  # no such process
+    debris.mkdir()
+    (debris / "metrics.json").write_text("{}")
+    _fake_plots(monkeypatch)
+    write_report(make_result(n=300), out)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "report"
+    path.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        write_report(make_result(n=300), path)
 
 
 def test_report_without_plot_data(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from calogen.cli.common import Detector, fail_on_user_errors
+from calogen.processes import raise_on_sigterm
 
 
 def simulate(
@@ -16,7 +17,8 @@ def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Output ShowerSet (.h5)."),
     n: int | None = typer.Option(None, "--n", "-n", min=1,
                                  help="Responses to write (required unless --particles)."),
-    seed: int = typer.Option(0, "--seed", "-s", help="Run seed (same seed, same file)."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0,
+                             help="Run seed, a non-negative integer (same seed, same file)."),
     workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", "-w", min=1,
                                 help="Worker processes (does not change the output)."),
     repeats: int = typer.Option(1, "--repeats", "-r", min=1,
@@ -28,8 +30,9 @@ def simulate(
         None, "--min-photons", min=0,
         help="Keep responses with at least this photon sum [default: ZN 10, ZP 1; 0 with "
              "--particles]."),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1,
-                                   help="Particles per worker task (does not change the output)."),
+    batch_size: int = typer.Option(
+        1024, "--batch-size", min=1,
+        help="Particles per worker task, capped to bound memory (does not change the output)."),
     gun_config: Path | None = typer.Option(None, "--gun-config",
                                            help="JSON particle-gun configuration (GunConfig)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
@@ -43,7 +46,8 @@ def simulate(
     from calogen.data.reference import simulate_to_file
     from calogen.physics.gun import GunConfig, Particles
 
-    with fail_on_user_errors():
+    # SIGTERM raises, so the writer deletes its temporary file and the workers are stopped.
+    with raise_on_sigterm(), fail_on_user_errors():
         parts = None
         if particles is not None:
             cond, pdg = read_alice_particles(particles)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +29,15 @@ from calogen.physics.materials import BRASS, TUNGSTEN_ALLOY, Absorber
 from calogen.physics.readout import ReadoutModel, read_out
 from calogen.physics.showers import HadronShowerModel, develop_showers
 from calogen.physics.species import species_table
+from calogen.processes import worker_pool
 
 SHARD_PARTICLES = 256
 """Particles per shard, the unit of seeding. Part of the algorithm: changing it changes files."""
+
+MAX_TASK_BYTES = 32 * 2**20
+"""Upper bound on the responses one worker task returns (bytes of int32 showers): caps the
+shards per task whatever batch size is asked for, so memory stays bounded and the first
+results arrive quickly (about 16 ZN shards at ``repeats=1``)."""
 
 STAND_IN_NOTE = ("Produced by calogen's built-in parametrised reference simulator "
                  "(GFlash-style showers, Poisson photon readout): a stand-in for Geant4, "
@@ -170,6 +176,12 @@ def simulate_shard(config: SimulatorConfig, seed: int, shard: int, *, repeats: i
                        ids[keep], len(batch))
 
 
+def max_shards_per_task(config: SimulatorConfig, repeats: int = 1) -> int:
+    """The most shards one task may hold under :data:`MAX_TASK_BYTES` (at least 1)."""
+    shard_bytes = SHARD_PARTICLES * repeats * config.grid.n_pixels * 4
+    return max(1, MAX_TASK_BYTES // shard_bytes)
+
+
 def _run_task(config: SimulatorConfig, seed: int, shards: list[int], repeats: int,
               min_photons: int, particles: Particles | None) -> list[ShardResult]:
     return [simulate_shard(config, seed, s, repeats=repeats, min_photons=min_photons,
@@ -181,11 +193,18 @@ def iter_shards(config: SimulatorConfig, seed: int, *, repeats: int = 1, min_pho
                 shards_per_task: int = 4) -> Iterator[ShardResult]:
     """Yield shard results in shard order, forever (gun) or until ``particles`` are used up.
 
-    Up to ``2 * workers`` tasks of ``shards_per_task`` shards are in flight at once, so memory
-    stays bounded. The caller stops iterating when it has enough responses.
+    Up to ``2 * workers`` tasks of ``shards_per_task`` shards (capped by
+    :func:`max_shards_per_task`) are in flight at once, so memory stays bounded. The caller
+    stops iterating when it has enough responses; the workers are then stopped. Worker
+    processes die with this process (:func:`calogen.processes.worker_pool`).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if shards_per_task < 1:
+        raise ValueError(f"shards_per_task must be >= 1, got {shards_per_task}")
+    shards_per_task = min(shards_per_task, max_shards_per_task(config, repeats))
     n_shards = None if particles is None else -(-len(particles) // SHARD_PARTICLES)
 
     def tasks() -> Iterator[list[int]]:
@@ -197,11 +216,13 @@ def iter_shards(config: SimulatorConfig, seed: int, *, repeats: int = 1, min_pho
 
     if workers <= 1:
         for shards in tasks():
-            yield from _run_task(config, seed, shards, repeats, min_photons, particles)
+            for k in shards:
+                yield simulate_shard(config, seed, k, repeats=repeats, min_photons=min_photons,
+                                     particles=particles)
         return
     # Workers compute with one thread each: numpy's own threads would oversubscribe the cores.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         pending: deque[Future[list[ShardResult]]] = deque()
         todo = tasks()
         try:

@@ -10,11 +10,14 @@ directory::
         report.html             one page, inline CSS, no scripts, relative links only
 
 Order and failure semantics: the result is validated first (nothing is written if it does not
-match the schema), then ``metrics.json`` is written, then the figures, and ``report.html`` last.
-Every file is written to a temporary name and renamed when complete. A ``report.html`` left
-from an earlier run in ``out_dir`` is removed before anything new is written, so if a figure
-fails, ``out_dir`` holds a complete ``metrics.json`` (the expensive part, worth keeping) and no
-page at all -- never a page describing other numbers or linking missing images.
+match the schema); the whole report is then written into a temporary folder beside ``out_dir``
+and put in place only when complete, so a failing figure or a killed job leaves an earlier
+report in ``out_dir`` complete and untouched, and never new metrics beside stale figures.
+When ``out_dir`` holds nothing but report files (the usual case) it is replaced as a whole,
+atomically (:func:`calogen.atomic.replace_directory`). A folder that also holds other files
+(say ``--out .``) keeps them: the finished report files are then renamed in one by one,
+``report.html`` last, and report files of the earlier report that were not rewritten are
+removed. Temporary folders of killed runs beside ``out_dir`` are removed first.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -32,7 +37,12 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from calogen.atomic import write_text_atomic
+from calogen.atomic import (
+    atomic_directory,
+    remove_stale_temporaries,
+    temp_sibling,
+    write_text_atomic,
+)
 from calogen.report import evaluation_plots
 
 if TYPE_CHECKING:  # importing calogen.metrics.evaluate pulls in torch; annotations only
@@ -130,6 +140,11 @@ def _short(message: str, limit: int = 300) -> str:
 
 _write_text_atomic = write_text_atomic
 
+REPORT_FILE_RE = re.compile(
+    r"^(metrics\.json|report\.html|observables(_\d+)?\.png|channels_per_species\.png"
+    r"|correlations\.png|examples\.png|mean_images\.png)$")
+"""Names of the files :func:`write_report` writes (a folder holding only these is a report)."""
+
 
 def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
                  title: str | None = None) -> ReportPaths:
@@ -138,7 +153,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
     Args:
         result: what :func:`calogen.metrics.evaluate.evaluate` returned. Without
             ``plot_data`` the page has no figures (and says so).
-        out_dir: output directory (created if missing).
+        out_dir: output directory (created if missing; an earlier report in it is replaced,
+            other files in it are kept).
         title: page title; default names the generated and reference producers.
 
     Returns:
@@ -147,28 +163,70 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
     Raises:
         MetricsSchemaError: if ``result.to_dict()`` does not match the schema (a bug in the
             producer of the result); nothing is written then.
-        Exception: from a figure; ``metrics.json`` is then complete and ``report.html`` absent
-            (see the module docstring).
+        NotADirectoryError: if ``out_dir`` exists and is not a folder.
+        Exception: from a figure; ``out_dir`` is then as it was (see the module docstring).
     """
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))
     doc = result.to_dict()
     try:
         validate_metrics_json(doc)
     except MetricsSchemaError as exc:
         raise MetricsSchemaError(f"EvaluationResult.to_dict(): {exc}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    html_path = out / "report.html"
-    html_path.unlink(missing_ok=True)  # a stale page must never sit beside new metrics
-    metrics_path = _write_text_atomic(out / "metrics.json",
-                                      json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out_dir}: exists and is not a folder; the report needs one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    if _replaceable(out):
+        with atomic_directory(out) as tmp:
+            names = _write_files(result, doc, tmp, title)
+    else:
+        staging = temp_sibling(out)
+        staging.mkdir()
+        try:
+            names = _write_files(result, doc, staging, title)
+            _move_into(staging, out, names)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return ReportPaths(out / "metrics.json", out / "report.html",
+                       [out / name for name in names[1:-1]])
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether ``out`` may be replaced as a whole: absent, or a folder of report files only
+    that is not the working directory or one of its parents."""
+    if not out.exists():
+        return True
+    cwd = Path.cwd().resolve()
+    resolved = out.resolve()
+    if resolved == cwd or resolved in cwd.parents or out.is_symlink():
+        return False
+    return all(REPORT_FILE_RE.match(e.name) and e.is_file() and not e.is_symlink()
+               for e in out.iterdir())
+
+
+def _write_files(result: EvaluationResult, doc: Mapping[str, Any], folder: Path,
+                 title: str | None) -> list[str]:
+    """Write the report into ``folder``; file names: metrics.json, figures, report.html."""
+    _write_text_atomic(folder / "metrics.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
     paired = doc["protocol"].get("paired")
     figures: list[tuple[Path, str]] = []
     if result.plot_data is not None:
-        figures = _make_plots(result, out, paired if isinstance(paired, bool) else None)
-    page = render_html(doc, figures, title=title,
-                       has_plot_data=result.plot_data is not None)
-    _write_text_atomic(html_path, page)
-    return ReportPaths(metrics_path, html_path, [p for p, _ in figures])
+        figures = _make_plots(result, folder, paired if isinstance(paired, bool) else None)
+    page = render_html(doc, figures, title=title, has_plot_data=result.plot_data is not None)
+    _write_text_atomic(folder / "report.html", page)
+    return ["metrics.json", *(p.name for p, _ in figures), "report.html"]
+
+
+def _move_into(staging: Path, out: Path, names: list[str]) -> None:
+    """Rename the finished files ``names`` (``report.html`` last) from ``staging`` into the
+    folder ``out`` that also holds other files; remove earlier report files not rewritten."""
+    (out / "report.html").unlink(missing_ok=True)  # never a page beside half-moved files
+    for entry in out.iterdir():
+        if (REPORT_FILE_RE.match(entry.name) and entry.name not in names
+                and entry.is_file() and not entry.is_symlink()):
+            entry.unlink()
+    for name in names:
+        os.replace(staging / name, out / name)
 
 
 def _make_plots(result: EvaluationResult, out: Path,
