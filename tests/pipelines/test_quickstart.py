@@ -55,3 +55,33 @@ def test_tiny_quickstart_trains_the_base_model_first(tmp_path: Path) -> None:
     assert doc["hparams"]["ae_family"] == "vae"
     assert doc["hparams"]["ae_hparams"]["backbone"] == "mlp"
     assert res.report.is_file()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"model": "nosuch"}, "unknown model family 'nosuch'"),
+    ({"hparams": {"nosuch": 1}}, r"vae: unknown hparams \['nosuch'\]"),
+    ({"n_events": 10}, "n_events must be an integer >= 100"),
+    ({"minutes": 0.0}, "minutes must be a positive"),
+    ({"minutes": float("nan")}, "minutes must be a positive"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+])
+def test_bad_options_are_refused_before_anything_is_written(tmp_path: Path, kwargs,
+                                                           match) -> None:
+    out = tmp_path / "qs"
+    lines: list[str] = []
+    with pytest.raises(ValueError, match=match):
+        quickstart.run_quickstart(out, **{"n_events": 1500, "minutes": 0.03, "progress": False,
+                                          "log": lines.append, **kwargs})
+    assert lines == [] and not out.exists()
+
+
+def test_cli_unknown_model_leaves_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from calogen.cli.main import app
+
+    out = tmp_path / "qs"
+    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--model", "nosuch",
+                                   "--n", "1000", "--no-progress"])
+    assert res.exit_code == 2 and "unknown model family 'nosuch'" in res.output
+    assert not out.exists()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,6 +68,29 @@ def default_hparams(family: str) -> dict[str, object]:
     return dict(DEFAULT_HPARAMS) if has_backbone else {}
 
 
+MIN_EVENTS = 100
+"""Fewest simulated events the chain can split into train, validation and test sets."""
+
+
+def check_options(model: str, hparams: dict[str, object] | None, *, n_events: int,
+                  minutes: float, seed: int) -> None:
+    """``ValueError`` naming the first bad option of :func:`run_quickstart`: an unknown
+    family, hparams the family does not know, too few events, a budget that is not positive,
+    a negative seed."""
+    cls = family_class(model)
+    defaults = getattr(cls, "defaults", None)
+    if hparams is not None and isinstance(defaults, dict):
+        unknown = sorted(set(hparams) - set(defaults))
+        if unknown:
+            raise ValueError(f"{model}: unknown hparams {unknown}; known: {sorted(defaults)}")
+    if isinstance(n_events, bool) or not isinstance(n_events, int) or n_events < MIN_EVENTS:
+        raise ValueError(f"n_events must be an integer >= {MIN_EVENTS}, got {n_events!r}")
+    if not (minutes > 0 and math.isfinite(minutes)):
+        raise ValueError(f"minutes must be a positive, finite number, got {minutes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def _kept(run_dir: Path) -> Path:
     """The model a run keeps: ``best`` (by validation) if written, else ``last``."""
     return run_dir / "best" if (run_dir / "best").exists() else run_dir / "last"
@@ -88,7 +112,11 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
                    hparams: dict[str, object] | None = None,
                    n_events: int = 30_000, minutes: float = DEFAULT_MINUTES, seed: int = 0,
                    progress: bool = True, log=print) -> QuickstartResult:  # noqa: ANN001
-    """Run the chain; see the module docstring. ``log`` receives one line per stage."""
+    """Run the chain; see the module docstring. ``log`` receives one line per stage.
+
+    Every option is checked before anything is simulated or written (``ValueError``).
+    """
+    check_options(model, hparams, n_events=n_events, minutes=minutes, seed=seed)
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
