@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from calogen.cli.common import (
+    NO_VALIDATE_HELP,
     Detector,
     InputFile,
     fail_on_user_errors,
-    no_validate_option,
     validate_inputs,
 )
 
@@ -50,7 +50,7 @@ def export_npz(
     particles: Annotated[Path, typer.Option("--particles", help="Particles .npz to write.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs."
                                             )] = False,
-    no_validate: Annotated[bool, no_validate_option()] = False,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
 ) -> None:
     """Export a ZDC ShowerSet as the public ALICE npz pair (key 'arr_0')."""
     from calogen.data.alice_npz import export_alice_npz

@@ -16,7 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from calogen.cli.common import InputFile, no_validate_option, validate_inputs
+from calogen.cli.common import NO_VALIDATE_HELP, InputFile, validate_inputs
 
 if TYPE_CHECKING:
     from calogen.data.summary import ShowerSetSummary
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
             "--json", help="Also write the summary as JSON to this file.")] = None,
         progress: Annotated[bool, typer.Option(
             "--progress", help="Show a progress bar.")] = False,
-        no_validate: Annotated[bool, no_validate_option()] = False,
+        no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
     ) -> None:
         """Summarise a ShowerSet: species, photon sums, light yield, channels, hottest pixel."""
         from calogen.data.showerset import ShowerSet
@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
         max_events: Annotated[int | None, typer.Option(
             "--max-events", min=1,
             help="Events sampled for the histograms (default 200000).")] = None,
-        no_validate: Annotated[bool, no_validate_option()] = False,
+        no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
     ) -> None:
         """Draw example responses and channel / photon-sum distributions to a PNG."""
         from calogen.report.showerset_plots import plot_showerset
