@@ -19,7 +19,7 @@ def evaluate(
     reference: Path = typer.Option(..., "--reference", help="Reference ShowerSet (.h5)."),
     generated: Path = typer.Option(
         ..., "--generated", help="Generated ShowerSet, one response per reference condition "
-        "in the reference's row order."),
+        "in the reference's row order (as many rows as the reference)."),
     out: Path = typer.Option(..., "--out", help="Output directory for metrics.json, plots and "
                              "report.html."),
     reference_2: Path | None = typer.Option(
