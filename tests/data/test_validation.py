@@ -104,3 +104,9 @@ def test_particles_in_memory():
         validate_particles(cond, np.full(5, 22, np.int32), path="p.npz")
     with pytest.raises(ShowerSetError, match="0 at row 1"):
         validate_particles(np.ones((2, 9)), np.array([22, 0]), path="p.npz")
+
+
+def test_counts_mode_still_names_infinities(tmp_path):
+    path = _poke(_write(tmp_path / "inf.h5", dtype=np.float32), "showers", (6, 1, 1), np.inf)
+    with pytest.raises(ShowerSetError, match=r"expected finite values, found inf at row 6"):
+        validate_showerset(path, counts=True)

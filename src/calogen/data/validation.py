@@ -92,9 +92,10 @@ class ContentCheck:
             return
         lo = arr.min()  # NaN propagates: one pass finds NaN, -inf and negatives
         if arr.dtype.kind == "f":
-            if not (lo >= 0 and arr.max() <= np.finfo(arr.dtype).max):
+            # With counts, the integrality pass also catches +inf (inf - rint(inf) is NaN).
+            if not (lo >= 0 and (self._integral(arr) if self.counts
+                                 else arr.max() <= np.finfo(arr.dtype).max)):
                 self._bad_float(arr, offset)
-            if self.counts and not self._integral(arr):
                 row, pix = _first_bad(arr != np.round(arr))
                 raise self._error(S.SHOWERS, "integer photon counts (this command learns or "
                                   "scores counts)", f"{_describe(arr[row].flat[pix])} at row "
@@ -114,14 +115,18 @@ class ContentCheck:
             block = arr[s:s + step]
             out = buf[:block.shape[0]]
             np.rint(block, out=out)
-            np.subtract(block, out, out=out)
+            with np.errstate(invalid="ignore"):  # inf - inf
+                np.subtract(block, out, out=out)
             if out.any():
                 return False
         return True
 
     def _bad_float(self, arr: np.ndarray, offset: int) -> None:
+        """Raise on the first NaN, infinite or negative value, if any."""
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(arr) | (arr < 0)
+        if not bad.any():
+            return
         row, pix = _first_bad(bad)
         value = arr[row].flat[pix]
         where = f"at row {offset + row}, {self._pixel(pix)}"
