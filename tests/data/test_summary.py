@@ -138,3 +138,21 @@ def test_unknown_convention_is_rejected(zn_file):
     path, *_ = zn_file
     with ShowerSet.open(path) as ss, pytest.raises(ValueError, match="convention"):
         summarize(ss, convention="nonsense")  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # -inf in the unvalidated summary
+def test_summary_validates_content_in_its_single_pass(tmp_path):
+    import h5py
+
+    from calogen.data.errors import ShowerSetError
+
+    rng = np.random.default_rng(0)
+    path = write_showerset(tmp_path / "f.h5", rng.poisson(1.0, (30, 44, 44)).astype(np.float32),
+                           np.ones((30, 9), np.float32), np.full(30, 2112, np.int32),
+                           detector="ZN", geometry={}, producer={})
+    with h5py.File(path, "r+") as f:
+        f["showers"][21, 4, 5] = -np.inf
+    with ShowerSet.open(path) as ss, pytest.raises(ShowerSetError, match="-inf at row 21"):
+        summarize(ss, batch_size=8)
+    with ShowerSet.open(path) as ss:
+        assert summarize(ss, validate=False).n_events == 30

@@ -117,3 +117,15 @@ def test_incompatible_files_are_refused(files, tmp_path):
     short = simulate_to_file(tmp_path / "short.h5", n=100, seed=5, progress=False).path
     with pytest.raises(ValueError, match="one response per reference condition"):
         evaluate(files["ref"], short, config=FAST)
+
+
+def test_a_generated_file_of_another_length_is_refused_not_cut(tmp_path):
+    """Rows pair by position: the extra rows of a longer file would be dropped silently."""
+    ref = simulate_to_file(tmp_path / "ref.h5", n=120, seed=1, progress=False).path
+    with ShowerSet.open(ref) as ss:
+        parts = Particles(ss.conditions()[[*range(120), *range(60)]],
+                          ss.pdg()[[*range(120), *range(60)]])
+    longer = simulate_to_file(tmp_path / "longer.h5", particles=parts, seed=2,
+                              progress=False).path
+    with pytest.raises(ValueError, match="180 generated events for the 120 events"):
+        evaluate(ref, longer, config=FAST)

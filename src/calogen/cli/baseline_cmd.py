@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from calogen.cli.common import fail_on_user_errors
+from calogen.cli.common import InputFile, fail_on_user_errors, no_validate_option, validate_inputs
 
 
 def baseline(
@@ -15,17 +15,22 @@ def baseline(
     conditions: Path = typer.Option(..., "--conditions",
                                     help="ShowerSet whose conditions to generate for."),
     out: Path = typer.Option(..., "--out", help="Output ShowerSet (.h5)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     max_train: int | None = typer.Option(None, "--max-train", min=1,
                                          help="Use at most this many training events."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    no_validate: bool = no_validate_option(),
 ) -> None:
     """Generate responses with a baseline that needs no training (shuffled, nearest,
     binned-mean); each is wrong in one known way, which the evaluation must expose."""
     from calogen.train.baselines import run_baseline
 
     with fail_on_user_errors():
+        validate_inputs("baseline", [
+            InputFile(train, "--train", counts=True, min_events=1),
+            InputFile(conditions, "--conditions", showers=False),
+        ], skip=no_validate, progress=progress)
         path = run_baseline(name, train, conditions, out, seed=seed, max_train=max_train,
                             overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {path.resolve()}")

@@ -1,11 +1,15 @@
-"""Pieces shared by the command modules: detector choice, user-error reporting."""
+"""Pieces shared by the command modules: detector choice, user-error reporting, content
+validation of the input files."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -44,3 +48,52 @@ def fail_on_user_errors() -> Iterator[None]:
     except (ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(USER_ERROR_EXIT_CODE) from None
+
+
+NO_VALIDATE_HELP = ("Skip the content scan of the input files (NaN, inf, negative or "
+                    "non-integral counts, PDG code 0, negative group ids); says so on stderr.")
+
+
+def no_validate_option() -> Any:
+    """The ``--no-validate`` flag shared by every command that reads showers or conditions."""
+    return typer.Option(False, "--no-validate", help=NO_VALIDATE_HELP)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A ShowerSet a command reads, and what its content must satisfy.
+
+    Attributes:
+        path: the file.
+        role: the option it was given with (``"--reference"``), named in errors when a
+            command reads several files.
+        counts: float showers must be integral photon counts.
+        showers: scan the showers (``False``: conditions, PDG codes and ids only).
+        min_events: refuse a file with fewer events.
+    """
+
+    path: Path
+    role: str | None = None
+    counts: bool = False
+    showers: bool = True
+    min_events: int = 0
+
+
+def validate_inputs(command: str, files: Sequence[InputFile | None], *, skip: bool,
+                    progress: bool = False) -> None:
+    """Scan each input's content (:func:`calogen.data.validation.validate_showerset`) before
+    the command does anything else; with ``skip`` (``--no-validate``) say on stderr that the
+    scan was skipped. ``None`` entries (options not given) are ignored."""
+    given = [f for f in files if f is not None]
+    if not given:
+        return
+    if skip:
+        names = ", ".join(f"{f.role} {f.path}" if f.role else str(f.path) for f in given)
+        typer.echo(f"calogen {command}: content validation skipped (--no-validate): {names}",
+                   err=True)
+        return
+    from calogen.data.validation import validate_showerset
+
+    for f in given:
+        validate_showerset(f.path, counts=f.counts, showers=f.showers, min_events=f.min_events,
+                           role=f.role, progress=progress)

@@ -11,7 +11,13 @@ from typing import Annotated
 
 import typer
 
-from calogen.cli.common import Detector, fail_on_user_errors
+from calogen.cli.common import (
+    NO_VALIDATE_HELP,
+    Detector,
+    InputFile,
+    fail_on_user_errors,
+    validate_inputs,
+)
 
 
 def import_npz(
@@ -44,11 +50,13 @@ def export_npz(
     particles: Annotated[Path, typer.Option("--particles", help="Particles .npz to write.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs."
                                             )] = False,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
 ) -> None:
     """Export a ZDC ShowerSet as the public ALICE npz pair (key 'arr_0')."""
     from calogen.data.alice_npz import export_alice_npz
 
     with fail_on_user_errors():
+        validate_inputs("export-npz", [InputFile(showerset)], skip=no_validate)
         r_out, p_out = export_alice_npz(showerset, responses, particles, overwrite=overwrite)
     typer.echo(f"wrote responses: {r_out.resolve()}")
     typer.echo(f"wrote particles: {p_out.resolve()}")

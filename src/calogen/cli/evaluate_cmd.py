@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from calogen.cli.common import fail_on_user_errors
+from calogen.cli.common import InputFile, fail_on_user_errors, no_validate_option, validate_inputs
 
 
 class ClassifierPreset(StrEnum):
@@ -19,7 +19,7 @@ def evaluate(
     reference: Path = typer.Option(..., "--reference", help="Reference ShowerSet (.h5)."),
     generated: Path = typer.Option(
         ..., "--generated", help="Generated ShowerSet, one response per reference condition "
-        "in the reference's row order."),
+        "in the reference's row order (as many rows as the reference)."),
     out: Path = typer.Option(..., "--out", help="Output directory for metrics.json, plots and "
                              "report.html."),
     reference_2: Path | None = typer.Option(
@@ -32,10 +32,11 @@ def evaluate(
         ClassifierPreset.calogen, "--classifier",
         help="calogen: a practical MLP for a laptop CPU; calochallenge-2022: the published "
         "2x2048 MLP, 50 epochs (slow on a CPU)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every resampling and split."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of every resampling and split."),
     convention: str = typer.Option("o2", "--convention", help="ZDC channel convention: o2 or "
                                    "warsaw."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+    no_validate: bool = no_validate_option(),
 ) -> None:
     """Compare generated showers with a reference: metrics.json, plots and report.html."""
     from dataclasses import replace
@@ -48,6 +49,12 @@ def evaluate(
     with fail_on_user_errors():
         if convention not in ("o2", "warsaw"):
             raise ValueError(f"--convention must be o2 or warsaw, got {convention!r}")
+        validate_inputs("evaluate", [
+            InputFile(reference, "--reference", min_events=1),
+            InputFile(generated, "--generated", min_events=1),
+            None if reference_2 is None else InputFile(reference_2, "--reference-2",
+                                                       min_events=1),
+        ], skip=no_validate, progress=progress)
         preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
         cfg = EvaluationConfig(convention=convention, max_events=max_events, seed=seed,  # type: ignore[arg-type]
                                classifier=replace(preset, n_seeds=seeds), progress=progress)

@@ -16,6 +16,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from calogen.cli.common import NO_VALIDATE_HELP, InputFile, validate_inputs
+
 if TYPE_CHECKING:
     from calogen.data.summary import ShowerSetSummary
 
@@ -147,14 +149,18 @@ def register(app: typer.Typer) -> None:
             "--json", help="Also write the summary as JSON to this file.")] = None,
         progress: Annotated[bool, typer.Option(
             "--progress", help="Show a progress bar.")] = False,
+        no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
     ) -> None:
         """Summarise a ShowerSet: species, photon sums, light yield, channels, hottest pixel."""
         from calogen.data.showerset import ShowerSet
         from calogen.data.summary import summarize
 
+        if no_validate:  # the scan is part of the summary's single pass
+            validate_inputs("info", [InputFile(file)], skip=True)
         try:
             with ShowerSet.open(file) as ss:
-                summary = summarize(ss, convention=convention, progress=progress)
+                summary = summarize(ss, convention=convention, progress=progress,
+                                    validate=not no_validate)
         except (ValueError, OSError, KeyError) as exc:
             _fail("info", file, exc)
         console = _console()
@@ -173,17 +179,19 @@ def register(app: typer.Typer) -> None:
         examples: Annotated[int, typer.Option(
             "--examples", "-n", min=1, help="Number of example responses to draw.")] = 12,
         seed: Annotated[int, typer.Option(
-            "--seed", help="Seed for the choice of examples and histogram sample.")] = 0,
+            "--seed", min=0, help="Seed for the choice of examples and histogram sample.")] = 0,
         convention: Annotated[ConventionOption, typer.Option(
             "--convention", help="PMT channel convention: o2 (ALICE O2) or warsaw.")] = "o2",
         max_events: Annotated[int | None, typer.Option(
             "--max-events", min=1,
             help="Events sampled for the histograms (default 200000).")] = None,
+        no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
     ) -> None:
         """Draw example responses and channel / photon-sum distributions to a PNG."""
         from calogen.report.showerset_plots import plot_showerset
 
         try:
+            validate_inputs("show", [InputFile(file)], skip=no_validate)
             written = plot_showerset(file, out, n_examples=examples, convention=convention,
                                      seed=seed, max_events=max_events)
         except (ValueError, KeyError) as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from calogen.cli.common import fail_on_user_errors
+from calogen.cli.common import InputFile, fail_on_user_errors, no_validate_option, validate_inputs
 
 
 def loglik(
@@ -25,9 +25,10 @@ def loglik(
                               "(the bound tightens with more)."),
     batch_size: int = typer.Option(1024, "--batch-size", min=1),
     max_events: int | None = typer.Option(None, "--max-events", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    no_validate: bool = no_validate_option(),
 ) -> None:
     """Per-shower log-likelihood (nats) of FILE under a flow model; flags improbable showers."""
     import numpy as np
@@ -38,6 +39,10 @@ def loglik(
 
     with fail_on_user_errors():
         net = load_model(model, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        validate_inputs("loglik", [
+            InputFile(file, "FILE", counts=True),
+            None if reference is None else InputFile(reference, "--reference", counts=True),
+        ], skip=no_validate, progress=progress)
         target = out if out is not None else file.with_suffix(".loglik.csv")
         res = write_loglik_table(net, file, target, reference=reference, quantile=quantile,
                                  draws=draws, batch_size=batch_size, seed=seed,

@@ -22,7 +22,7 @@ def quickstart(
     n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),
     minutes: float = typer.Option(DEFAULT_MINUTES, "--minutes", min=0.1,
                                   help="Training budget (minutes)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run the whole chain on the built-in ZN default and print where the report is."""

@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from calogen.cli.common import fail_on_user_errors, parse_hparams
+from calogen.cli.common import (
+    InputFile,
+    fail_on_user_errors,
+    no_validate_option,
+    parse_hparams,
+    validate_inputs,
+)
 
 
 def train(
@@ -25,7 +31,7 @@ def train(
                                     "the family's recommendation (GANs 2e-4), else 1e-3]."),
     betas: str | None = typer.Option(None, "--betas", help="AdamW betas 'b1,b2' [default: the "
                                      "family's recommendation (GANs 0.5,0.9), else 0.9,0.999]."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     val_every: int = typer.Option(200, "--val-every", min=1),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", min=1),
     max_events: int | None = typer.Option(None, "--max-events", min=10),
@@ -43,6 +49,7 @@ def train(
     ema: float | None = typer.Option(None, "--ema", help="EMA decay of the weights (e.g. "
                                      "0.999); off by default."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    no_validate: bool = no_validate_option(),
 ) -> None:
     """Train a generative model on a ShowerSet (CPU or GPU, or many with torchrun)."""
     from calogen.data.showerset import ShowerSet
@@ -57,6 +64,8 @@ def train(
                              autoencoder=autoencoder)
         with ShowerSet.open(data) as ss:
             detector = ss.meta.detector
+        validate_inputs("train", [InputFile(data, counts=True, min_events=1)],
+                        skip=no_validate, progress=progress)
         opt = family_optimizer_settings(model, lr, betas)
         config = TrainConfig(**opt, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
                              max_minutes=max_minutes, seed=seed, val_every=val_every,
@@ -76,7 +85,7 @@ def generate(
                                     "an ALICE particles npz (N, 10)."),
     out: Path = typer.Option(..., "--out", help="Output ShowerSet (.h5)."),
     batch_size: int = typer.Option(4096, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Iterative families: "
                                      "sampling steps [default: the model's]."),
     sampler: str | None = typer.Option(None, "--sampler", help="Iterative families: ddim; "
@@ -91,15 +100,18 @@ def generate(
                                      "among the k most likely tokens (0 = off)."),
     top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Token "
                                        "families: nucleus sampling mass (1 = off)."),
-    detector: str = typer.Option("zn", "--detector", help="Detector for npz particles."),
+    detector: str | None = typer.Option(None, "--detector", help="Detector of npz particles "
+                                        "[default: the model's]."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    no_validate: bool = no_validate_option(),
 ) -> None:
     """Generate showers with a trained model for the conditions of a file."""
     import torch
 
     from calogen.models.io import load_model, read_model_config
     from calogen.train.generation import (
+        check_conditions_fit,
         generate_for_particles,
         generate_to_showerset,
         model_sampler,
@@ -125,12 +137,21 @@ def generate(
         sample = model_sampler(net, batch_size=batch_size)
         if conditions.suffix == ".npz":
             from calogen.data.alice_npz import read_alice_particles
+            from calogen.data.validation import validate_particles
 
+            detector = check_conditions_fit(net.spec, model, conditions, detector=detector)
             cond, pdg = read_alice_particles(conditions)
-            path = generate_for_particles(sample, cond, pdg, out, detector=detector.upper(),
+            if no_validate:
+                validate_inputs("generate", [InputFile(conditions)], skip=True)
+            else:
+                validate_particles(cond, pdg, path=conditions)
+            path = generate_for_particles(sample, cond, pdg, out, detector=detector,
                                           producer=producer, seed=seed, batch_size=batch_size,
                                           overwrite=overwrite, progress=progress)
         else:
+            check_conditions_fit(net.spec, model, conditions)
+            validate_inputs("generate", [InputFile(conditions, showers=False)],
+                            skip=no_validate)
             path = generate_to_showerset(sample, conditions, out, producer=producer, seed=seed,
                                          batch_size=batch_size, overwrite=overwrite,
                                          progress=progress)

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from calogen.atomic import write_text_atomic
 from calogen.data.showerset import ShowerSet
+from calogen.data.validation import ContentCheck
 from calogen.geometry import FibreGrid, channel_names, channel_sums, get_grid
 from calogen.geometry.channels import Convention
 from calogen.physics.species import species_name
@@ -248,8 +249,12 @@ def _species_summaries(photon_sums: NDArray[np.float64], energies: NDArray[np.fl
 
 
 def summarize(showerset: ShowerSet, *, convention: Convention = "o2", batch_size: int = 8192,
-              progress: bool = False) -> ShowerSetSummary:
+              progress: bool = False, validate: bool = True) -> ShowerSetSummary:
     """Summarise a ShowerSet in one streaming pass.
+
+    With ``validate`` each batch is checked by :class:`calogen.data.validation.ContentCheck`
+    in the same pass (NaN, inf or negative showers, NaN conditions, PDG code 0, negative ids
+    stop it with a :class:`~calogen.data.errors.ShowerSetError` naming the first bad row).
 
     Args:
         showerset: an open :class:`~calogen.data.showerset.ShowerSet`.
@@ -257,6 +262,7 @@ def summarize(showerset: ShowerSet, *, convention: Convention = "o2", batch_size
             statistics; ignored for files that are not ZN/ZP images.
         batch_size: events read per batch.
         progress: show a progress bar while reading.
+        validate: check the content while reading.
 
     Returns:
         A :class:`ShowerSetSummary`; see its attributes for the quantities and units.
@@ -278,12 +284,15 @@ def summarize(showerset: ShowerSet, *, convention: Convention = "o2", batch_size
     hot_flat = -1
     channels = _RunningMoments(5) if grid is not None else None
     offset = 0
+    check = ContentCheck(showerset.path, meta) if validate else None
 
     for batch in showerset.iter_batches(batch_size=batch_size, progress=progress):
         showers = np.asarray(batch.showers)
         nb = showers.shape[0]
         if nb == 0:
             continue
+        if check is not None:
+            check.batch(batch, offset)
         flat = showers.reshape(nb, -1)
         sums_parts.append(flat.sum(axis=1, dtype=np.float64))
         pdg_parts.append(np.asarray(batch.pdg, dtype=np.int64))

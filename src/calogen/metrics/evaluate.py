@@ -3,7 +3,11 @@
 Protocol (``shared/METRICS.md``):
 
 * The generated file holds one response per reference condition, in the reference's row order
-  ("generated for the reference's conditions"); row ``i`` of both files is then a *pair*.
+  ("generated for the reference's conditions"); row ``i`` of both files is then a *pair*. It
+  must therefore have exactly as many rows as the reference: a shorter one cannot answer every
+  reference row, and the extra rows of a longer one would be ignored (a longer file made for
+  other conditions is refused too rather than cut to its first rows). A file generated for
+  other conditions with the same row count is compared as distributions (no paired metrics).
 * **Floor.** With a second reference file (``reference_2``, e.g. the same particles simulated
   again) every metric is computed for (reference, generated) and for (reference, reference 2).
   Without it the reference is split into two halves A and B *by condition group* (repeats of
@@ -232,8 +236,8 @@ def _select_rows(ss: ShowerSet, max_events: int | None, seed: int) -> NDArray[np
 
 
 def _conditions_match(a: ShowerSet, b: ShowerSet, rows: NDArray[np.int64]) -> bool:
-    """Whether ``b`` holds the same conditions and species as ``a`` on ``rows``."""
-    if len(b) < len(a):
+    """Whether ``b`` has ``a``'s rows and the same conditions and species on ``rows``."""
+    if len(b) != len(a):
         return False
     ca, cb = a.conditions()[rows], b.conditions()[rows]
     return bool(np.allclose(ca, cb, rtol=1e-5, atol=1e-9) and
@@ -361,11 +365,17 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     extractor = extractor_for(ref_ss.meta.detector, ref_ss.shower_shape, cfg.convention)
     assert isinstance(extractor, ZDCObservables)
     n_ch = len(extractor.channel_names)
+    for ss, role in ((ref_ss, "the reference"), (ref2_ss, "reference 2")):
+        if ss is not None and len(ss) == 0:
+            raise ValueError(f"{ss.path}: {role} holds no events")
+    if len(gen_ss) != len(ref_ss):
+        raise ValueError(
+            f"{gen_ss.path}: {len(gen_ss)} generated events for the {len(ref_ss)} events of "
+            f"the reference {ref_ss.path}; evaluate pairs row i of both files, so generate "
+            f"one response per reference row (calogen generate --conditions "
+            f"{ref_ss.path})")
     rows = _select_rows(ref_ss, cfg.max_events, cfg.seed)
     paired = _conditions_match(ref_ss, gen_ss, rows)
-    if not paired and len(gen_ss) < len(rows):
-        raise ValueError(f"{gen_ss.path}: {len(gen_ss)} generated events for {len(rows)} "
-                         f"reference events; generate one response per reference condition")
     ref2_paired = ref2_ss is not None and _conditions_match(ref_ss, ref2_ss, rows)
 
     rmse_value, rmse_floor = PixelRMSE(), PixelRMSE()

@@ -94,3 +94,42 @@ def _write(sample: Sampler, batches: Iterator[tuple[NDArray[np.float32], NDArray
             writer.append(sample(cond, pdg, rng), cond, pdg, ids)
             bar.update(len(pdg))
     return Path(out)
+
+
+def check_conditions_fit(spec: Any, model_path: str | Path, conditions_path: str | Path, *,
+                         detector: str | None = None) -> str:
+    """Refuse conditions a model cannot answer, before anything is sampled.
+
+    For a ShowerSet the detector, shower shape and condition columns must equal the model's
+    (``spec``: a :class:`calogen.models.base.ModelSpec`); for particles without a detector
+    (an ALICE npz) ``detector`` defaults to the model's and must equal it. Returns the
+    detector name (upper case).
+
+    Raises:
+        ValueError: naming the conditions file, the model and every mismatch.
+    """
+    want_det = str(spec.detector).upper()
+    want_shape = tuple(int(d) for d in spec.shape)
+    want_cols = tuple(spec.transforms.condition_columns)
+    path = Path(conditions_path)
+    problems: list[str] = []
+    if path.suffix == ".npz":
+        given = want_det if detector is None else detector.upper()
+        if given != want_det:
+            problems.append(f"detector {given} (--detector) vs the model's {want_det}")
+    else:
+        with ShowerSet.open(path) as ss:
+            meta = ss.meta
+        given = meta.detector.upper()
+        if given != want_det:
+            problems.append(f"detector {meta.detector} vs the model's {spec.detector}")
+        if tuple(meta.shower_shape) != want_shape:
+            problems.append(f"shower shape {tuple(meta.shower_shape)} vs the model's "
+                            f"{want_shape}")
+        if tuple(meta.condition_columns) != want_cols:
+            problems.append(f"condition columns {list(meta.condition_columns)} vs the model's "
+                            f"{list(want_cols)}")
+    if problems:
+        raise ValueError(f"{path}: these conditions do not fit the model {model_path}: "
+                         + "; ".join(problems))
+    return given
