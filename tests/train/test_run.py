@@ -98,7 +98,7 @@ def test_same_seed_gives_bit_identical_runs_in_fresh_processes(zn, tmp_path):
         assert proc.returncode == 0, err
     one, two = tmp_path / "run1", tmp_path / "run2"
     for sub in ("best", "last"):
-        a, b = load_file(one / sub / "model.safetensors"), load_file(two / sub / "model.safetensors")
+        a, b = (load_file(run / sub / "model.safetensors") for run in (one, two))
         assert a.keys() == b.keys() and len(a) > 10
         differ = [k for k in a if not torch.equal(a[k], b[k])]
         assert not differ, f"{sub}: {len(differ)} of {len(a)} tensors differ, e.g. {differ[:3]}"

@@ -691,7 +691,7 @@ class Trainer:
             D.barrier()
             self._seed_globals(self.config.seed)
             D.broadcast_parameters(self.model)
-            if self.ema is not None:  # start from the broadcast weights
+            if self.config.ema_decay is not None:  # start from the broadcast weights
                 self.ema = EMA(self.model, self.config.ema_decay, self.config.ema_warmup)
         if self.ctx.is_main:
             write_text_atomic(self.out_dir / CONFIG_FILE, self.config.to_json())
