@@ -104,8 +104,9 @@ class TrainConfig:
             :mod:`calogen.train.schedules`).
         warmup_steps: linear warm-up steps (onecycle: step of the peak).
         schedule_steps: horizon of cosine/onecycle; ``None``: the run length from
-            ``max_steps``/``max_epochs``. Set it to extend a run later without changing its
-            schedule.
+            ``max_steps``/``max_epochs``, so a run resumed with a larger budget continues on
+            the schedule of the new length (:mod:`calogen.train.schedules`). Set it to extend
+            a run later without changing its schedule.
         min_lr_ratio: final cosine rate as a fraction of the peak.
         batch_size: global batch (split evenly across ranks).
         max_steps, max_epochs, max_minutes: stop at the first reached (at least one needed);
@@ -837,7 +838,9 @@ class Trainer:
                     row.update({k: v / count for k, v in sums.items()})
                     sums, count = {}, 0
                 if done or (cfg.val_every and self.step % cfg.val_every == 0):
-                    row.update(self._validate_row())
+                    # several ranks: the others wait in the next step, so stop together
+                    with self._deferred_signals() if self.ctx.distributed else nullcontext():
+                        row.update(self._validate_row())
                 if row and csv is not None:
                     self._log_row(csv, tb, row)
                 if done or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
