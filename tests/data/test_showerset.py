@@ -383,3 +383,40 @@ def test_default_chunk_size_targets_bytes(tmp_path: Path) -> None:
                     geometry=ZN.to_dict(), producer={})
     with h5py.File(path) as f:
         assert f["showers"].chunks == (256, 44, 44)
+
+
+# --- debris of killed writers ---------------------------------------------------------------
+
+
+def test_next_writer_removes_temporaries_of_killed_writers(tmp_path: Path) -> None:
+    """A writer killed with SIGKILL leaves its temporary file; the next writer of the same
+    output removes it (temporaries of live processes and of other outputs are kept)."""
+    import os
+    import subprocess
+    import sys
+
+    import calogen
+
+    out = tmp_path / "out.h5"
+    script = (f"import os, signal, sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from test_showerset import make_events, writer_for\n"
+              "from pathlib import Path\n"
+              f"w = writer_for(Path({str(out)!r}))\n"
+              "w.append(*make_events(20))\n"
+              "w._file.flush()\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(calogen.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -9, err
+    debris = [p.name for p in tmp_path.iterdir()]
+    assert len(debris) == 1 and debris[0].startswith(f".out.h5.tmp-{proc.pid}-"), debris
+    live = tmp_path / f".out.h5.tmp-{os.getpid()}-0a1b2c3d"
+    other = tmp_path / f".other.h5.tmp-{proc.pid}-0a1b2c3d"
+    live.write_bytes(b"")
+    other.write_bytes(b"")
+    write_file(out, n=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name,
+                                                                  "out.h5"])

@@ -204,10 +204,10 @@ def test_resume_refuses_other_config_or_family(data, tmp_path):
     with pytest.raises(CheckpointError, match=r"field 'hparams\.latent_dim'"):
         Trainer(_model(data, latent_dim=3), data, _config(max_steps=8), tmp_path,
                 resume=True, progress=False).fit()
-    # without schedule_steps the cosine horizon follows max_steps: extending changes it
-    with pytest.raises(CheckpointError, match="schedule_horizon"):
-        Trainer(_model(data), data, _config(max_steps=8, schedule_steps=None), tmp_path,
-                resume=True, progress=False).fit()
+    # a new horizon is allowed (tests/train/test_extend.py), other schedule settings are not
+    with pytest.raises(CheckpointError, match=r"field 'config\.warmup_steps'"):
+        Trainer(_model(data), data, _config(max_steps=8, schedule_steps=None, warmup_steps=1),
+                tmp_path, resume=True, progress=False).fit()
     # a new run does not silently overwrite the old one
     with pytest.raises(CheckpointError, match="resume=True"):
         Trainer(_model(data), data, _config(max_steps=8), tmp_path, progress=False).fit()

@@ -22,7 +22,9 @@ def train(
     data: Path = typer.Option(..., "--data", help="Training ShowerSet (split by condition "
                               "into train/val/test 0.8/0.1/0.1)."),
     out: Path = typer.Option(..., "--out", help="Run directory (best/, last/, log.csv)."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in optimiser steps."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in optimiser steps "
+                                     "(with --resume: the step to continue to; more than the "
+                                     "run had extends it, see --resume)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Budget in epochs."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", min=0.05,
                                              help="Budget in wall-clock minutes."),
@@ -43,7 +45,14 @@ def train(
     autoencoder: Path | None = typer.Option(None, "--autoencoder", help="Trained autoencoder "
                                             "(a vae or ae-noise model directory) for --model "
                                             "latent-flow-matching."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt "
+                                "(finished or interrupted) with the run's settings; a new "
+                                "--steps/--epochs/--max-minutes budget extends it. With a new "
+                                "step budget the learning-rate schedule continues on the "
+                                "schedule of a run of the new length (cosine/onecycle: the "
+                                "rate at the current step is that schedule's, decaying to the "
+                                "new end); with --max-minutes alone it keeps the run's. A "
+                                "budget below the run's current step is refused."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an existing "
                                    "run directory."),
     ema: float | None = typer.Option(None, "--ema", help="EMA decay of the weights (e.g. "

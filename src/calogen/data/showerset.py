@@ -308,6 +308,9 @@ class ShowerSetWriter:
         geometry_json = _to_json(geometry, self._path, S.ATTR_GEOMETRY)
         producer_json = _to_json(producer, self._path, S.ATTR_PRODUCER)
         self._check_target()
+        from calogen.atomic import remove_stale_temporaries
+
+        remove_stale_temporaries(self._path)  # left beside it by killed writers
         self._n = 0
         self._next_id = 0
         self._closed = False

@@ -23,7 +23,7 @@ import os
 import pickle
 import random
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,18 @@ def _lookup(value: Any, dotted: str) -> Any:
 
 def check_compatible(doc: Mapping[str, Any], path: str | Path, *, family: str,
                      hparams: Mapping[str, Any], config: Mapping[str, Any],
-                     data: Mapping[str, Any] | None = None) -> None:
+                     data: Mapping[str, Any] | None = None,
+                     may_differ: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
     """Refuse a checkpoint made for another family, hparams, training config or data set.
 
     ``config`` and ``data`` hold the fields that determine the training trajectory (the
     trainer leaves out run-length and bookkeeping fields, so a run can be extended).
+    ``may_differ`` names fields (dotted, e.g. ``"config.schedule_horizon"``) that may change
+    between the checkpoint and the current run.
+
+    Returns:
+        ``{field: (checkpoint value, current value)}`` for the ``may_differ`` fields that
+        changed (empty when none did).
 
     Raises:
         CheckpointError: naming ``path`` and the first differing fields, stored vs current.
@@ -180,13 +187,20 @@ def check_compatible(doc: Mapping[str, Any], path: str | Path, *, family: str,
     sections = [("hparams", doc["hparams"], hparams), ("config", doc["config"], config)]
     if data is not None and "data" in doc:
         sections.append(("data", doc["data"], data))
+    allowed = set(may_differ)
+    changed: dict[str, tuple[Any, Any]] = {}
     for section, stored_json, current in sections:
         stored = json.loads(stored_json)
         now = json.loads(canonical_json(current))
         fields = _diff({section: stored}, {section: now}, "")
+        for f in fields:
+            if f in allowed:
+                changed[f] = (_lookup({section: stored}, f), _lookup({section: now}, f))
+        fields = [f for f in fields if f not in allowed]
         if fields:
             details = "; ".join(f"{f}: checkpoint {_lookup({section: stored}, f)!r}, "
                                 f"now {_lookup({section: now}, f)!r}" for f in fields[:4])
             raise CheckpointError(f"{path}: field {fields[0]!r} differs from the current run "
                                   f"({details}); resume with the original settings or start "
                                   f"a new output directory")
+    return changed

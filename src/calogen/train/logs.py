@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from calogen.atomic import atomic_path
 
 log = logging.getLogger("calogen.train")
 
@@ -53,12 +54,10 @@ class CSVLogger:
             return list(csv.DictReader(f))
 
     def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
         self.columns = columns
 
     def log(self, row: Mapping[str, Any]) -> None:

@@ -11,11 +11,21 @@ the state loads with ``torch.load(..., weights_only=True)``).
 * ``"onecycle"``: :class:`torch.optim.lr_scheduler.OneCycleLR` (Smith & Topin, "Super-
   Convergence", 2017) with the peak at ``warmup_steps`` (30 % of the run when 0) and momentum
   cycling off, so the configured Adam betas are kept.
+
+A run extended to a new horizon (``calogen train --resume --steps N``) continues on the
+schedule a run of the new length would have had from its start: the learning rate at the
+resumed step is that schedule's value there (:func:`continue_on_horizon`). For ``constant``
+nothing changes; a ``cosine`` that had decayed to its floor rises to the new curve's value at
+that step and decays to the floor at the new horizon; ``onecycle`` keeps its peak at
+``warmup_steps`` (or moves it to 30 % of the new horizon when ``warmup_steps`` is 0) and
+anneals to the new horizon. Keep ``schedule_steps`` fixed to extend a run without changing its
+schedule (a cosine then stays at its floor past the horizon; onecycle cannot step past it).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
@@ -82,3 +92,40 @@ def make_scheduler(optimizer: Optimizer, name: str, *, total_steps: int | None,
     max_lr = [group["lr"] for group in optimizer.param_groups]
     return OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct,
                       cycle_momentum=False)
+
+
+def continue_on_horizon(optimizer: Optimizer, name: str, *, step: int, total_steps: int | None,
+                        peak_lrs: list[float], warmup_steps: int = 0,
+                        min_lr_ratio: float = 0.0) -> LRScheduler:
+    """The scheduler :func:`make_scheduler` builds for ``total_steps``, moved to ``step``
+    optimiser steps into the run, with its learning rates applied to ``optimizer``.
+
+    Used when a run is extended: the optimiser state is restored, then the schedule of the new
+    horizon takes over at the current step (see the module docstring for the rule).
+
+    Args:
+        optimizer: the restored optimiser (one param group per entry of ``peak_lrs``).
+        name, total_steps, warmup_steps, min_lr_ratio: as for :func:`make_scheduler`.
+        step: optimiser steps already taken (``>= 0``; at most ``total_steps`` for onecycle).
+        peak_lrs: the base (peak) learning rate of each param group.
+    """
+    if len(peak_lrs) != len(optimizer.param_groups):
+        raise ValueError(f"peak_lrs has {len(peak_lrs)} entries for "
+                         f"{len(optimizer.param_groups)} param groups")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if name == "onecycle" and total_steps is not None and step > max(2, total_steps):
+        raise ValueError(f"onecycle cannot continue at step {step} past its horizon "
+                         f"{total_steps}")
+    for group, peak in zip(optimizer.param_groups, peak_lrs, strict=True):
+        for key in ("initial_lr", "max_lr", "min_lr"):  # built afresh from the peak
+            group.pop(key, None)
+        group["lr"] = float(peak)
+    scheduler = make_scheduler(optimizer, name, total_steps=total_steps,
+                               warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
+    if step > 0:
+        scheduler.last_epoch = step - 1
+        with warnings.catch_warnings():  # "scheduler stepped before the optimiser": intended
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
+    return scheduler

@@ -14,8 +14,16 @@ Files in ``out_dir``::
     checkpoint.pt   full training state (torch.save, read back with weights_only=True)
     best/           best model so far (save_model: safetensors + JSON), EMA weights if enabled
     last/           model at the end of fit()
-    log.csv         step, epoch, seconds, lr and loss per phase, validation metrics
+    log.csv         step, epoch, seconds, lr and loss per phase, the schedule horizon,
+                    validation metrics
     config.json     the TrainConfig of the latest run
+
+A run continues (``resume=True``) with the same settings, or is extended with a longer budget
+(``max_steps``/``max_epochs``/``max_minutes``): the schedule then takes the new horizon, by the
+rule of :mod:`calogen.train.schedules`, and says so on the terminal. Before writing, the trainer
+removes the temporaries that killed runs left in ``out_dir``. SIGTERM stops ``fit()`` cleanly:
+at the end of the current step (or at once, outside a step) a checkpoint is written, so the run
+can be resumed, and :class:`TrainingTerminated` (exit status 143) is raised.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ import json
 import logging
 import math
 import random
+import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -39,6 +50,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from calogen.atomic import pid_alive, remove_stale_temporaries, write_text_atomic
 from calogen.models.base import Generator, TrainBatch
 from calogen.models.io import save_model
 from calogen.train import distributed as D
@@ -55,7 +67,7 @@ from calogen.train.checkpoint import (
 from calogen.train.data import ShowerTensors, TrainingData
 from calogen.train.ema import EMA
 from calogen.train.logs import CSVLogger, TensorBoardWriter
-from calogen.train.schedules import SCHEDULES, make_scheduler
+from calogen.train.schedules import SCHEDULES, continue_on_horizon, make_scheduler
 
 log = logging.getLogger("calogen.train")
 
@@ -67,6 +79,12 @@ LOG_FILE = "log.csv"
 CONFIG_FILE = "config.json"
 BEST_DIR = "best"
 LAST_DIR = "last"
+TENSORBOARD_DIR = "tensorboard"
+OUTPUTS = (CHECKPOINT_FILE, LOG_FILE, CONFIG_FILE, BEST_DIR, LAST_DIR, TENSORBOARD_DIR)
+"""Everything the trainer writes in its output folder."""
+
+HORIZON_FIELD = "config.schedule_horizon"
+"""The trajectory field that may change on resume (the run is extended or shortened)."""
 
 # Fields of TrainConfig that do not change the sequence of weights (they may differ on resume).
 _NON_TRAJECTORY = ("max_steps", "max_epochs", "max_minutes", "checkpoint_every", "val_every",
@@ -86,8 +104,9 @@ class TrainConfig:
             :mod:`calogen.train.schedules`).
         warmup_steps: linear warm-up steps (onecycle: step of the peak).
         schedule_steps: horizon of cosine/onecycle; ``None``: the run length from
-            ``max_steps``/``max_epochs``. Set it to extend a run later without changing its
-            schedule.
+            ``max_steps``/``max_epochs``, so a run resumed with a larger budget continues on
+            the schedule of the new length (:mod:`calogen.train.schedules`). Set it to extend
+            a run later without changing its schedule.
         min_lr_ratio: final cosine rate as a fraction of the peak.
         batch_size: global batch (split evenly across ranks).
         max_steps, max_epochs, max_minutes: stop at the first reached (at least one needed);
@@ -222,6 +241,33 @@ def _preserved_rng() -> Iterator[None]:
         restore_rng_state(state)
 
 
+class TrainingTerminated(SystemExit):
+    """``fit()`` stopped on SIGTERM; ``message`` says where the run can be resumed from. The
+    exit status is 143 (128 + SIGTERM), as for a process the signal had killed."""
+
+    def __init__(self, message: str, at_boundary: bool = False) -> None:
+        super().__init__(128 + signal.SIGTERM)
+        self.message = message
+        self.at_boundary = at_boundary
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def seed_global_rngs(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's legacy global RNG and Python's ``random``."""
+    torch.manual_seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    random.seed(int(seed))
+
+
+def init_seed(seed: int) -> int:
+    """The seed of a model's initial weights for a run seeded ``seed`` (a stream apart from
+    the one the training steps draw from)."""
+    return int(np.random.SeedSequence([int(seed) % 2**63, 0x1417]).generate_state(
+        1, np.uint64)[0] >> 1)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch), 0x5EED]).generate_state(
         1, np.uint64)[0] >> 1)
@@ -231,7 +277,10 @@ class Trainer:
     """Train ``model`` on ``data`` (see the module docstring).
 
     Args:
-        model: the generative family instance (built from ``data.spec``).
+        model: the generative family instance (built from ``data.spec``). Its initial weights
+            are the caller's: seed the global RNGs before building it
+            (:func:`seed_global_rngs` with :func:`init_seed`, as
+            :func:`calogen.train.run.train_model` does) for a reproducible run.
         data: the splits from :func:`calogen.train.data.load_training_data`.
         config: the :class:`TrainConfig`.
         out_dir: where checkpoint, models and logs go.
@@ -239,7 +288,8 @@ class Trainer:
             :func:`validation_loss` and the key ``"val_loss"``.
         val_key: the metric that selects the best model.
         val_mode: ``"min"`` (lower is better) or ``"max"``.
-        resume: continue from ``out_dir/checkpoint.pt`` (which must exist).
+        resume: continue from ``out_dir/checkpoint.pt`` (which must exist), with the same
+            settings or a new budget (see the module docstring).
         overwrite: start afresh even though ``out_dir`` holds a checkpoint.
         progress: draw a progress bar and print where results go (rank 0).
 
@@ -295,6 +345,10 @@ class Trainer:
             log.warning("schedule %r needs a horizon (max_steps, max_epochs or schedule_steps);"
                         " with only max_minutes the learning rate stays constant after warm-up",
                         config.schedule)
+        if self.schedule == "onecycle" and self.horizon is not None and \
+                self.target_steps is not None and self.target_steps > max(2, self.horizon):
+            raise ValueError(f"Trainer: schedule 'onecycle' cannot run past its horizon "
+                             f"(schedule_steps {self.horizon} < {self.target_steps} steps)")
         self.amp_dtype = self._amp_dtype()
         self.phase_params: dict[str, list[nn.Parameter]] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -308,9 +362,7 @@ class Trainer:
                                     betas=config.betas, weight_decay=config.weight_decay)
             self.phase_params[phase] = params
             self.optimizers[phase] = opt
-            self.schedulers[phase] = make_scheduler(
-                opt, self.schedule, total_steps=self.horizon,
-                warmup_steps=config.warmup_steps, min_lr_ratio=config.min_lr_ratio)
+            self.schedulers[phase] = self._make_scheduler(phase)
             if self.amp_dtype == torch.float16:
                 self.scalers[phase] = torch.amp.GradScaler("cuda")
         self.ema: EMA | None = None
@@ -324,6 +376,11 @@ class Trainer:
         self._validated_at: int | None = None
         self._checkpointed_at: int | None = None
         self._val_subset: ShowerTensors | None = None
+        # SIGTERM: deferred to the end of a step inside _deferred_signals(), else raised
+        self._defer_depth = 0
+        self._stop_requested = False
+        self._consistent = True
+        self._ready = False  # set up (restored) and able to write a consistent checkpoint
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -364,6 +421,28 @@ class Trainer:
         log.info(message)
         if self.progress:
             tqdm.write(message, file=sys.stderr)
+
+    def _announce(self, message: str) -> None:
+        """Like :meth:`_say`, but on the terminal even without a progress bar."""
+        if not self.ctx.is_main:
+            return
+        log.info(message)
+        tqdm.write(message, file=sys.stderr)
+
+    def _peak_lr(self, phase: str) -> float:
+        return self.config.phase_lr.get(phase, self.config.lr)
+
+    def _make_scheduler(self, phase: str, step: int | None = None
+                        ) -> torch.optim.lr_scheduler.LRScheduler:
+        """The schedule of ``phase`` at the current horizon (moved to ``step`` if given)."""
+        opt, cfg = self.optimizers[phase], self.config
+        if step is None:
+            return make_scheduler(opt, self.schedule, total_steps=self.horizon,
+                                  warmup_steps=cfg.warmup_steps, min_lr_ratio=cfg.min_lr_ratio)
+        return continue_on_horizon(opt, self.schedule, step=step, total_steps=self.horizon,
+                                   peak_lrs=[self._peak_lr(phase)] * len(opt.param_groups),
+                                   warmup_steps=cfg.warmup_steps,
+                                   min_lr_ratio=cfg.min_lr_ratio)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
@@ -417,14 +496,36 @@ class Trainer:
     def _restore(self) -> None:
         path = self.checkpoint_path
         doc = load_checkpoint(path, map_location="cpu")
-        check_compatible(doc, path, family=self.model.family, hparams=self.model.hparams,
-                         config=self.trajectory_config(), data=self.data_identity())
+        changed = check_compatible(doc, path, family=self.model.family,
+                                   hparams=self.model.hparams, config=self.trajectory_config(),
+                                   data=self.data_identity(), may_differ=(HORIZON_FIELD,))
+        at = int(doc["step"])
+        if self.target_steps is not None and self.target_steps < at:
+            raise CheckpointError(
+                f"{path}: the run is at step {at}, beyond this run's budget of "
+                f"{self.target_steps} steps ({self._budget()}); to continue it, give a budget "
+                f"above step {at} (max_steps / calogen train --steps), or start afresh")
+        old_horizon, new_horizon = changed.get(HORIZON_FIELD, (None, None))
+        if HORIZON_FIELD in changed and new_horizon is None:
+            # only a time budget now: keep the horizon (and schedule) the run had
+            self.horizon, self.schedule = int(old_horizon), self.config.schedule
+            for phase in self.model.phases:
+                self.schedulers[phase] = self._make_scheduler(phase)
+            self._announce(f"resuming with a time budget only: the {self.schedule} schedule "
+                           f"keeps its horizon of {self.horizon} steps")
+            changed = {}
+        lrs: dict[str, tuple[float, float]] = {}
         try:
             self.model.load_state_dict(doc["model"], strict=True)
             self.model.load_extra_state_dict(json.loads(doc.get("model_extra", "{}")))
             for phase in self.model.phases:
                 self.optimizers[phase].load_state_dict(doc["optimizers"][phase])
                 self.schedulers[phase].load_state_dict(doc["schedulers"][phase])
+                if changed:  # a new horizon: its schedule takes over at this step
+                    groups = self.optimizers[phase].param_groups
+                    before = float(groups[0]["lr"])
+                    self.schedulers[phase] = self._make_scheduler(phase, step=at)
+                    lrs[phase] = (before, float(groups[0]["lr"]))
                 if phase in self.scalers and phase in doc.get("scalers", {}):
                     self.scalers[phase].load_state_dict(doc["scalers"][phase])
             if (doc.get("ema") is None) != (self.ema is None):
@@ -438,7 +539,13 @@ class Trainer:
                 raise
             raise CheckpointError(f"{path}: training state does not fit this model/config "
                                   f"({str(exc).splitlines()[0]})") from None
-        self.step = int(doc["step"])
+        if changed:
+            rates = ", ".join(f"{p} {a:.4g} -> {b:.4g}" if len(lrs) > 1 else f"{a:.4g} -> {b:.4g}"
+                              for p, (a, b) in lrs.items())
+            self._announce(f"run extended at step {at}: {self.schedule} schedule horizon "
+                           f"{old_horizon} -> {new_horizon} steps; learning rate {rates} "
+                           f"(continuing on the schedule of a {new_horizon}-step run)")
+        self.step = at
         if int(doc.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
             raise CheckpointError(f"{path}: field 'steps_per_epoch' is "
                                   f"{doc['steps_per_epoch']}, now {self.steps_per_epoch}")
@@ -455,10 +562,12 @@ class Trainer:
             self._seed_globals(self.config.seed + 7919 * self.step)
 
     def _seed_globals(self, seed: int) -> None:
-        s = seed + self.ctx.rank
-        torch.manual_seed(s)
-        np.random.seed(s % 2**32)
-        random.seed(s)
+        seed_global_rngs(seed + self.ctx.rank)
+
+    def _budget(self) -> str:
+        rules = [f"{k} {getattr(self.config, k)}" for k in ("max_steps", "max_epochs")
+                 if getattr(self.config, k) is not None]
+        return ", ".join(rules)
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -533,9 +642,9 @@ class Trainer:
                                    f"selection key {self.val_key!r} (pass val_key=...)")
                 value = metrics[self.val_key]
                 if self._better(value):
-                    self.best_metric, self.best_step = value, self.step
                     save_model(self.model, self.out_dir / BEST_DIR, training_data=self._model_doc(
                         {"val_key": self.val_key, "val_metric": value}))
+                    self.best_metric, self.best_step = value, self.step
             finally:
                 self.model.train(was_training)
         self.last_metrics = metrics
@@ -546,8 +655,25 @@ class Trainer:
     def _seconds(self) -> float:
         return self._seconds_before + (time.monotonic() - self._t0)
 
+    def _remove_debris(self) -> None:
+        """Delete the temporaries killed runs left beside the outputs (rank 0)."""
+        if not self.ctx.is_main:
+            return
+        removed = [p for name in OUTPUTS
+                   for p in remove_stale_temporaries(self.out_dir / name)]
+        for p in self.out_dir.glob(f".{LOG_FILE}.tmp-*"):  # calogen <= 0.1: no random part
+            match = re.fullmatch(rf"\.{re.escape(LOG_FILE)}\.tmp-(\d+)", p.name)
+            if match and not pid_alive(int(match.group(1))):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        if removed:
+            self._say(f"removed {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} "
+                      f"left by killed runs in {self.out_dir}: "
+                      + ", ".join(p.name for p in removed))
+
     def _prepare(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_debris()
         if self.config.ema_decay is not None:
             self.ema = EMA(self.model, self.config.ema_decay, self.config.ema_warmup)
         if self.resume:
@@ -566,10 +692,11 @@ class Trainer:
             D.barrier()
             self._seed_globals(self.config.seed)
             D.broadcast_parameters(self.model)
-            if self.ema is not None:  # start from the broadcast weights
+            if self.config.ema_decay is not None:  # start from the broadcast weights
                 self.ema = EMA(self.model, self.config.ema_decay, self.config.ema_warmup)
         if self.ctx.is_main:
-            (self.out_dir / CONFIG_FILE).write_text(self.config.to_json())
+            write_text_atomic(self.out_dir / CONFIG_FILE, self.config.to_json())
+        self._ready = True
 
     def _finished(self, started: float) -> bool:
         done = self.target_steps is not None and self.step >= self.target_steps
@@ -590,10 +717,75 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self._t0 = time.monotonic()
         try:
-            return self._fit()
+            with self._sigterm_stops():
+                try:
+                    return self._fit()
+                except TrainingTerminated as exc:
+                    raise self._stopped(exc) from None
         finally:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
             torch.set_num_threads(prev_threads)
+
+    # -- SIGTERM ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _sigterm_stops(self) -> Iterator[None]:
+        """Within the block SIGTERM raises :class:`TrainingTerminated` (deferred to the end of
+        a step inside :meth:`_deferred_signals`; a second signal does not wait). Installed
+        only in the main thread and when nobody else handles SIGTERM."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            yield
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if self._defer_depth and not self._stop_requested:
+                self._stop_requested = True
+                return
+            self._consistent = self._consistent and not self._defer_depth
+            raise TrainingTerminated(f"stopped by SIGTERM at step {self.step}")
+
+        self._stop_requested = False
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    @contextmanager
+    def _deferred_signals(self) -> Iterator[None]:
+        """A block that changes the training state: SIGTERM waits for its end."""
+        self._defer_depth += 1
+        try:
+            yield
+        finally:
+            self._defer_depth -= 1
+
+    def _check_stop(self) -> None:
+        """At a step boundary: stop if SIGTERM arrived on any rank (collective call)."""
+        if D.any_rank(self._stop_requested, self.device):
+            raise TrainingTerminated(f"stopped by SIGTERM at step {self.step}", at_boundary=True)
+
+    def _stopped(self, exc: TrainingTerminated) -> TrainingTerminated:
+        """Write a checkpoint at the current step when the state allows (set up, the whole
+        step done; in a multi-process run only at a boundary all ranks agreed on) and say how
+        to go on."""
+        saved = self._checkpointed_at == self.step
+        if not saved and self._ready and self._consistent and \
+                (exc.at_boundary or not self.ctx.distributed):
+            with self._deferred_signals():
+                self.save_checkpoint()
+            saved = True
+        if saved:
+            exc.message += (f"; checkpoint {self.checkpoint_path} is at step {self.step}: "
+                            f"resume to continue (calogen train ... --resume)")
+        elif self._checkpointed_at is not None:
+            exc.message += (f"; the last checkpoint {self.checkpoint_path} is at step "
+                            f"{self._checkpointed_at}: resume to continue from there")
+        if self.ctx.is_main:
+            log.warning(exc.message)
+            tqdm.write(exc.message, file=sys.stderr)
+        return exc
 
     def _validate_row(self) -> dict[str, float]:
         metrics = self.validate()
@@ -602,6 +794,8 @@ class Trainer:
     def _log_row(self, csv: CSVLogger, tb: TensorBoardWriter, row: dict[str, Any]) -> None:
         row = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
                "seconds": round(self._seconds(), 3), **row}
+        if self.schedule != "constant":
+            row["schedule_horizon"] = self.horizon
         csv.log(row)
         tb.log(row, self.step)
 
@@ -613,7 +807,7 @@ class Trainer:
         csv = CSVLogger(self.log_path, ("step", "epoch", "seconds")) if main else None
         if csv is not None and self.resume:
             csv.truncate_after(self.step)
-        tb = TensorBoardWriter(self.out_dir / "tensorboard", cfg.tensorboard and main)
+        tb = TensorBoardWriter(self.out_dir / TENSORBOARD_DIR, cfg.tensorboard and main)
         self._say(f"training {self.model.family} on {self.device} (world size "
                   f"{self.ctx.world_size}): {len(self.data.train)} train events, global batch "
                   f"{self.global_batch}, {self.steps_per_epoch} steps/epoch; writing to "
@@ -632,8 +826,9 @@ class Trainer:
                     perm_epoch, perm = epoch, self._permutation(epoch)
                 lo = position * self.global_batch + self.ctx.rank * self.local_batch
                 batch = self.data.train.batch(perm[lo:lo + self.local_batch]).to(self.device)
-                logs = self._train_step(batch)
-                self.step += 1
+                with self._deferred_signals():
+                    logs = self._train_step(batch)
+                    self.step += 1
                 done = self._finished(started)
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -643,11 +838,15 @@ class Trainer:
                     row.update({k: v / count for k, v in sums.items()})
                     sums, count = {}, 0
                 if done or (cfg.val_every and self.step % cfg.val_every == 0):
-                    row.update(self._validate_row())
+                    # several ranks: the others wait in the next step, so stop together
+                    with self._deferred_signals() if self.ctx.distributed else nullcontext():
+                        row.update(self._validate_row())
                 if row and csv is not None:
                     self._log_row(csv, tb, row)
                 if done or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
-                    self.save_checkpoint()
+                    with self._deferred_signals():
+                        self.save_checkpoint()
+                self._check_stop()
                 bar.update(1)
                 post = {k[5:]: f"{v:.4g}" for k, v in logs.items() if k.startswith("loss_")}
                 if self.val_key in self.last_metrics:
@@ -658,7 +857,9 @@ class Trainer:
                 if row and csv is not None:
                     self._log_row(csv, tb, row)
             if self._checkpointed_at != self.step:
-                self.save_checkpoint()
+                with self._deferred_signals():
+                    self.save_checkpoint()
+            self._check_stop()
         finally:
             bar.close()
             tb.close()
