@@ -32,6 +32,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,7 @@ def _walk(path: Path, mark: Callable[[str], None]) -> None:
     def attrs(obj: h5py.HLObject, prefix: str) -> None:
         names = step(f"{prefix}attributes", lambda: list(obj.attrs)) or []
         for name in names:
-            step(f"{prefix}attribute {name}", lambda n=name: (n in obj.attrs, obj.attrs[n]))
+            step(f"{prefix}attribute {name}", partial(_read_attr, obj, name))
 
     f = step("file", lambda: h5py.File(path, "r"))
     if f is None:
@@ -198,16 +199,32 @@ def _walk(path: Path, mark: Callable[[str], None]) -> None:
     attrs(f, "")
     names = step("root group", lambda: list(f)) or []
     for name in names:
-        obj = step(f"dataset {name}", lambda n=name: f.get(n))
+        obj = step(f"dataset {name}", partial(f.get, name))
         if not isinstance(obj, h5py.Dataset):
             continue
-        step(f"dataset {name}", lambda o=obj: (o.shape, o.dtype, o.chunks, o.compression,
-                                               o.compression_opts, o.shuffle, o.fillvalue))
+        step(f"dataset {name}", partial(_dataset_header, obj))
         attrs(obj, f"{name}.")
-        step(f"dataset {name} chunk index",
-             lambda o=obj: o.chunks and o.id.chunk_iter(lambda info: None))
-        step(f"dataset {name} first and last rows",
-             lambda o=obj: o.ndim and o.shape[0] and (o[:1], o[-1:]))
+        step(f"dataset {name} chunk index", partial(_chunk_index, obj))
+        step(f"dataset {name} first and last rows", partial(_first_last_rows, obj))
+
+
+def _read_attr(obj: Any, name: str) -> Any:
+    return name in obj.attrs, obj.attrs[name]
+
+
+def _dataset_header(ds: Any) -> Any:
+    return ds.shape, ds.dtype, ds.chunks, ds.compression, ds.compression_opts, ds.shuffle, \
+        ds.fillvalue
+
+
+def _chunk_index(ds: Any) -> None:
+    if ds.chunks:
+        ds.id.chunk_iter(lambda info: None)
+
+
+def _first_last_rows(ds: Any) -> None:
+    if ds.ndim and ds.shape[0]:
+        ds[:1], ds[-1:]
 
 
 def _probe_child(path: Path, w: int, timeout: float) -> None:
