@@ -14,8 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from calogen.data import ShowerSet, ShowerSetError, write_showerset
-from calogen.data import h5probe
+from calogen.data import ShowerSet, ShowerSetError, h5probe, write_showerset
 from calogen.geometry import ZN
 
 REPO_SRC = Path(__file__).resolve().parents[2] / "src"

@@ -24,6 +24,7 @@ error (the reader turns it into a ShowerSetError) rather than hanging.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import hashlib
 import os
 import selectors
@@ -231,6 +232,7 @@ def _probe_child(path: Path, w: int, timeout: float) -> None:
     """Body of the forked child; never returns."""
     code = 0
     try:
+        faulthandler.disable()  # a crash here is expected and reported by the parent
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(int(timeout) + 2)
         try:
