@@ -126,3 +126,20 @@ def test_probe_timeout_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert h5probe.probe_timeout() == 0.5
     monkeypatch.setenv("CALOGEN_H5_PROBE_TIMEOUT", "nonsense")
     assert h5probe.probe_timeout() == h5probe.PROBE_TIMEOUT_S
+
+
+def test_probe_reports_hdf5_read_errors_without_a_second_parse(tmp_path: Path) -> None:
+    path = write_zn(tmp_path / "a.h5")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"GCOL")
+    struct.pack_into("<H", data, at + 16, 0x7777)  # first heap object: a bad index
+    path.write_bytes(data)
+    with pytest.raises(ShowerSetError, match=r"field '[^']+': expected readable HDF5 data"):
+        h5probe.probe(path)
+
+
+def test_probe_of_a_non_hdf5_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.h5"
+    path.write_bytes(b"not hdf5 at all" * 100)
+    with pytest.raises(ShowerSetError, match="not a readable HDF5 file"):
+        h5probe.probe(path)

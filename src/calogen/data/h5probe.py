@@ -66,6 +66,9 @@ def probe_timeout() -> float:
         value = PROBE_TIMEOUT_S
     return value if value > 0 else PROBE_TIMEOUT_S
 
+PROBE_ROW_BYTES = 64 * 1024 * 1024
+"""Rows larger than this are not read by the probe (the reader refuses such headers)."""
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -177,8 +180,8 @@ def check_seal(path: PathLike) -> bool:
 def _walk(path: Path, mark: Callable[[str], None]) -> None:
     """Touch every attribute, dataset header, chunk index and the first/last rows of ``path``.
 
-    ``mark(text)`` is called before each step; errors are swallowed so every step is tried
-    (the in-process reader reports them properly).
+    ``mark(text)`` is called before each step, and with ``"!<step>\t<error>"`` after a step
+    that raised; every step is tried whatever the earlier ones gave.
     """
     import h5py
 
@@ -186,13 +189,16 @@ def _walk(path: Path, mark: Callable[[str], None]) -> None:
         mark(label)
         try:
             return fn()
-        except Exception:  # noqa: BLE001 - only hangs and crashes matter here
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            mark(f"!{label}\t{text}")
             return None
 
     def attrs(obj: h5py.HLObject, prefix: str) -> None:
         names = step(f"{prefix}attributes", lambda: list(obj.attrs)) or []
         for name in names:
-            step(f"{prefix}attribute {name}", partial(_read_attr, obj, name))
+            label = f"{prefix}{name}" if prefix else f"attribute {name}"
+            step(label, partial(_read_attr, obj, name))
 
     f = step("file", lambda: h5py.File(path, "r"))
     if f is None:
@@ -205,8 +211,8 @@ def _walk(path: Path, mark: Callable[[str], None]) -> None:
             continue
         step(f"dataset {name}", partial(_dataset_header, obj))
         attrs(obj, f"{name}.")
-        step(f"dataset {name} chunk index", partial(_chunk_index, obj))
-        step(f"dataset {name} first and last rows", partial(_first_last_rows, obj))
+        step(f"dataset {name}", partial(_chunk_index, obj))
+        step(f"dataset {name}", partial(_first_last_rows, obj))
 
 
 def _read_attr(obj: Any, name: str) -> Any:
@@ -224,7 +230,8 @@ def _chunk_index(ds: Any) -> None:
 
 
 def _first_last_rows(ds: Any) -> None:
-    if ds.ndim and ds.shape[0]:
+    row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.float64))
+    if ds.ndim and ds.shape[0] and row_bytes <= PROBE_ROW_BYTES:
         ds[:1], ds[-1:]
 
 
@@ -267,9 +274,9 @@ def probe(path: PathLike, timeout: float | None = None) -> None:
     """Open and walk ``path`` in a forked child with a time limit.
 
     Raises:
-        ShowerSetError: the child hung (killed after ``timeout`` seconds) or crashed, naming
-            the file and the field it was reading. ``timeout`` defaults to
-            :func:`probe_timeout`.
+        ShowerSetError: the child hung (killed after ``timeout`` seconds) or crashed, or HDF5
+            could not read a part of the file, naming the file and the field. ``timeout``
+            defaults to :func:`probe_timeout`.
     """
     p = Path(path)
     timeout = probe_timeout() if timeout is None else timeout
@@ -311,8 +318,16 @@ def probe(path: PathLike, timeout: float | None = None) -> None:
     lines = log.decode("utf-8", "replace").splitlines()
     if lines and lines[-1] == "done" and not killed and os.WIFEXITED(status) \
             and os.WEXITSTATUS(status) == 0:
+        errors = [line[1:].split("\t", 1) for line in lines if line.startswith("!")]
+        if errors:  # reading it again in-process would only repeat these (and their cost)
+            field, text = errors[0] if len(errors[0]) == 2 else (errors[0][0], "?")
+            if field == "file":
+                raise ShowerSetError(f"{p}: not a readable HDF5 file (truncated, corrupt or "
+                                     f"another format): {text}", path=p)
+            raise ShowerSetError.bad_field(p, field, "readable HDF5 data",
+                                           f"{text} (file truncated or corrupt?)")
         return
-    field = lines[-1] if lines else "file"
+    field = next((line for line in reversed(lines) if not line.startswith("!")), "file")
     if killed:
         what = f"HDF5 did not finish reading it within {timeout:g} s (corrupt metadata?)"
     elif os.WIFSIGNALED(status):
@@ -330,7 +345,7 @@ def ensure_openable(path: PathLike, timeout: float | None = None) -> None:
     A sealed file (see :func:`check_seal`) returns at once; any other file is probed.
 
     Raises:
-        ShowerSetError: the probe hung or crashed.
+        ShowerSetError: the probe hung, crashed or could not read a part of the file.
     """
     if not check_seal(path):
         probe(path, timeout)
