@@ -12,7 +12,7 @@ import pytest
 
 from calogen.testing import fuzz
 
-N_INPUTS = {"showerset": 400, "npz-particles": 1000, "npz-responses": 600}
+N_INPUTS = {"showerset": 300, "npz-particles": 800, "npz-responses": 500}
 SEED = 20240612
 
 

@@ -13,6 +13,7 @@ Used by ``benchmarks/fuzz_readers.py`` and ``tests/data/test_fuzz_readers.py``.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import selectors
@@ -204,6 +205,7 @@ def _child(target: Target, path: Path, scratch: Path, out_fd: int, timeout: floa
     code = 0
     try:
         os.setpgid(0, 0)
+        faulthandler.disable()  # crashes are expected and reported by the parent
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(int(timeout) + 5)  # dies by itself even if the parent is gone
         devnull = os.open(os.devnull, os.O_WRONLY)
