@@ -420,3 +420,82 @@ def test_next_writer_removes_temporaries_of_killed_writers(tmp_path: Path) -> No
     write_file(out, n=5)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name,
                                                                   "out.h5"])
+
+
+# --- corrupt or wrongly typed headers: only ShowerSetError, naming the field ----------------
+
+
+def test_non_utf8_string_attribute_is_a_showerseterror(tmp_path: Path) -> None:
+    path = tmp_path / "set.h5"
+    write_file(path, n=5)
+    with h5py.File(path, "a") as f:
+        f.attrs["detector"] = np.bytes_(b"Z\xffN")
+    with pytest.raises(ShowerSetError, match=r"field 'attribute detector'.*UTF-8"):
+        ShowerSet(path)
+
+
+def test_non_string_condition_columns_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "set.h5"
+    write_file(path, n=5)
+    with h5py.File(path, "a") as f:
+        f["conditions"].attrs["columns"] = np.arange(9)
+    with pytest.raises(ShowerSetError, match=r"field 'conditions\.columns'.*UTF-8 names"):
+        ShowerSet(path)
+
+
+def test_array_valued_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "set.h5"
+    write_file(path, n=5)
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = np.array([1, 1])
+    with pytest.raises(ShowerSetError, match=r"field 'attribute schema_version'.*shape \(2,\)"):
+        ShowerSet(path)
+
+
+def test_corrupt_heap_entry_of_an_attribute_is_a_showerseterror(tmp_path: Path) -> None:
+    """A column name's global-heap object gets a bad index: h5py raised a bare OSError."""
+    import struct
+
+    path = tmp_path / "set.h5"
+    write_file(path, n=5)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"GCOL")
+    pos = at + 16
+    while True:  # find the heap object holding the column name "vx"
+        index, = struct.unpack_from("<H", data, pos)
+        size, = struct.unpack_from("<Q", data, pos + 8)
+        assert index != 0, "column name not found in the global heap"
+        if bytes(data[pos + 16:pos + 16 + size]) == b"vx":
+            struct.pack_into("<H", data, pos, 0x7777)
+            break
+        pos += 16 + (size + 7) // 8 * 8
+    path.write_bytes(data)
+    with pytest.raises(ShowerSetError, match=r"field 'conditions\.columns'") as info:
+        ShowerSet(path)
+    assert info.value.path == str(path)
+
+
+def test_shape_larger_than_the_file_can_hold_is_refused_before_reading(tmp_path: Path) -> None:
+    """A header promising 200 GB used to open fine and then fail allocating in read()."""
+    path = tmp_path / "set.h5"
+    write_file(path, n=5)
+    with h5py.File(path, "a") as f:
+        del f["showers"]
+        f.create_dataset("showers", shape=(5, 10**6, 10**4), dtype=np.int32,
+                         chunks=(1, 100, 100), compression="gzip")
+    with pytest.raises(ShowerSetError, match=r"field 'dataset showers'.*bytes of data"):
+        with ShowerSet(path) as ss:
+            ss.read(0, 5)
+
+
+def test_corrupt_chunk_of_a_sealed_file_is_a_showerseterror(tmp_path: Path) -> None:
+    path = tmp_path / "set.h5"
+    write_file(path, n=50)
+    with h5py.File(path, "r") as f:
+        info = f["showers"].id.get_chunk_info(1)
+    data = bytearray(path.read_bytes())
+    data[info.byte_offset:info.byte_offset + info.size] = b"\xa5" * info.size
+    path.write_bytes(data)
+    with ShowerSet(path) as ss:  # the seal does not cover chunk data: opened in-process
+        with pytest.raises(ShowerSetError, match=r"field 'dataset showers'.*read failed"):
+            ss.validate_content()

@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from calogen.data import schema as S
 from calogen.data.errors import ShowerSetError
+from calogen.data.h5probe import USERBLOCK_BYTES, ensure_openable, seal
 
 PathLike = str | os.PathLike[str]
 
@@ -318,7 +319,7 @@ class ShowerSetWriter:
         self._tmp = _temp_path(self._path)
         try:
             self._file = h5py.File(self._tmp, "x", rdcc_nbytes=S.WRITE_CACHE_BYTES,
-                                   rdcc_nslots=10007)
+                                   rdcc_nslots=10007, userblock_size=USERBLOCK_BYTES)
         except OSError as exc:
             raise ShowerSetError(f"{self._path}: cannot create temporary file {self._tmp.name} "
                                  f"in {self._path.parent}: {exc}", path=self._path) from None
@@ -468,6 +469,7 @@ class ShowerSetWriter:
             self._file.attrs[S.ATTR_N_EVENTS] = np.int64(self._n)
             self._file.flush()
             self._file.close()
+            seal(self._tmp)
             self._check_target()
             os.replace(self._tmp, self._path)
         except BaseException:
@@ -541,12 +543,50 @@ def write_showerset(
 # --------------------------------------------------------------------------------------------
 
 
-def _as_str(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
+MAX_INFLATION = 1100
+"""Upper bound on uncompressed / stored bytes of a dataset (deflate cannot exceed ~1032)."""
+
+MIN_SIZE_ALLOWANCE = 64 * 1024 * 1024
+"""Logical dataset bytes allowed whatever the file size (fill values of unwritten chunks)."""
+
+
+def _as_str(value: object) -> str | None:
+    """A string attribute value (``str``, UTF-8 ``bytes`` or a 0-d array of them), else None."""
     if isinstance(value, np.ndarray) and value.shape == ():
-        return _as_str(value.item())
-    return str(value)
+        value = value.item()
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def _describe(value: object) -> str:
+    """Short description of an unexpected attribute value for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, bytes):
+        return f"bytes that are not UTF-8 ({value[:40]!r})"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+@contextmanager
+def _hdf5_errors(path: Path, field: str) -> Iterator[None]:
+    """Turn any exception but ShowerSetError raised by h5py/HDF5 into a ShowerSetError.
+
+    h5py answers corrupt metadata with OSError, RuntimeError, KeyError, ValueError, TypeError
+    and others depending on where the bytes are bad; callers only ever see ShowerSetError.
+    """
+    try:
+        yield
+    except ShowerSetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise ShowerSetError.bad_field(
+            path, field, "readable HDF5 data", f"{type(exc).__name__}: {exc} (file truncated or "
+            "corrupt?)") from None
 
 
 @contextmanager
@@ -599,9 +639,10 @@ class ShowerSet:
         if not p.is_file():
             raise ShowerSetError(f"{p}: not a regular file (expected a ShowerSet .h5 file)",
                                  path=p)
+        ensure_openable(p)
         try:
             return h5py.File(p, "r", rdcc_nbytes=S.READ_CACHE_BYTES, rdcc_nslots=10007)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt files
             raise ShowerSetError(
                 f"{p}: not a readable HDF5 file (truncated, corrupt or another format): "
                 f"{exc}", path=p) from None
@@ -609,19 +650,36 @@ class ShowerSet:
     def _fail(self, name: str, expected: str, found: str) -> ShowerSetError:
         return ShowerSetError.bad_field(self._path, name, expected, found)
 
+    def _raw_attr(self, obj: h5py.HLObject, name: str, label: str) -> Any:
+        with _hdf5_errors(self._path, label):
+            if name not in obj.attrs:
+                raise self._fail(label, "present", "missing")
+            return obj.attrs[name]
+
     def _attr(self, name: str) -> Any:
-        if name not in self._file.attrs:
-            raise self._fail(f"attribute {name}", "present", "missing")
-        try:
-            return self._file.attrs[name]
-        except (OSError, RuntimeError) as exc:
-            raise self._fail(f"attribute {name}", "readable", str(exc)) from None
+        return self._raw_attr(self._file, name, f"attribute {name}")
+
+    def _str_attr(self, name: str) -> str:
+        value = self._attr(name)
+        text = _as_str(value)
+        if text is None:
+            raise self._fail(f"attribute {name}", "a UTF-8 string", _describe(value))
+        return text
+
+    def _int_attr(self, name: str) -> int | None:
+        """An integer scalar attribute, or None when it is of another type or shape."""
+        value = self._attr(name)
+        if isinstance(value, np.ndarray) and value.shape == ():
+            value = value[()]
+        if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            return int(value)
+        return None
 
     def _json_attr(self, name: str) -> dict[str, Any]:
-        text = _as_str(self._attr(name))
+        text = self._str_attr(name)
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise self._fail(f"attribute {name}", "a JSON object", f"invalid JSON ({exc})"
                              ) from None
         if not isinstance(value, dict):
@@ -629,70 +687,93 @@ class ShowerSet:
         return value
 
     def _dataset(self, name: str, ndim_min: int, kinds: str, kind_text: str) -> h5py.Dataset:
-        obj = self._file.get(name)
-        if obj is None:
-            raise self._fail(f"dataset {name}", "present", "missing")
-        if not isinstance(obj, h5py.Dataset):
-            raise self._fail(f"dataset {name}", "a dataset", type(obj).__name__)
-        if obj.ndim < ndim_min:
-            raise self._fail(f"dataset {name}", f"at least {ndim_min} dimension(s)",
-                             f"shape {obj.shape}")
-        if obj.dtype.kind not in kinds:
-            raise self._fail(f"dataset {name}", kind_text, f"dtype {obj.dtype}")
+        label = f"dataset {name}"
+        with _hdf5_errors(self._path, label):
+            obj = self._file.get(name)
+            if obj is None:
+                raise self._fail(label, "present", "missing")
+            if not isinstance(obj, h5py.Dataset):
+                raise self._fail(label, "a dataset", type(obj).__name__)
+            if obj.ndim < ndim_min:
+                raise self._fail(label, f"at least {ndim_min} dimension(s)",
+                                 f"shape {obj.shape}")
+            if obj.dtype.kind not in kinds or obj.dtype.itemsize not in (1, 2, 4, 8):
+                raise self._fail(label, kind_text, f"dtype {obj.dtype}")
+            if obj.chunks is not None and (len(obj.chunks) != obj.ndim or obj.chunks[0] < 1):
+                raise self._fail(label, "chunks along the event axis", f"chunks {obj.chunks}")
+            self._check_size(obj, label)
         return obj
 
-    def _string_list_attr(self, ds: h5py.Dataset, name: str, k: int) -> tuple[str, ...]:
-        label = f"{ds.name.lstrip('/')}.{name}"
-        if name not in ds.attrs:
-            raise self._fail(label, f"a list of {k} names", "missing")
-        values = tuple(_as_str(v) for v in np.atleast_1d(ds.attrs[name]))
+    def _check_size(self, ds: h5py.Dataset, label: str) -> None:
+        """Refuse a header whose shape promises far more data than the file can hold."""
+        logical = ds.dtype.itemsize
+        for dim in ds.shape:
+            logical *= int(dim)
+        limit = max(MIN_SIZE_ALLOWANCE, MAX_INFLATION * self._path.stat().st_size)
+        if logical > limit:
+            raise self._fail(label, f"at most {limit} bytes of data for a file of "
+                             f"{self._path.stat().st_size} bytes",
+                             f"shape {ds.shape} ({logical} bytes)")
+
+    def _string_list_attr(self, ds: h5py.Dataset, ds_name: str, name: str, k: int
+                          ) -> tuple[str, ...]:
+        label = f"{ds_name}.{name}"
+        expected = f"{k} entries (UTF-8 names, one per conditions column)"
+        value = self._raw_attr(ds, name, label)
+        if isinstance(value, np.ndarray) and value.ndim > 1:
+            raise self._fail(label, expected, _describe(value))
+        items = list(np.atleast_1d(value)) if isinstance(value, np.ndarray | list | tuple | str
+                                                          | bytes) else [value]
+        values = tuple(_as_str(v) for v in items)
         if len(values) != k:
-            raise self._fail(label, f"{k} entries (one per conditions column)",
-                             f"{len(values)}: {list(values)}")
-        return values
+            raise self._fail(label, expected, f"{len(values)} entries: {list(values)[:20]}")
+        for v, raw in zip(values, items, strict=True):
+            if v is None:
+                raise self._fail(label, expected, f"an entry that is {_describe(raw)}")
+        return tuple(v for v in values if v is not None)
 
     def _read_meta(self) -> ShowerSetMeta:
-        schema_name = _as_str(self._attr(S.ATTR_SCHEMA))
+        schema_name = self._str_attr(S.ATTR_SCHEMA)
         if schema_name != S.SCHEMA_NAME:
             raise self._fail(f"attribute {S.ATTR_SCHEMA}", repr(S.SCHEMA_NAME), repr(schema_name))
-        version = self._attr(S.ATTR_SCHEMA_VERSION)
-        if not isinstance(version, int | np.integer) or int(version) not in \
-                S.SUPPORTED_SCHEMA_VERSIONS:
+        version = self._int_attr(S.ATTR_SCHEMA_VERSION)
+        if version is None or version not in S.SUPPORTED_SCHEMA_VERSIONS:
             raise self._fail(f"attribute {S.ATTR_SCHEMA_VERSION}",
                              f"one of the supported versions {list(S.SUPPORTED_SCHEMA_VERSIONS)}"
                              " (a newer calogen may read it)",
-                             str(version) if isinstance(version, np.integer) else repr(version))
+                             str(version) if version is not None
+                             else _describe(self._attr(S.ATTR_SCHEMA_VERSION)))
         showers = self._dataset(S.SHOWERS, 2, "iuf", "an integer or float dtype")
         conditions = self._dataset(S.CONDITIONS, 2, "f", "a float dtype")
         pdg = self._dataset(S.PDG, 1, "iu", "an integer dtype")
         ids = self._dataset(S.CONDITION_ID, 1, "iu", "an integer dtype")
         n = showers.shape[0]
-        for ds in (conditions, pdg, ids):
+        for name, ds in ((S.CONDITIONS, conditions), (S.PDG, pdg), (S.CONDITION_ID, ids)):
             if ds.shape[0] != n:
-                raise self._fail(f"dataset {ds.name.lstrip('/')}",
-                                 f"{n} events (as many as showers)", f"{ds.shape[0]}")
-        for ds in (pdg, ids):
+                raise self._fail(f"dataset {name}", f"{n} events (as many as showers)",
+                                 f"{ds.shape[0]}")
+        for name, ds in ((S.PDG, pdg), (S.CONDITION_ID, ids)):
             if ds.ndim != 1:
-                raise self._fail(f"dataset {ds.name.lstrip('/')}", "shape (N,)",
-                                 f"shape {ds.shape}")
+                raise self._fail(f"dataset {name}", "shape (N,)", f"shape {ds.shape}")
         if conditions.ndim != 2:
             raise self._fail("dataset conditions", "shape (N, k)", f"shape {conditions.shape}")
         k = conditions.shape[1]
-        n_events = self._attr(S.ATTR_N_EVENTS)
-        if not isinstance(n_events, int | np.integer) or int(n_events) != n:
+        n_events = self._int_attr(S.ATTR_N_EVENTS)
+        if n_events != n:
             raise self._fail(f"attribute {S.ATTR_N_EVENTS}", f"{n} (the length of showers)",
-                             repr(n_events))
+                             _describe(self._attr(S.ATTR_N_EVENTS)))
         return ShowerSetMeta(
-            detector=_as_str(self._attr(S.ATTR_DETECTOR)),
+            detector=self._str_attr(S.ATTR_DETECTOR),
             geometry=self._json_attr(S.ATTR_GEOMETRY),
             shower_shape=tuple(int(d) for d in showers.shape[1:]),
             shower_dtype=showers.dtype,
-            shower_units=_as_str(self._attr(S.ATTR_SHOWER_UNITS)),
-            condition_columns=self._string_list_attr(conditions, S.ATTR_COLUMNS, k),
-            condition_units=self._string_list_attr(conditions, S.ATTR_UNITS, k),
+            shower_units=self._str_attr(S.ATTR_SHOWER_UNITS),
+            condition_columns=self._string_list_attr(conditions, S.CONDITIONS, S.ATTR_COLUMNS,
+                                                     k),
+            condition_units=self._string_list_attr(conditions, S.CONDITIONS, S.ATTR_UNITS, k),
             producer=self._json_attr(S.ATTR_PRODUCER),
-            created=_as_str(self._attr(S.ATTR_CREATED)),
-            schema_version=int(version),
+            created=self._str_attr(S.ATTR_CREATED),
+            schema_version=version,
             n_events=n,
         )
 
@@ -722,10 +803,10 @@ class ShowerSet:
         """Read ``dataset[selection]``, turning HDF5 errors into ShowerSetError."""
         try:
             return self._file[name][selection]
-        except (OSError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt chunks
             raise ShowerSetError(f"{self._path}: field 'dataset {name}': read failed (file "
-                                 f"truncated or corrupt?): {exc}", path=self._path,
-                                 field=name) from None
+                                 f"truncated or corrupt?): {type(exc).__name__}: {exc}",
+                                 path=self._path, field=name) from None
 
     def read(self, start: int = 0, stop: int | None = None) -> ShowerBatch:
         """Events ``start:stop`` (Python slice semantics, step 1)."""
@@ -750,11 +831,12 @@ class ShowerSet:
 
     def _read_sorted(self, name: str, rows: NDArray[np.int64]) -> np.ndarray:
         """Rows ``rows`` (sorted, unique) of one dataset, decompressing each chunk once."""
-        ds = self._file[name]
-        out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
+        with _hdf5_errors(self._path, f"dataset {name}"):
+            ds = self._file[name]
+            out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
+            chunk = ds.chunks[0] if ds.chunks else max(1, len(self))
         if rows.size == 0:
             return out
-        chunk = ds.chunks[0] if ds.chunks else len(self)
         cuts = np.flatnonzero(np.diff(rows // chunk)) + 1
         start = 0
         for group in np.split(rows, cuts):

@@ -1,0 +1,1 @@
+"""Tools for testing calogen itself: input mutation and reader fuzzing."""
