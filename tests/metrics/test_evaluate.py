@@ -115,7 +115,7 @@ def test_incompatible_files_are_refused(files, tmp_path):
     with pytest.raises(ValueError, match="cannot be compared"):
         evaluate(files["ref"], zp, config=FAST)
     short = simulate_to_file(tmp_path / "short.h5", n=100, seed=5, progress=False).path
-    with pytest.raises(ValueError, match="one response per reference condition"):
+    with pytest.raises(ValueError, match="one response per reference row"):
         evaluate(files["ref"], short, config=FAST)
 
 

@@ -456,6 +456,14 @@ class ShowerSetWriter:
                 raise ShowerSetError.bad_field(p, S.CONDITION_ID, f"shape ({n},)",
                                                f"shape {ids.shape}")
             ids = _cast_integral(ids, np.dtype(np.int64), p, S.CONDITION_ID, off)
+        # The writer never makes a file that content validation (calogen.data.validation)
+        # would refuse.
+        if codes.size and not codes.all():
+            raise ShowerSetError.bad_field(p, S.PDG, "non-zero PDG codes",
+                                           f"0 at row {off + int(np.argmin(codes != 0))}")
+        if ids.size and ids.min() < 0:
+            raise ShowerSetError.bad_field(p, S.CONDITION_ID, "non-negative group ids",
+                                           f"a negative id at row {off + int(np.argmax(ids < 0))}")
         return ShowerBatch(sh, cond, codes, ids)
 
     def close(self) -> Path:
@@ -890,19 +898,20 @@ class ShowerSet:
         """All condition group ids, ``(N,)``."""
         return self._get(S.CONDITION_ID, ())
 
-    def validate_content(self, batch_size: int = 16384, progress: bool = False) -> None:
-        """Scan every value: showers finite and ``>= 0``, conditions finite.
+    def validate_content(self, batch_size: int = 16384, progress: bool = False, *,
+                         counts: bool = False) -> None:
+        """Scan every value in batches of ``batch_size`` events; the rules are those of
+        :func:`calogen.data.validation.validate_showerset` (showers finite and ``>= 0``,
+        integral when ``counts``; conditions finite; PDG codes non-zero; group ids ``>= 0``).
 
         Raises:
             ShowerSetError: naming the dataset and the first bad row index.
         """
-        offset = 0
-        for batch in self.iter_batches(batch_size, progress=progress):
-            validate_showers(batch.showers, self.shower_shape, batch.showers.dtype,
-                             path=self._path, offset=offset)
-            validate_conditions(batch.conditions, batch.conditions.shape[1], path=self._path,
-                                offset=offset)
-            offset += len(batch)
+        from calogen.data.validation import validate_showerset  # imports this module
+
+        row_bytes = int(np.prod(self.shower_shape)) * self._meta.shower_dtype.itemsize
+        validate_showerset(self, counts=counts, batch_bytes=max(1, batch_size) * row_bytes,
+                           progress=progress)
 
     # -- lifetime ---------------------------------------------------------------------------
 
