@@ -187,8 +187,8 @@ class _NpyRowReader:
                 raise ShowerSetError.bad_field(p, f"{what} file", "an .npz (zip) archive or an "
                                                ".npy file", "neither (unknown leading bytes)")
             archive = self._stack.enter_context(zipfile.ZipFile(fp))
-            members = {i.filename[:-4]: i for i in archive.infolist()
-                       if i.filename.endswith(".npy")}
+            members = {i.filename.removesuffix(".npy"): i for i in archive.infolist()
+                       if not i.is_dir()}
             self.key = _select_key(list(members), key, p, what)
             info = members[self.key]
             self.field = f"{what} array '{self.key}'"
