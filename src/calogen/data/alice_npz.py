@@ -114,11 +114,9 @@ def _read_upto(fp: IO[bytes], n_bytes: int, backed: int) -> NDArray[np.uint8]:
     buf = np.empty(min(n_bytes, max(backed, 0)), dtype=np.uint8)
     got = 0
     while got < n_bytes:
-        if got == buf.size:
-            grown = np.empty(min(n_bytes, max(2 * got, READ_BLOCK_BYTES)), dtype=np.uint8)
-            grown[:got] = buf
-            buf = grown
-        with memoryview(buf[got:got + READ_BLOCK_BYTES]) as part:
+        if got == buf.size:  # realloc (no copy for large buffers); buf has no views here
+            buf.resize(min(n_bytes, max(2 * got, READ_BLOCK_BYTES)), refcheck=False)
+        with buf[got:got + READ_BLOCK_BYTES].data as part:
             n_read = fp.readinto(part)  # type: ignore[attr-defined]
         if not n_read:
             break
