@@ -8,18 +8,25 @@ two ``numpy.savez`` archives, each holding one array under the default key ``arr
   (GeV, m, m, m, GeV, GeV, GeV, MeV, e; ALICE O2 order) followed by the PDG code.
 
 Any single-array archive (or ``.npy`` file) is accepted; with several arrays pass ``key``. Files
-are read without ever unpickling: whole-array reads use ``np.load(..., allow_pickle=False)``,
-and the (large) responses are streamed row-block by row-block straight from the archive member
-by parsing its ``.npy`` header with :mod:`numpy.lib.format`; object arrays are refused.
+are read by one header-checked reader (:class:`_NpyRowReader`), never by ``np.load``: it parses
+the ``.npy`` header itself, accepts plain numeric dtypes only (nothing is ever unpickled), checks
+the size the header claims against the bytes the file or zip member holds before allocating,
+reads in bounded blocks, and turns any corruption into a :class:`ShowerSetError` naming the
+file, the array and the expectation. The (large) responses are streamed row-block by row-block.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import os
+import re
 import secrets
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -55,6 +62,67 @@ DEFAULT_BATCH_EVENTS = 8192
 # Reading
 # --------------------------------------------------------------------------------------------
 
+NPY_MAGIC = b"\x93NUMPY"
+"""First bytes of every ``.npy`` file (numpy.lib.format)."""
+
+MAX_HEADER_BYTES = 10_000
+"""Longest ``.npy`` header accepted (numpy's own default ``max_header_size``)."""
+
+MAX_NDIM = 32
+"""Most dimensions accepted in a header."""
+
+READ_BLOCK_BYTES = 1 << 20
+"""Bytes read per call, so that memory grows only with data actually present."""
+
+DEFLATE_MAX_RATIO = 1032
+"""Largest expansion deflate (RFC 1951) can achieve: 258 bytes per 2-bit code, ~1032:1."""
+
+_NUMERIC_DESCR = re.compile(r"[<>|=]?[biuf][0-9]{1,2}")
+"""A plain numeric dtype string (``'<f8'``, ``'|u1'``, ``'<i4'``, ...)."""
+
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+"""Member compressions accepted: those ``numpy.savez`` / ``numpy.savez_compressed`` write
+(bzip2 and lzma would decompress without an output bound)."""
+
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, ValueError, ArithmeticError, LookupError, TypeError, RuntimeError,
+    SyntaxError, MemoryError, struct.error, zlib.error, zipfile.BadZipFile,
+    zipfile.LargeZipFile)
+"""What zipfile, zlib, ast and numpy raise on corrupt bytes (RuntimeError covers zipfile's
+NotImplementedError and RecursionError; ValueError covers UnicodeDecodeError)."""
+
+
+@contextmanager
+def _decoding(path: Path, field: str, expected: str) -> Iterator[None]:
+    """Turn any failure of decoding a corrupt file into a :class:`ShowerSetError`."""
+    try:
+        yield
+    except ShowerSetError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise ShowerSetError.bad_field(path, field, expected,
+                                       f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_upto(fp: IO[bytes], n_bytes: int, backed: int) -> NDArray[np.uint8]:
+    """Read ``n_bytes`` (fewer at end of data) in blocks of at most :data:`READ_BLOCK_BYTES`.
+
+    At most ``backed`` bytes (what the storage is known to hold) are allocated before data
+    arrive; beyond that the buffer grows by doubling as data are actually read, so a size
+    claimed by a header never allocates memory by itself.
+    """
+    buf = np.empty(min(n_bytes, max(backed, 0)), dtype=np.uint8)
+    got = 0
+    while got < n_bytes:
+        if got == buf.size:  # realloc (no copy for large buffers); buf has no views here
+            buf.resize(min(n_bytes, max(2 * got, READ_BLOCK_BYTES)), refcheck=False)
+        with buf[got:got + READ_BLOCK_BYTES].data as part:
+            n_read = fp.readinto(part)  # type: ignore[attr-defined]
+        if not n_read:
+            break
+        got += n_read
+    return buf[:got]
+
 
 def _select_key(keys: list[str], key: str | None, path: Path, what: str) -> str:
     """Pick the archive member: ``key`` if given, else the only one."""
@@ -69,26 +137,204 @@ def _select_key(keys: list[str], key: str | None, path: Path, what: str) -> str:
     return keys[0]
 
 
+class _NpyRowReader:
+    """Read the rows of an array stored in an ``.npz`` member (or ``.npy`` file) in blocks.
+
+    Parses the ``.npy`` header itself (``ast.literal_eval`` of a header of at most
+    :data:`MAX_HEADER_BYTES`), accepts plain numeric dtypes only (object arrays, which would
+    need unpickling, are refused), and checks the data size the header claims (shape x
+    itemsize) against the bytes the file, or the zip member's declared size, holds after the
+    header before anything is allocated. Data are read in bounded blocks and a short read is
+    reported as truncation, so memory grows only with bytes actually present. Fortran-ordered
+    arrays cannot be streamed and are read whole on the first :meth:`read`.
+    """
+
+    def __init__(self, path: PathLike, key: str | None, what: str) -> None:
+        self.path = Path(path)
+        self.key = NPZ_KEY
+        self.field = f"{what} array"
+        self._container = "file"
+        self._backed = 0
+        self._stack = ExitStack()
+        self._whole: np.ndarray | None = None
+        self._pos = 0
+        try:
+            self._fp, available = self._open(key, what)
+            self.field = f"{what} array '{self.key}'"
+            with _decoding(self.path, self.field, "a readable .npy header"):
+                self.shape, self.dtype, self._fortran = self._read_header(available)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self, key: str | None, what: str) -> tuple[IO[bytes], int]:
+        """Open the array's bytes; returns (stream, bytes the file/member holds)."""
+        p = self.path
+        if not p.is_file():
+            raise ShowerSetError(f"{p}: file not found (expected the {what} .npz file)", path=p)
+        with _decoding(p, f"{what} file", "a readable .npz archive or .npy file"):
+            fp = self._stack.enter_context(open(p, "rb"))
+            if fp.read(len(NPY_MAGIC)) == NPY_MAGIC:
+                fp.seek(0)
+                self._backed = os.fstat(fp.fileno()).st_size
+                return fp, self._backed
+            fp.seek(0)
+            if not zipfile.is_zipfile(fp):
+                raise ShowerSetError.bad_field(p, f"{what} file", "an .npz (zip) archive or an "
+                                               ".npy file", "neither (unknown leading bytes)")
+            archive = self._stack.enter_context(zipfile.ZipFile(fp))
+            members = {i.filename.removesuffix(".npy"): i for i in archive.infolist()
+                       if not i.is_dir()}
+            self.key = _select_key(list(members), key, p, what)
+            info = members[self.key]
+            self.field = f"{what} array '{self.key}'"
+            self._container = f"zip member '{info.filename}' (declared size)"
+            self._check_member(info, os.fstat(fp.fileno()).st_size)
+            self._backed = min(info.file_size, info.compress_size)
+        with _decoding(p, self.field, f"a readable zip member '{info.filename}'"):
+            return self._stack.enter_context(archive.open(info)), info.file_size
+
+    def _check_member(self, info: zipfile.ZipInfo, archive_bytes: int) -> None:
+        """Refuse members zipfile would fail on, or whose declared sizes cannot be true."""
+        p, field, name = self.path, self.field, info.filename
+        if info.flag_bits & 0x1:
+            raise ShowerSetError.bad_field(p, field, f"an unencrypted zip member '{name}'",
+                                           "an encrypted member")
+        if info.compress_type not in _ZIP_METHODS:
+            raise ShowerSetError.bad_field(
+                p, field, f"zip member '{name}' stored or deflated (as numpy.savez writes)",
+                f"compression method {info.compress_type}")
+        if info.header_offset + info.compress_size > archive_bytes:
+            raise ShowerSetError.bad_field(
+                p, field, f"zip member '{name}' inside the {archive_bytes}-byte file",
+                f"{info.compress_size} compressed bytes at offset {info.header_offset} "
+                f"(file truncated?)")
+        bound = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED
+                                      else DEFLATE_MAX_RATIO)
+        if info.file_size > bound:
+            raise ShowerSetError.bad_field(
+                p, field, f"zip member '{name}' of at most {bound} bytes (what its "
+                f"{info.compress_size} {_ZIP_METHODS[info.compress_type]} bytes can hold)",
+                f"a declared size of {info.file_size} bytes")
+
+    # -- header ---------------------------------------------------------------------------
+
+    def _read_header(self, available: int) -> tuple[tuple[int, ...], np.dtype, bool]:
+        """Parse the header; ``available``: bytes the file/member holds, header included."""
+        p, field = self.path, self.field
+        start = _read_upto(self._fp, len(NPY_MAGIC) + 2, len(NPY_MAGIC) + 2)
+        if start.tobytes()[:len(NPY_MAGIC)] != NPY_MAGIC or start.size < len(NPY_MAGIC) + 2:
+            raise ShowerSetError.bad_field(p, field, "an .npy array (magic \\x93NUMPY)",
+                                           f"leading bytes {start.tobytes()!r}")
+        version = (int(start[-2]), int(start[-1]))
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ShowerSetError.bad_field(p, field, ".npy format version 1.0, 2.0 or 3.0",
+                                           f"version {version[0]}.{version[1]}")
+        len_bytes = 2 if version[0] == 1 else 4
+        raw_len = _read_upto(self._fp, len_bytes, len_bytes)
+        header_len = int.from_bytes(raw_len.tobytes(), "little")
+        data_start = start.size + len_bytes + header_len
+        if raw_len.size < len_bytes or header_len > MAX_HEADER_BYTES or data_start > available:
+            raise ShowerSetError.bad_field(
+                p, field, f"an .npy header of at most {MAX_HEADER_BYTES} bytes within the "
+                f"{available} bytes available", f"a header length of {header_len} bytes")
+        raw = _read_upto(self._fp, header_len, header_len)
+        if raw.size < header_len:
+            raise ShowerSetError.bad_field(p, field, f"an .npy header of {header_len} bytes",
+                                           f"{raw.size} bytes (truncated)")
+        text = raw.tobytes().decode("utf-8" if version[0] >= 3 else "latin-1")
+        header = ast.literal_eval(text)
+        shape, dtype, fortran = self._check_header(header)
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > available - data_start:
+            raise ShowerSetError.bad_field(
+                p, field, f"at most {available - data_start} bytes of data (what the "
+                f"{self._container} holds after its header)",
+                f"a header claiming shape {shape} of {dtype}: {claimed} bytes")
+        return shape, dtype, fortran
+
+    def _check_header(self, header: object) -> tuple[tuple[int, ...], np.dtype, bool]:
+        """(shape, dtype, fortran_order) of a parsed header, or the error naming what is wrong."""
+        p, field = self.path, self.field
+        keys = {"descr", "fortran_order", "shape"}
+        if not isinstance(header, dict) or set(header) != keys:
+            raise ShowerSetError.bad_field(p, field, f"an .npy header dict with keys "
+                                           f"{sorted(keys)}", f"{header!r:.200}")
+        descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+        if isinstance(descr, str) and "O" in descr:
+            raise ShowerSetError.bad_field(p, field, "a numeric array",
+                                           "pickled Python objects (refused)")
+        if not isinstance(descr, str) or not _NUMERIC_DESCR.fullmatch(descr):
+            raise ShowerSetError.bad_field(p, field, "a numeric array (bool, int, uint or "
+                                           "float dtype)", f"dtype {descr!r:.200}")
+        dtype = np.dtype(descr)  # TypeError on sizes numpy lacks (e.g. '<f3'): caught
+        if not isinstance(fortran, bool):
+            raise ShowerSetError.bad_field(p, field, "fortran_order True or False",
+                                           f"{fortran!r:.200}")
+        if (not isinstance(shape, tuple) or len(shape) > MAX_NDIM
+                or not all(type(d) is int and d >= 0 for d in shape)):
+            raise ShowerSetError.bad_field(p, field, f"a shape of at most {MAX_NDIM} "
+                                           f"non-negative integers", f"{shape!r:.200}")
+        return shape, dtype, fortran
+
+    # -- data -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def _read_items(self, n_items: int, first_row: int, row_items: int) -> np.ndarray:
+        """``n_items`` values from the stream, or a truncation error naming the row."""
+        n_bytes = n_items * self.dtype.itemsize
+        with _decoding(self.path, self.field, f"readable data from row {first_row}"):
+            raw = _read_upto(self._fp, n_bytes, self._backed)
+        if raw.size != n_bytes:
+            row = first_row + raw.size // max(1, row_items * self.dtype.itemsize)
+            raise ShowerSetError.bad_field(
+                self.path, self.field, f"{len(self)} rows ({math.prod(self.shape)} values) "
+                f"as the header says", f"the data ending near row {row} (file truncated)")
+        return raw.view(self.dtype)
+
+    def read_all(self) -> np.ndarray:
+        """The whole array (call once, before any :meth:`read`)."""
+        flat = self._read_items(math.prod(self.shape), 0, math.prod(self.shape[1:]))
+        if self._fortran:
+            return flat.reshape(self.shape[::-1]).transpose()
+        return flat.reshape(self.shape)
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` rows (fewer at the end)."""
+        n = max(0, min(n, len(self) - self._pos))
+        if self._fortran and len(self.shape) > 1:
+            if self._whole is None:
+                self._whole = np.ascontiguousarray(self.read_all())
+            out = self._whole[self._pos:self._pos + n]
+        else:
+            row_items = math.prod(self.shape[1:])
+            out = self._read_items(n * row_items, self._pos, row_items).reshape(
+                n, *self.shape[1:])
+        self._pos += n
+        return out
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> _NpyRowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _load_array(path: PathLike, key: str | None, what: str) -> tuple[np.ndarray, str]:
-    """Load one array from an ``.npz``/``.npy`` file without unpickling; returns (array, key)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ShowerSetError(f"{p}: file not found (expected the {what} .npz file)", path=p)
-    try:
-        loaded = np.load(p, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded, NPZ_KEY
-        with loaded:
-            name = _select_key(list(loaded.files), key, p, what)
-            return loaded[name], name
-    except ShowerSetError:
-        raise
-    except ValueError as exc:  # np.load's answer to pickles and to non-numpy files
-        raise ShowerSetError(f"{p}: {what}: not a readable numeric .npz/.npy array (pickled "
-                             f"objects are refused): {exc}", path=p, field=what) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ShowerSetError(f"{p}: {what}: not a readable .npz/.npy file (truncated or "
-                             f"corrupt?): {exc}", path=p, field=what) from None
+    """Load one array from an ``.npz``/``.npy`` file without unpickling; returns (array, key).
+
+    Goes through :class:`_NpyRowReader`, so sizes are checked before allocation and any
+    corruption becomes a :class:`ShowerSetError`.
+    """
+    with _NpyRowReader(path, key, what) as reader:
+        return reader.read_all(), reader.key
 
 
 def read_alice_particles(path: PathLike, key: str | None = None
@@ -150,97 +396,6 @@ def read_alice_responses(path: PathLike, key: str | None = None, detector: str =
     arr, name = _load_array(path, key, "responses")
     return validate_showers(arr, grid.shape, np.int32, path=path,
                             field_name=f"responses array '{name}'")
-
-
-class _NpyRowReader:
-    """Read the rows of an array stored in an ``.npz`` member (or ``.npy`` file) in blocks.
-
-    Parses the ``.npy`` header with :mod:`numpy.lib.format`, refuses object dtypes (which
-    would need unpickling) and reads raw bytes block by block, so memory stays bounded.
-    Fortran-ordered arrays cannot be streamed and are loaded whole instead.
-    """
-
-    def __init__(self, path: PathLike, key: str | None, what: str) -> None:
-        self.path = Path(path)
-        self._stack = ExitStack()
-        self._whole: np.ndarray | None = None
-        self._pos = 0
-        try:
-            self._fp = self._open_member(key, what)
-            self.shape, self.dtype = self._read_header(what)
-        except BaseException:
-            self._stack.close()
-            raise
-        self.field = f"{what} array '{self.key}'"
-
-    def _open_member(self, key: str | None, what: str) -> IO[bytes]:
-        p = self.path
-        if not p.is_file():
-            raise ShowerSetError(f"{p}: file not found (expected the {what} .npz file)", path=p)
-        try:
-            if not zipfile.is_zipfile(p):
-                self.key = NPZ_KEY
-                return self._stack.enter_context(open(p, "rb"))
-            archive = self._stack.enter_context(zipfile.ZipFile(p))
-            members = {n[:-4]: n for n in archive.namelist() if n.endswith(".npy")}
-            self.key = _select_key(list(members), key, p, what)
-            return self._stack.enter_context(archive.open(members[self.key]))
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise ShowerSetError(f"{p}: not a readable .npz file: {exc}", path=p) from None
-
-    def _read_header(self, what: str) -> tuple[tuple[int, ...], np.dtype]:
-        p, fmt = self.path, np.lib.format
-        try:
-            version = fmt.read_magic(self._fp)
-            if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(self._fp)
-            elif version == (2, 0):
-                shape, fortran, dtype = fmt.read_array_header_2_0(self._fp)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ShowerSetError(f"{p}: {what} array: not a readable .npy array: {exc}",
-                                 path=p) from None
-        if dtype.hasobject:
-            raise ShowerSetError.bad_field(p, f"{what} array", "a numeric array",
-                                           "pickled Python objects (refused)")
-        if fortran and len(shape) > 1:
-            self._whole = np.ascontiguousarray(_load_array(p, self.key, what)[0])
-        return tuple(int(d) for d in shape), dtype
-
-    def __len__(self) -> int:
-        return self.shape[0] if self.shape else 0
-
-    def read(self, n: int) -> np.ndarray:
-        """The next ``n`` rows (fewer at the end)."""
-        n = max(0, min(n, len(self) - self._pos))
-        if self._whole is not None:
-            out = self._whole[self._pos:self._pos + n]
-        else:
-            row_items = int(np.prod(self.shape[1:], dtype=np.int64))
-            n_bytes = n * row_items * self.dtype.itemsize
-            try:
-                raw = self._fp.read(n_bytes)
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise ShowerSetError(f"{self.path}: field '{self.field}': read failed at row "
-                                     f"{self._pos}: {exc}", path=self.path,
-                                     field=self.field) from None
-            if len(raw) != n_bytes:
-                raise ShowerSetError.bad_field(
-                    self.path, self.field, f"{len(self)} rows as the header says",
-                    f"the data ending near row {self._pos} (file truncated)")
-            out = np.frombuffer(raw, dtype=self.dtype).reshape(n, *self.shape[1:])
-        self._pos += n
-        return out
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> _NpyRowReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _progress(enabled: bool, total: int, label: str) -> tuple[Callable[[int], None],
