@@ -22,6 +22,7 @@ costs 0.3-2 s of lazy initialisation. ``CALOGEN_MAX_MODEL_BYTES`` /
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -131,11 +132,28 @@ def _address_space() -> int | None:
     return None
 
 
+_FENCE_LOCK = threading.Lock()
+"""One fence at a time per process (a build nested in a build, or one in another thread,
+runs inside the first fence or with the tensor count only)."""
+
+
 @contextmanager
 def _fence(max_bytes: int) -> Iterator[bool]:
     """Lower the soft ``RLIMIT_AS`` to the current size plus ``max_bytes`` for the block;
-    yields whether the fence is up (not where the size cannot be read, nor when the limit is
-    already tighter)."""
+    yields whether the fence is up (not where the size cannot be read, when the limit is
+    already tighter, nor while another build holds the fence)."""
+    if not _FENCE_LOCK.acquire(blocking=False):
+        yield False
+        return
+    try:
+        with _fence_held(max_bytes) as fenced:
+            yield fenced
+    finally:
+        _FENCE_LOCK.release()
+
+
+@contextmanager
+def _fence_held(max_bytes: int) -> Iterator[bool]:
     size = _address_space()
     limits = None
     if resource is not None and size is not None:
