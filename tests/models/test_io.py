@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from calogen.models.base import make_model
 from calogen.models.io import ModelFileError, load_model, save_model
 
 
@@ -90,8 +91,6 @@ def memory_fence():
 
 @pytest.fixture
 def small_vae(toy_model, tmp_path):
-    from calogen.models.base import make_model
-
     model = make_model("vae", toy_model.spec, backbone="mlp", mlp_hidden=[8, 8], cond_dim=4,
                        flow_hidden=8, flow_layers=2)
     path = save_model(model, tmp_path / "vae")
@@ -221,3 +220,31 @@ def test_save_honours_the_umask(toy_model, tmp_path, umask, folder, files):
     assert stat.S_IMODE(best.stat().st_mode) == folder
     for name in ("model.json", "model.safetensors"):
         assert stat.S_IMODE((best / name).stat().st_mode) == files, name
+
+
+def test_layer_counts_are_bounded_by_the_tensor_budget(small_vae):
+    path, doc = small_vae
+    doc["hparams"]["flow_layers"] = 2**31 - 1
+    _write(path, doc)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"too large to build .*tensors .*flow_layers"):
+        load_model(path)
+    assert time.perf_counter() - start < 30
+
+
+def test_budgeted_build_is_bit_identical_and_restores_the_limit(toy_model):
+    """The guard neither draws random numbers nor changes the weights; the address-space
+    limit is back to what it was afterwards."""
+    resource = pytest.importorskip("resource")
+    from calogen.models.base import FAMILIES
+
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    torch.manual_seed(3)
+    guarded = make_model("vae", toy_model.spec, backbone="mlp", mlp_hidden=[8, 8])
+    after_guarded = torch.rand(2)
+    torch.manual_seed(3)
+    plain = FAMILIES["vae"](toy_model.spec, backbone="mlp", mlp_hidden=[8, 8])
+    assert torch.equal(torch.rand(2), after_guarded)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, guarded.state_dict()[key]), key
+    assert resource.getrlimit(resource.RLIMIT_AS) == limits
