@@ -222,7 +222,7 @@ def test_save_honours_the_umask(toy_model, tmp_path, umask, folder, files):
         assert stat.S_IMODE((best / name).stat().st_mode) == files, name
 
 
-def test_layer_counts_are_bounded_by_the_tensor_budget(small_vae):
+def test_layer_counts_are_bounded_by_the_tensor_budget(small_vae, memory_fence):
     path, doc = small_vae
     doc["hparams"]["flow_layers"] = 2**31 - 1
     _write(path, doc)
