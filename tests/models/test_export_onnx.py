@@ -61,3 +61,35 @@ def test_real_families_export_with_parity(toy_model, tmp_path, family, hparams):
         torch_out = model.decode(torch.from_numpy(noise), torch.from_numpy(cond)).numpy()
     assert onnx_out.shape == (9, 1, 6, 5)
     np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("field", "index", "value", "message"), [
+    ("condition_std", 3, 0.0, r"condition_std\[3\]' \(column 'vz'\): expected a standard "
+                              r"deviation > 0, found 0\.0"),
+    ("condition_std", 0, float("nan"), r"condition_std\[0\]' \(column 'E'\).*found nan"),
+    ("condition_std", 8, -1.0, r"condition_std\[8\]' \(column 'charge'\)"),
+    ("condition_mean", 1, float("inf"), r"condition_mean\[1\]' \(column 'vx'\)"),
+])
+def test_unusable_condition_scales_are_refused(toy_model, tmp_path, field, index, value,
+                                               message):
+    """A std of 0 would make the caller divide by zero; nothing is written."""
+    getattr(toy_model.spec.transforms, field)[index] = value
+    with pytest.raises(ValueError, match=r"this toy-linear model: field"):
+        export_onnx(toy_model, tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match=r"models/zn: field 'spec\.transforms\." + message):
+        export_onnx(toy_model, tmp_path / "x.onnx", source="models/zn")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exported_model_directory_with_zero_std_names_the_file(toy_model, tmp_path):
+    """From a model directory (as `calogen export` loads it): refused naming model.json."""
+    from calogen.models.io import ModelFileError, load_model, save_model
+
+    path = save_model(toy_model, tmp_path / "m")
+    doc = json.loads((path / "model.json").read_text())
+    doc["spec"]["transforms"]["condition_std"][2] = 0
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=r"m/model\.json: field 'spec\.transforms\."
+                                             r"condition_std\[2\]'.*column 'vy'"):
+        export_onnx(load_model(path), tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

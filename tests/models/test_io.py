@@ -1,9 +1,15 @@
 import json
+import os
+import re
+import stat
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from calogen.models.base import make_model
 from calogen.models.io import ModelFileError, load_model, save_model
 
 
@@ -61,3 +67,184 @@ def test_poisson_readout_is_seeded_and_unbiased(toy_model):
     toy_model.hparams["readout"] = "gauss"
     with pytest.raises(ValueError, match="readout"):
         toy_model.sample(cond, pdg)
+
+
+# -- model.json validated before anything is built ------------------------------------------
+
+
+@pytest.fixture
+def memory_fence():
+    """Cap this process's address space 8 GiB above its current size for the test, so that
+    a regression fails with an allocation error instead of taking the machine's memory."""
+    resource = pytest.importorskip("resource")
+    try:
+        with open("/proc/self/status") as fh:
+            size = next(int(line.split()[1]) * 1024 for line in fh
+                        if line.startswith("VmSize:"))
+    except OSError:
+        pytest.skip("needs /proc/self/status")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + 8 * 2**30, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.fixture
+def small_vae(toy_model, tmp_path):
+    model = make_model("vae", toy_model.spec, backbone="mlp", mlp_hidden=[8, 8], cond_dim=4,
+                       flow_hidden=8, flow_layers=2)
+    path = save_model(model, tmp_path / "vae")
+    return path, json.loads((path / "model.json").read_text())
+
+
+def _write(path, doc):
+    (path / "model.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("where", "value", "field"), [
+    ("hparams.latent_dim", 1e9, "hparams"),
+    ("hparams.mlp_hidden", [1e5, 1e5], "hparams"),
+    ("spec.shape", [10**6, 10**6], "spec.shape"),
+])
+def test_oversized_models_are_refused_before_allocation(small_vae, memory_fence, where, value,
+                                                        field):
+    """Sizes asking for 40 GB to 4 PB: refused in seconds, naming the file and the field."""
+    path, doc = small_vae
+    section, key = where.split(".")
+    doc[section][key] = value
+    _write(path, doc)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=rf"vae/model\.json: field.? '{field}") as info:
+        load_model(path)
+    assert time.perf_counter() - start < 30
+    if section == "hparams":
+        assert f"{where}" in str(info.value).split("largest sizes")[1]
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.update(hparams=123), r"field 'hparams': expected an object"),
+    (lambda d: d["hparams"].update(latent_dim=float("nan")),
+     r"field 'hparams.latent_dim': expected a finite number"),
+    (lambda d: d["hparams"].update(latent_dim=10**12), r"field 'hparams.latent_dim'"),
+    (lambda d: d["hparams"].update(mlp_hidden=[8] * 1000), r"field 'hparams.mlp_hidden'"),
+    (lambda d: d["hparams"].update(cond_dim=-1), r"field 'hparams': .*negative dimension"),
+    (lambda d: d["hparams"].update(mlp_hidden=["x"]), r"field 'hparams': .*'x'"),
+    (lambda d: d.update(family="nosuch"), r"field 'family': unknown model family"),
+    (lambda d: d.update(spec=[44, 44]), r"field 'spec': expected an object"),
+    (lambda d: d["spec"].update(shape=[0, 5]), r"field 'spec.shape\[0\]'"),
+    (lambda d: d["spec"].update(shape="ab"), r"field 'spec.shape'"),
+    (lambda d: d["spec"]["transforms"]["condition_std"].__setitem__(3, 0.0),
+     r"field 'spec.transforms.condition_std\[3\]': expected a standard deviation > 0.*"
+     r"column 'vz'"),
+    (lambda d: d["spec"]["transforms"]["condition_mean"].__setitem__(0, float("inf")),
+     r"field 'spec.transforms.condition_mean\[0\]'.*column 'E'"),
+    (lambda d: d.update(family=7), r"field 'family'"),
+    (lambda d: d.pop("spec"), r"field 'spec': expected a value"),
+    (lambda d: d.update(extra=5), r"field 'extra'"),
+    (lambda d: d["hparams"].update(deep=json.loads("[" * 20 + "]" * 20)),
+     r"field 'hparams.deep(\[0\])+': expected nesting"),
+])
+def test_model_document_errors_name_the_field(small_vae, mutate, message):
+    path, doc = small_vae
+    mutate(doc)
+    _write(path, doc)
+    with pytest.raises(ModelFileError, match=r"vae/model\.json: .*" + message):
+        load_model(path)
+
+
+def test_deeply_nested_json_is_refused(small_vae):
+    path, _ = small_vae
+    (path / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFileError, match=r"model\.json: not valid JSON"):
+        load_model(path)
+
+
+# -- save_model: best/ replaced atomically, temporaries findable, umask honoured -----------
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in the middle of save_model."""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_save_never_leaves_the_directory_absent(toy_model, tmp_path, monkeypatch, kill_at):
+    best = save_model(toy_model, tmp_path / "best")
+    before = (best / "model.safetensors").read_bytes()
+    calls = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        calls.append((src, dst))
+        if len(calls) == kill_at:
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with torch.no_grad():
+        toy_model.net.weight.add_(1.0)
+    try:
+        save_model(toy_model, best)
+    except _Killed:
+        pass
+    monkeypatch.undo()
+    loaded = load_model(best)  # old or new, never absent
+    now = (best / "model.safetensors").read_bytes()
+    assert now == before or torch.equal(loaded.net.weight, toy_model.net.weight)
+
+
+def test_save_temporary_is_named_for_stale_cleanup(toy_model, tmp_path, monkeypatch):
+    import calogen.models.io as io
+
+    seen = []
+    real = io.save_file
+
+    def save_file(tensors, filename):
+        seen.append(Path(filename).parent.name)
+        real(tensors, filename)
+
+    monkeypatch.setattr(io, "save_file", save_file)
+    save_model(toy_model, tmp_path / "best")
+    assert re.fullmatch(rf"\.best\.tmp-{os.getpid()}-[0-9a-f]+", seen[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+@pytest.mark.parametrize(("umask", "folder", "files"), [(0o022, 0o755, 0o644),
+                                                        (0o077, 0o700, 0o600)])
+def test_save_honours_the_umask(toy_model, tmp_path, umask, folder, files):
+    old = os.umask(umask)
+    try:
+        best = save_model(toy_model, tmp_path / "best")
+        save_model(toy_model, best)  # replacing keeps them too
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(best.stat().st_mode) == folder
+    for name in ("model.json", "model.safetensors"):
+        assert stat.S_IMODE((best / name).stat().st_mode) == files, name
+
+
+def test_layer_counts_are_bounded_by_the_tensor_budget(small_vae, memory_fence):
+    path, doc = small_vae
+    doc["hparams"]["flow_layers"] = 2**31 - 1
+    _write(path, doc)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"too large to build .*tensors .*flow_layers"):
+        load_model(path)
+    assert time.perf_counter() - start < 30
+
+
+def test_budgeted_build_is_bit_identical_and_restores_the_limit(toy_model):
+    """The guard neither draws random numbers nor changes the weights; the address-space
+    limit is back to what it was afterwards."""
+    resource = pytest.importorskip("resource")
+    from calogen.models.base import FAMILIES
+
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    torch.manual_seed(3)
+    guarded = make_model("vae", toy_model.spec, backbone="mlp", mlp_hidden=[8, 8])
+    after_guarded = torch.rand(2)
+    torch.manual_seed(3)
+    plain = FAMILIES["vae"](toy_model.spec, backbone="mlp", mlp_hidden=[8, 8])
+    assert torch.equal(torch.rand(2), after_guarded)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, guarded.state_dict()[key]), key
+    assert resource.getrlimit(resource.RLIMIT_AS) == limits

@@ -26,6 +26,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
+from calogen.models.budget import ModelTooLarge, build_budget, largest_sizes
 from calogen.models.transforms import Transforms
 
 
@@ -75,12 +76,29 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the field (``spec.shape``, ...)
+        for a malformed entry (bounds are checked by :mod:`calogen.models.document`)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"field 'spec': expected an object, found {type(d).__name__}")
+        shape = d.get("shape")
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 2
+                and all(_positive_integer(v) for v in shape)):
+            raise ValueError(f"field 'spec.shape': expected [H, W] (two positive integers), "
+                             f"found {shape!r:.60}")
+        if not isinstance(d.get("transforms"), dict):
+            raise ValueError("field 'spec.transforms': expected an object")
         try:
-            shape = tuple(int(v) for v in d["shape"])
-            return cls((shape[0], shape[1]), Transforms.from_dict(d["transforms"]),
-                       str(d.get("detector", "ZN")))
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"model spec: malformed entry ({exc})") from None
+            transforms = Transforms.from_dict(d["transforms"])
+        except ValueError as exc:
+            raise ValueError(f"field 'spec.transforms': {exc}") from None
+        return cls((int(shape[0]), int(shape[1])), transforms, str(d.get("detector", "ZN")))
+
+
+def _positive_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 1 (``44`` or ``44.0``; not ``True``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or value.is_integer()) and value >= 1
 
 
 class Generator(nn.Module, ABC):
@@ -224,8 +242,22 @@ def family_class(family: str) -> type[Generator]:
 
 
 def make_model(family: str, spec: ModelSpec, **hparams: Any) -> Generator:
-    """A new model of ``family``; ``ValueError`` listing the known families otherwise."""
-    return family_class(family)(spec, **hparams)
+    """A new model of ``family``; ``ValueError`` listing the known families otherwise.
+
+    The build runs within :func:`calogen.models.budget.build_budget`: hyperparameters asking
+    for more memory or tensors than its limits raise
+    :class:`~calogen.models.budget.ModelTooLarge` (a ``ValueError``) naming the largest sizes
+    given, before the memory is taken.
+    """
+    cls = family_class(family)
+    try:
+        with build_budget():
+            return cls(spec, **hparams)
+    except ModelTooLarge as exc:
+        sizes = largest_sizes({"hparams": hparams, "spec": {"shape": list(spec.shape)}})
+        raise ModelTooLarge(f"{family}: {exc}; the largest sizes asked for: {sizes} "
+                            f"(CALOGEN_MAX_MODEL_BYTES / CALOGEN_MAX_MODEL_TENSORS raise the "
+                            f"limits)") from None
 
 
 def optimizer_defaults(family: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ shape and the output transform (photons = max(expm1(y), 0)).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,14 +85,39 @@ def check_parity(wrapper: nn.Module, onnx_file: str | Path, batches: tuple[int, 
     return worst
 
 
-def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET) -> ExportResult:
+def check_scales(model: Generator, source: str | Path | None = None) -> None:
+    """Refuse condition scales that the caller could not standardise with.
+
+    The scales file tells the caller to feed ``(c - mean) / scale``; a scale of 0 (or a
+    negative or non-finite one, or a non-finite mean) turns every condition of that column into
+    inf or NaN, and the exported network into NaN images. :meth:`Transforms.fit` never writes
+    such a column (a constant column gets scale 1), so the model was edited or corrupted.
+    ``ValueError`` naming ``source`` (the model directory, when known) and the column.
+    """
+    t = model.spec.transforms
+    where = f"{source}: " if source is not None else f"this {model.family} model: "
+    for i, (name, mean, std) in enumerate(zip(t.condition_columns, t.condition_mean,
+                                              t.condition_std, strict=True)):
+        if not (math.isfinite(std) and std > 0):
+            raise ValueError(f"{where}field 'spec.transforms.condition_std[{i}]' (column "
+                             f"{name!r}): expected a standard deviation > 0, found {std!r}; "
+                             f"the exported scales would divide condition {name!r} by it")
+        if not math.isfinite(mean):
+            raise ValueError(f"{where}field 'spec.transforms.condition_mean[{i}]' (column "
+                             f"{name!r}): expected a finite number, found {mean!r}")
+
+
+def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET,
+                source: str | Path | None = None) -> ExportResult:
     """Write ``model`` as ONNX (atomically) and its input/output description as JSON.
 
     Raises ``ValueError`` for families that are not one network pass from noise to image, or
-    that need the species as an input (the O2 signature has none). The exported file is run in
-    onnxruntime at batch sizes 1 and 3 and compared with PyTorch before it is moved into place
-    (:func:`check_parity`).
+    that need the species as an input (the O2 signature has none), and for condition scales
+    that cannot standardise (:func:`check_scales`; ``source``, the model directory, is named
+    in the message). The exported file is run in onnxruntime at batch sizes 1 and 3 and
+    compared with PyTorch before it is moved into place (:func:`check_parity`).
     """
+    check_scales(model, source)
     if not model.exportable():
         raise ValueError(f"this {model.family!r} model is not a deterministic function of "
                          f"(noise, conditions) with its sampling options; only one-step "

@@ -6,15 +6,15 @@ A model directory holds ``model.safetensors`` and ``model.json``::
      "spec": {"shape": [H, W], "detector": ..., "transforms": {...}}, "extra": {...},
      "calogen_version": ..., "training_data": {...}, "created": ...}
 
-Directories are written under a temporary name and renamed when complete.
+``model.json`` is validated against :data:`calogen.models.document.MODEL_SCHEMA` (types and
+bounds) before anything is built, and the network is built within an allocation budget
+(:mod:`calogen.models.budget`), so a shared model cannot ask for terabytes. Directories are
+written under a temporary name and swapped in when complete (the old one is never absent).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from calogen import __version__
-from calogen.models.base import Generator, ModelSpec, make_model
+from calogen.atomic import atomic_directory
+from calogen.models.base import Generator, ModelSpec, family_class, make_model
+from calogen.models.budget import ModelTooLarge
+from calogen.models.document import ModelFileError, check_model_document, short
+
+__all__ = ["CONFIG_FILE", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "WEIGHTS_FILE",
+           "ModelFileError", "load_model", "read_model_config", "save_model"]
 
 MODEL_FORMAT = "calogen.model"
 MODEL_FORMAT_VERSION = 1
@@ -33,18 +39,19 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 
 
-class ModelFileError(ValueError):
-    """A model directory that cannot be loaded; the message names the file and the problem."""
-
-
 def save_model(model: Generator, directory: str | Path, *,
                state_dict: dict[str, torch.Tensor] | None = None,
                training_data: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
-    """Write ``model`` (or ``state_dict``, e.g. EMA weights, in its place) to ``directory``."""
+    """Write ``model`` (or ``state_dict``, e.g. EMA weights, in its place) to ``directory``.
+
+    The files are written to a temporary folder beside it (``.<name>.tmp-<pid>-<hex>``, which
+    :func:`calogen.atomic.remove_stale_temporaries` clears after a kill) that then replaces
+    ``directory`` in one step (:func:`calogen.atomic.atomic_directory`): ``directory`` holds
+    either the old model or the new one at every moment. Permissions follow the umask.
+    """
     directory = Path(directory)
     if directory.exists() and not overwrite:
-        raise ModelFileError(f"{directory}: exists; refusing to overwrite it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
+        raise ModelFileError(f"{directory}: exists; refusing to overwrite it", path=directory)
     weights = {k: v.detach().cpu().contiguous()
                for k, v in (state_dict or model.state_dict()).items()}
     doc = {
@@ -54,68 +61,91 @@ def save_model(model: Generator, directory: str | Path, *,
         "training_data": training_data or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         save_file(weights, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
 def read_model_config(directory: str | Path) -> dict[str, Any]:
-    """The validated ``model.json`` of a model directory."""
+    """The validated ``model.json`` of a model directory (:func:`check_model_document`)."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise ModelFileError(f"{path}: not found; expected a calogen model directory with "
-                             f"{CONFIG_FILE} and {WEIGHTS_FILE}")
+                             f"{CONFIG_FILE} and {WEIGHTS_FILE}", path=path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+        raise ModelFileError(f"{path}: not valid JSON ({exc})", path=path) from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not valid JSON (nested too deeply)", path=path) from None
     found = doc.get("format") if isinstance(doc, dict) else None
     if found != MODEL_FORMAT:
-        raise ModelFileError(f"{path}: field 'format' is {found!r}, expected "
-                             f"{MODEL_FORMAT!r} (not a calogen model)")
-    if doc.get("format_version") not in SUPPORTED_FORMAT_VERSIONS:
-        raise ModelFileError(f"{path}: field 'format_version' is {doc.get('format_version')!r}; "
-                             f"this calogen ({__version__}) reads {SUPPORTED_FORMAT_VERSIONS}")
-    for key in ("family", "hparams", "spec"):
-        if key not in doc:
-            raise ModelFileError(f"{path}: missing field {key!r}")
+        raise ModelFileError(f"{path}: field 'format' is {short(found)}, expected "
+                             f"{MODEL_FORMAT!r} (not a calogen model)", path=path, field="format")
+    version = doc.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS or isinstance(version, bool):
+        raise ModelFileError(f"{path}: field 'format_version' is {short(version)}; this calogen "
+                             f"({__version__}) reads {SUPPORTED_FORMAT_VERSIONS}", path=path,
+                             field="format_version")
+    check_model_document(doc, path)
     return doc
 
 
 def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu") -> Generator:
-    """Rebuild a model from ``directory`` (safetensors weights; strict key check)."""
+    """Rebuild a model from ``directory`` (safetensors weights; strict key check).
+
+    Raises:
+        ModelFileError: naming the file and the field for anything wrong with the directory:
+            a document outside the schema, hyperparameters the family refuses or that ask for
+            more memory than :mod:`calogen.models.budget` allows, unreadable or mismatched
+            weights.
+    """
     directory = Path(directory)
+    config = directory / CONFIG_FILE
     doc = read_model_config(directory)
     try:
         spec = ModelSpec.from_dict(doc["spec"])
-        model = make_model(doc["family"], spec, **doc["hparams"])
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"{directory / CONFIG_FILE}: {exc}") from None
+    except ValueError as exc:
+        raise ModelFileError(f"{config}: {exc}", path=config, field="spec") from None
+    family = doc["family"]
+    try:
+        family_class(family)
+    except ValueError as exc:
+        raise ModelFileError(f"{config}: field 'family': {exc}", path=config,
+                             field="family") from None
+    try:
+        model = make_model(family, spec, **doc["hparams"])
+    except ModelTooLarge as exc:
+        raise ModelFileError(f"{config}: fields 'hparams'/'spec' describe a model too large to "
+                             f"build ({exc})", path=config, field="hparams") from None
+    except Exception as exc:  # any refusal of the family's constructor is the file's fault
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = text if isinstance(exc, (ValueError, TypeError)) and text \
+            else f"{type(exc).__name__}: {text}"
+        raise ModelFileError(f"{config}: field 'hparams': these hyperparameters do not build a "
+                             f"{family} model ({text})", path=config, field="hparams") from None
     weights_path = directory / WEIGHTS_FILE
     try:
         weights = load_file(str(weights_path), device=str(map_location))
     except (OSError, SafetensorError) as exc:
-        raise ModelFileError(f"{weights_path}: cannot read weights ({exc})") from None
+        raise ModelFileError(f"{weights_path}: cannot read weights ({exc})",
+                             path=weights_path) from None
     try:
         result = model.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # shape mismatches
         raise ModelFileError(f"{weights_path}: weights do not match a {doc['family']} model "
-                             f"with these hparams ({str(exc).splitlines()[-1].strip()})") from None
+                             f"with these hparams ({str(exc).splitlines()[-1].strip()})",
+                             path=weights_path) from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelFileError(
             f"{weights_path}: weights do not match a {doc['family']} model with these hparams "
-            f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})")
-    model.load_extra_state_dict(doc.get("extra", {}))
+            f"(missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})",
+            path=weights_path)
+    try:
+        model.load_extra_state_dict(doc.get("extra", {}))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError.bad_field(config, "extra", f"the extra state of a "
+                                       f"{doc['family']} model", f"{short(doc.get('extra'))} "
+                                       f"({exc})") from None
     return model.to(map_location)

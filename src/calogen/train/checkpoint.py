@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import random
-import zipfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,12 @@ import numpy as np
 import torch
 
 from calogen.atomic import atomic_path
+from calogen.train.checkpoint_document import (
+    BadField,
+    check_checkpoint_document,
+    check_rng_state,
+    short,
+)
 
 CHECKPOINT_FORMAT = "calogen.checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -80,7 +84,9 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state`."""
+    """Inverse of :func:`capture_rng_state`; ``ValueError`` naming the malformed field
+    (:func:`~calogen.train.checkpoint_document.check_rng_state`) before any state is set."""
+    check_rng_state(state)
     torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
     n = state["numpy"]
     np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), int(n["pos"]),
@@ -114,32 +120,35 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path,
                     map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its header.
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its header and the
+    structure of every field the trainer reads
+    (:func:`~calogen.train.checkpoint_document.check_checkpoint_document`).
 
     Raises:
-        CheckpointError: missing, truncated, corrupt or foreign file, or unknown version.
+        CheckpointError: missing, truncated, corrupt or foreign file, unknown version, or a
+            field of the wrong type, range or size; the message names the file and the field.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         doc = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
-            pickle.UnpicklingError, KeyError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # any parse failure of a crafted or damaged file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated, corrupt or not a "
                               f"calogen checkpoint): {first}") from None
     found = doc.get("format") if isinstance(doc, dict) else None
     if found != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected "
+        raise CheckpointError(f"{path}: field 'format' is {short(found)}, expected "
                               f"{CHECKPOINT_FORMAT!r} (not a calogen checkpoint)")
     version = doc.get("format_version")
-    if version != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: field 'format_version' is {version!r}, this calogen "
-                              f"reads {CHECKPOINT_FORMAT_VERSION}")
-    for key in ("family", "hparams", "config", "model", "optimizers", "schedulers", "step"):
-        if key not in doc:
-            raise CheckpointError(f"{path}: missing field {key!r}")
+    if version != CHECKPOINT_FORMAT_VERSION or isinstance(version, bool):
+        raise CheckpointError(f"{path}: field 'format_version' is {short(version)}, this "
+                              f"calogen reads {CHECKPOINT_FORMAT_VERSION}")
+    try:
+        check_checkpoint_document(doc)
+    except BadField as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return doc
 
 
