@@ -187,8 +187,6 @@ def test_outputs_honour_the_umask(data, tmp_path):
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o775
 
 
-@pytest.mark.xfail(strict=True, reason="best/ and last/ are written by models.io.save_model, "
-                   "which honours the umask on the model-files branch")
 def test_model_folders_honour_the_umask(data, tmp_path):
     old = os.umask(0o002)
     try:
