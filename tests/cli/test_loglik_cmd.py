@@ -71,6 +71,7 @@ def test_loglik_refuses_models_without_a_likelihood(data, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.slow
 def test_student_trains_generates_and_exports(data, teacher, tmp_path):
     run = tmp_path / "student"
     res = runner.invoke(app, ["train", "--model", "caloflow-student", "--teacher", str(teacher),

@@ -17,6 +17,7 @@ def test_cli_defaults_are_the_pipelines() -> None:
     assert quickstart_cmd.DEFAULT_MINUTES == quickstart.DEFAULT_MINUTES
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_tiny_quickstart_writes_model_generated_set_and_report(tmp_path: Path) -> None:
     lines: list[str] = []
@@ -40,6 +41,7 @@ def test_default_hparams_pick_the_mlp_backbone_where_there_is_one() -> None:
     assert quickstart.default_hparams("latent-flow-matching") == {}
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_tiny_quickstart_trains_the_base_model_first(tmp_path: Path) -> None:
     """latent-flow-matching: the VAE is trained first (its share of the budget), the latent
