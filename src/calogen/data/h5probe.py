@@ -347,5 +347,25 @@ def ensure_openable(path: PathLike, timeout: float | None = None) -> None:
     Raises:
         ShowerSetError: the probe hung, crashed or could not read a part of the file.
     """
-    if not check_seal(path):
+    if not check_seal(path) and can_probe():
         probe(path, timeout)
+
+
+def can_probe() -> bool:
+    """Whether this system can probe a file in a forked child (Linux >= 5.3: ``fork`` and
+    ``pidfd_open``); elsewhere unsealed files are opened without the probe."""
+    return hasattr(os, "fork") and hasattr(os, "pidfd_open") and _pidfd_works()
+
+
+def _pidfd_works() -> bool:
+    global _PIDFD_OK
+    if _PIDFD_OK is None:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+            _PIDFD_OK = True
+        except OSError:
+            _PIDFD_OK = False
+    return _PIDFD_OK
+
+
+_PIDFD_OK: bool | None = None
