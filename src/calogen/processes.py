@@ -17,7 +17,6 @@ Nothing here imports torch; the physics layer and the Dask workers can use it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import signal
@@ -29,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+
+from calogen.atomic import linux_libc_function
 
 PR_SET_PDEATHSIG = 1
 """``prctl`` option: signal sent to this process when its parent (creating thread) exits."""
@@ -51,12 +52,8 @@ class Terminated(SystemExit):
 
 def _set_pdeathsig(sig: int) -> bool:
     """``prctl(PR_SET_PDEATHSIG, sig)``; ``False`` where it is not available."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
+    prctl = linux_libc_function("prctl")
+    if prctl is None:
         return False
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                       ctypes.c_ulong]

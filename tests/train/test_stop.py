@@ -176,25 +176,17 @@ def test_next_run_removes_temporaries_of_killed_runs(data, tmp_path, resume, cap
     assert f"removed {len(debris)} temporaries left by killed runs" in caplog.text
 
 
-def test_outputs_honour_the_umask(data, tmp_path):
+def test_outputs_and_model_folders_honour_the_umask(data, tmp_path):
     old = os.umask(0o002)
     try:
         _trainer(data, tmp_path / "run", max_steps=4).fit()
     finally:
         os.umask(old)
-    mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()}
+    run = tmp_path / "run"
+    mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.iterdir()}
     assert mode["checkpoint.pt"] == mode["log.csv"] == mode["config.json"] == 0o664
-    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o775
-
-
-def test_model_folders_honour_the_umask(data, tmp_path):
-    old = os.umask(0o002)
-    try:
-        _trainer(data, tmp_path / "run", max_steps=4).fit()
-    finally:
-        os.umask(old)
+    assert stat.S_IMODE(run.stat().st_mode) == 0o775
     for sub in ("best", "last"):
-        folder = tmp_path / "run" / sub
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o775, sub
-        for f in folder.iterdir():
+        assert mode[sub] == 0o775, sub
+        for f in (run / sub).iterdir():
             assert stat.S_IMODE(f.stat().st_mode) == 0o664, f
