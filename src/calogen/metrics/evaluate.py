@@ -382,7 +382,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     with timer("read + observables"):
         # One pass over the reference, the generated set and a paired reference 2.
         files, rmse = [ref_ss, gen_ss], {1: rmse_value} if paired else {}
-        if ref2_paired:
+        if ref2_paired and ref2_ss is not None:
             files.append(ref2_ss)
             rmse[2] = rmse_floor
         scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse)
