@@ -18,6 +18,7 @@ from calogen.cli import (
     simulate_cmd,
     train_cmd,
 )
+from calogen.processes import raise_on_sigterm
 
 app = typer.Typer(
     name="calogen",
@@ -34,12 +35,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+OWN_SIGTERM_HANDLING = frozenset({"train", "quickstart"})
+"""Commands whose trainer handles SIGTERM itself (it stops at a step boundary and saves a
+checkpoint, and installs its handler only where nobody else has one)."""
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """calogen: simulate, train, generate, evaluate and export calorimeter fast simulation."""
+    if ctx.invoked_subcommand not in OWN_SIGTERM_HANDLING:
+        # SIGTERM raises for the duration of the command, so atomic writers delete their
+        # temporaries at once (exit status 143) instead of leaving them to the next run.
+        ctx.with_resource(raise_on_sigterm())
 
 
 simulate_cmd.register(app)
