@@ -150,6 +150,24 @@ def test_import_refuses_overwrite(tmp_path: Path) -> None:
     import_alice_npz(r, p, out, overwrite=True)
 
 
+def test_export_removes_the_temporaries_of_a_killed_export(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "in").mkdir()
+    r, p, _, _ = make_npz(tmp_path / "in")
+    zn = import_alice_npz(r, p, tmp_path / "zn.h5")
+    out = tmp_path / "out"
+    out.mkdir()
+    debris = [out / f".r.npz.tmp-{dead.pid}-0a1b2c3d", out / f".p.npz.tmp-{dead.pid}-0a1b2c3d.npz"]
+    for d in debris:
+        d.write_bytes(b"half")
+    export_alice_npz(zn, out / "r.npz", out / "p.npz")
+    assert sorted(q.name for q in out.iterdir()) == ["p.npz", "r.npz"]
+
+
 def test_export_requires_zdc_columns(tmp_path: Path) -> None:
     from calogen.data import write_showerset
 

@@ -21,7 +21,6 @@ import ast
 import math
 import os
 import re
-import secrets
 import struct
 import zipfile
 import zlib
@@ -34,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calogen import __version__
+from calogen.atomic import remove_stale_temporaries, temp_sibling
 from calogen.data import schema as S
 from calogen.data.errors import ShowerSetError
 from calogen.data.showerset import (
@@ -522,10 +522,6 @@ def _write_npz_member(path: Path, shape: tuple[int, ...], dtype: np.dtype,
                 fp.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
 
 
-def _temp_for(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
 def _check_zdc_columns(ss: ShowerSet) -> None:
     meta = ss.meta
     if meta.condition_columns != S.ZDC_CONDITION_COLUMNS:
@@ -566,7 +562,9 @@ def export_alice_npz(showerset_path: PathLike, responses_out: PathLike, particle
     """
     r_out, p_out = Path(responses_out), Path(particles_out)
     _check_outputs(r_out, p_out, overwrite)
-    r_tmp, p_tmp = _temp_for(r_out), _temp_for(p_out)
+    for out in (r_out, p_out):
+        remove_stale_temporaries(out)  # left by a killed export
+    r_tmp, p_tmp = temp_sibling(r_out), temp_sibling(p_out)
     try:
         with ShowerSet(showerset_path) as ss:
             _check_zdc_columns(ss)
