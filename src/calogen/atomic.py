@@ -25,8 +25,10 @@ from typing import Any
 
 PathLike = str | os.PathLike[str]
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+?)\.(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]+(?:\..*)?$")
-"""A temporary (``tmp``) or displaced (``old``) sibling made by this module."""
+_TEMP_RE = re.compile(
+    r"^\.(?P<name>.+?)\.(?:tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+(?:\..*)?)?$")
+"""A temporary (``tmp``) or displaced (``old``) sibling made by this module (the random part
+is optional: calogen <= 0.1 wrote some as ``.<name>.tmp-<pid>``)."""
 
 _LEGACY_TEMP_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)$")
 """The temporary-file name of calogen <= 0.1 (``.<stem>.<pid>.<hex>.tmp<suffix>``)."""

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from calogen.data import schema as S
+from calogen.data.content import ContentCheck
 from calogen.data.errors import ShowerSetError
 from calogen.data.h5probe import USERBLOCK_BYTES, ensure_openable, seal
 
@@ -405,6 +406,16 @@ class ShowerSetWriter:
         """Events appended so far."""
         return self._n
 
+    @property
+    def shower_shape(self) -> tuple[int, ...]:
+        """Shape of one shower."""
+        return self._shape
+
+    @property
+    def condition_columns(self) -> tuple[str, ...]:
+        """Names of the condition columns."""
+        return self._columns
+
     def append(self, showers: ArrayLike, conditions: ArrayLike, pdg: ArrayLike,
                condition_id: ArrayLike | None = None) -> None:
         """Validate and append a batch of ``n`` events.
@@ -456,14 +467,10 @@ class ShowerSetWriter:
                 raise ShowerSetError.bad_field(p, S.CONDITION_ID, f"shape ({n},)",
                                                f"shape {ids.shape}")
             ids = _cast_integral(ids, np.dtype(np.int64), p, S.CONDITION_ID, off)
-        # The writer never makes a file that content validation (calogen.data.validation)
-        # would refuse.
-        if codes.size and not codes.all():
-            raise ShowerSetError.bad_field(p, S.PDG, "non-zero PDG codes",
-                                           f"0 at row {off + int(np.argmin(codes != 0))}")
-        if ids.size and ids.min() < 0:
-            raise ShowerSetError.bad_field(p, S.CONDITION_ID, "non-negative group ids",
-                                           f"a negative id at row {off + int(np.argmax(ids < 0))}")
+        # The writer never makes a file that the reader's content check would refuse.
+        check = ContentCheck(p, self)
+        check.pdg(codes, off)
+        check.condition_id(ids, off)
         return ShowerBatch(sh, cond, codes, ids)
 
     def close(self) -> Path:
@@ -899,19 +906,20 @@ class ShowerSet:
         return self._get(S.CONDITION_ID, ())
 
     def validate_content(self, batch_size: int = 16384, progress: bool = False, *,
-                         counts: bool = False) -> None:
-        """Scan every value in batches of ``batch_size`` events; the rules are those of
-        :func:`calogen.data.validation.validate_showerset` (showers finite and ``>= 0``,
-        integral when ``counts``; conditions finite; PDG codes non-zero; group ids ``>= 0``).
+                         counts: bool = False, role: str | None = None) -> None:
+        """Scan every value in batches of ``batch_size`` events by the rules of
+        :class:`~calogen.data.content.ContentCheck` (showers finite and ``>= 0``, integral when
+        ``counts``; conditions finite; PDG codes non-zero; group ids ``>= 0``); ``role`` (how
+        the file was given, e.g. ``"--reference"``) is appended to errors.
 
         Raises:
             ShowerSetError: naming the dataset and the first bad row index.
         """
-        from calogen.data.validation import validate_showerset  # imports this module
-
-        row_bytes = int(np.prod(self.shower_shape)) * self._meta.shower_dtype.itemsize
-        validate_showerset(self, counts=counts, batch_bytes=max(1, batch_size) * row_bytes,
-                           progress=progress)
+        check = ContentCheck(self._path, self._meta, counts=counts, role=role)
+        offset = 0
+        for batch in self.iter_batches(batch_size, progress=progress):
+            check.batch(batch, offset)
+            offset += len(batch)
 
     # -- lifetime ---------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calogen.atomic import write_text_atomic
+from calogen.data.content import ContentCheck
 from calogen.data.showerset import ShowerSet
-from calogen.data.validation import ContentCheck
 from calogen.geometry import FibreGrid, channel_names, channel_sums, get_grid
 from calogen.geometry.channels import Convention
 from calogen.physics.species import species_name
@@ -252,7 +252,7 @@ def summarize(showerset: ShowerSet, *, convention: Convention = "o2", batch_size
               progress: bool = False, validate: bool = True) -> ShowerSetSummary:
     """Summarise a ShowerSet in one streaming pass.
 
-    With ``validate`` each batch is checked by :class:`calogen.data.validation.ContentCheck`
+    With ``validate`` each batch is checked by :class:`calogen.data.content.ContentCheck`
     in the same pass (NaN, inf or negative showers, NaN conditions, PDG code 0, negative ids
     stop it with a :class:`~calogen.data.errors.ShowerSetError` naming the first bad row).
 

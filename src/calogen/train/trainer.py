@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import random
-import re
 import shutil
 import signal
 import sys
@@ -50,7 +49,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from calogen.atomic import pid_alive, remove_stale_temporaries, write_text_atomic
+from calogen.atomic import remove_stale_temporaries, write_text_atomic
 from calogen.models.base import Generator, TrainBatch
 from calogen.models.io import save_model
 from calogen.train import distributed as D
@@ -661,11 +660,6 @@ class Trainer:
             return
         removed = [p for name in OUTPUTS
                    for p in remove_stale_temporaries(self.out_dir / name)]
-        for p in self.out_dir.glob(f".{LOG_FILE}.tmp-*"):  # calogen <= 0.1: no random part
-            match = re.fullmatch(rf"\.{re.escape(LOG_FILE)}\.tmp-(\d+)", p.name)
-            if match and not pid_alive(int(match.group(1))):
-                p.unlink(missing_ok=True)
-                removed.append(p)
         if removed:
             self._say(f"removed {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} "
                       f"left by killed runs in {self.out_dir}: "
