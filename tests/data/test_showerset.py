@@ -425,30 +425,19 @@ def test_next_writer_removes_temporaries_of_killed_writers(tmp_path: Path) -> No
 # --- corrupt or wrongly typed headers: only ShowerSetError, naming the field ----------------
 
 
-def test_non_utf8_string_attribute_is_a_showerseterror(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("obj", "attr", "value", "match"), [
+    ("/", "detector", np.bytes_(b"Z\xffN"), r"field 'attribute detector'.*UTF-8"),
+    ("conditions", "columns", np.arange(9), r"field 'conditions\.columns'.*UTF-8 names"),
+    ("/", "schema_version", np.array([1, 1]),
+     r"field 'attribute schema_version'.*shape \(2,\)"),
+], ids=["non-utf8-string", "non-string-columns", "array-schema-version"])
+def test_wrongly_typed_attribute_is_a_showerseterror(tmp_path: Path, obj: str, attr: str,
+                                                     value: np.ndarray, match: str) -> None:
     path = tmp_path / "set.h5"
     write_file(path, n=5)
     with h5py.File(path, "a") as f:
-        f.attrs["detector"] = np.bytes_(b"Z\xffN")
-    with pytest.raises(ShowerSetError, match=r"field 'attribute detector'.*UTF-8"):
-        ShowerSet(path)
-
-
-def test_non_string_condition_columns_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "set.h5"
-    write_file(path, n=5)
-    with h5py.File(path, "a") as f:
-        f["conditions"].attrs["columns"] = np.arange(9)
-    with pytest.raises(ShowerSetError, match=r"field 'conditions\.columns'.*UTF-8 names"):
-        ShowerSet(path)
-
-
-def test_array_valued_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "set.h5"
-    write_file(path, n=5)
-    with h5py.File(path, "a") as f:
-        f.attrs["schema_version"] = np.array([1, 1])
-    with pytest.raises(ShowerSetError, match=r"field 'attribute schema_version'.*shape \(2,\)"):
+        f[obj].attrs[attr] = value
+    with pytest.raises(ShowerSetError, match=match):
         ShowerSet(path)
 
 

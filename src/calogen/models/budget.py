@@ -14,8 +14,7 @@ construction of a model in two ways, neither of which needs a table of family si
   is the memory check where the fence is not available).
 
 Either raises :class:`ModelTooLarge`. Building on torch's ``meta`` device instead would not
-work for every family (some read tensor values while they are built) and its first use
-costs 0.3-2 s of lazy initialisation. ``CALOGEN_MAX_MODEL_BYTES`` /
+work for every family (some read tensor values while they are built). ``CALOGEN_MAX_MODEL_BYTES`` /
 ``CALOGEN_MAX_MODEL_TENSORS`` raise the limits for models that are really that large.
 """
 
@@ -36,12 +35,11 @@ except ImportError:  # pragma: no cover - not on Windows
     resource = None  # type: ignore[assignment]
 
 MAX_MODEL_BYTES = 4 * 2**30
-"""Most memory a model build may take (4 GiB; the default families on a 44 x 44 ZN image take
-4-40 MB)."""
+"""Most memory a model build may take (4 GiB, far above the default families)."""
 
 MAX_MODEL_TENSORS = 5_000
-"""Most tensors a model build may create with factory calls (the default families create
-80-250)."""
+"""Most tensors a model build may create with factory calls (far above the default
+families)."""
 
 _FACTORIES: frozenset[Callable[..., Any]] = frozenset({
     torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full, torch.rand,
