@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
@@ -40,6 +39,7 @@ from calogen.metrics.validation import channel_w1_validator
 from calogen.models.base import optimizer_defaults
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
+from calogen.pipelines.reference import simulate_to_file
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
@@ -27,6 +26,7 @@ from calogen.models.base import family_class, optimizer_defaults
 from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
 from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
+from calogen.pipelines.reference import simulate_to_file
 from calogen.report import write_report
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
