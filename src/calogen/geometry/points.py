@@ -117,9 +117,9 @@ class PointCloudVolume:
                   & (p[:, 0] >= self.x_range_mm[0]) & (p[:, 0] < self.x_range_mm[1])
                   & (p[:, 1] >= self.y_range_mm[0]) & (p[:, 1] < self.y_range_mm[1]))
         flat = ((shower * n_layers + layer) * ny + iy) * nx + ix
-        cells = np.bincount(flat[inside], weights=p[inside, 3],
-                            minlength=len(n) * n_layers * ny * nx)
-        cells = cells.reshape(len(n), n_layers, ny, nx)
+        sums = np.bincount(flat[inside], weights=p[inside, 3],
+                           minlength=len(n) * n_layers * ny * nx)
+        cells: NDArray[np.float64] = sums.astype(np.float64).reshape(len(n), n_layers, ny, nx)
         if threshold_mev > 0:
             cells[cells < threshold_mev] = 0.0
         return cells

@@ -71,8 +71,10 @@ class FibreGrid:
         The row coordinate increases downwards (row 0 at the top), the column coordinate to
         the right.
         """
-        rows = (np.arange(self.shape[0]) + 0.5) * self.pitch_cm[0] - self.extent_cm[0] / 2
-        cols = (np.arange(self.shape[1]) + 0.5) * self.pitch_cm[1] - self.extent_cm[1] / 2
+        rows = (np.arange(self.shape[0], dtype=np.float64) + 0.5) * self.pitch_cm[0] \
+            - self.extent_cm[0] / 2
+        cols = (np.arange(self.shape[1], dtype=np.float64) + 0.5) * self.pitch_cm[1] \
+            - self.extent_cm[1] / 2
         return rows, cols
 
     def face_to_image(self, x_cm: NDArray[np.float64], y_cm: NDArray[np.float64]
