@@ -136,7 +136,7 @@ class PointCloudVolume:
         def pair(key: str, default: tuple[float, float] | None = None) -> tuple[float, float]:
             value = d.get(key, default)
             try:
-                a, b = (float(v) for v in value)  # type: ignore[union-attr]
+                a, b = (float(v) for v in value)
             except (TypeError, ValueError):
                 raise ValueError(f"point-cloud volume field {key!r}: expected two numbers, "
                                  f"found {value!r:.40}") from None
