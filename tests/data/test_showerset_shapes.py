@@ -424,3 +424,17 @@ def test_voxel_file_whose_showers_do_not_match_geometry_is_refused(tmp_path: Pat
                        r"\(N, 24\) \(the voxels of the geometry's binning\), found shape "
                        r"\(4, 36\)"):
         ShowerSet(path)
+
+
+def test_write_rows_copies_point_clouds(tmp_path: Path) -> None:
+    from calogen.data.split import write_rows
+
+    points, counts = point_events(20, seed=8)
+    src = write_points(tmp_path / "p.h5", points, counts)
+    rows = np.array([0, 1, 4, 9, 19])
+    out = write_rows(src, rows, tmp_path / "sub.h5")
+    with ShowerSet(out) as ss:
+        b = ss.read()
+        assert ss.meta.kind == "points" and ss.meta.geometry == VOLUME.to_dict()
+        np.testing.assert_array_equal(b.counts, counts[rows])
+        np.testing.assert_array_equal(b.showers, expected_points(points, counts, rows))
