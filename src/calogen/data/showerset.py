@@ -1,6 +1,8 @@
-"""Read, write, stream and validate ShowerSet files (HDF5 via h5py).
+"""Read, write, stream and validate ShowerSet files (HDF5 via h5py): images, voxels and
+ragged point clouds.
 
-The layout is described in :mod:`calogen.data.schema`. Datasets are chunked along the event
+The layout is described in :mod:`calogen.data.schema`. Point clouds are handed out as
+``(P, 4)`` points plus ``(n,)`` counts per shower (:class:`ShowerBatch`). Datasets are chunked along the event
 axis (``chunk_events`` events per chunk, by default about 2 MiB of showers: 256 ZN events),
 resizable, and compressed with byte shuffle + gzip
 level 1 (the measured choice is documented at :data:`calogen.data.schema.COMPRESSION`).
