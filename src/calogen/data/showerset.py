@@ -2,9 +2,9 @@
 ragged point clouds.
 
 The layout is described in :mod:`calogen.data.schema`. Point clouds are handed out as
-``(P, 4)`` points plus ``(n,)`` counts per shower (:class:`ShowerBatch`). Datasets are chunked along the event
-axis (``chunk_events`` events per chunk, by default about 2 MiB of showers: 256 ZN events),
-resizable, and compressed with byte shuffle + gzip
+``(P, 4)`` points plus ``(n,)`` counts per shower (:class:`ShowerBatch`). Datasets are chunked
+along the event axis (``chunk_events`` events per chunk, by default about 2 MiB of showers: 256
+ZN events; points in chunks of about 2 MiB), resizable, and compressed with byte shuffle + gzip
 level 1 (the measured choice is documented at :data:`calogen.data.schema.COMPRESSION`).
 
 Writes are atomic: :class:`ShowerSetWriter` writes to a hidden temporary file in the target
