@@ -1,7 +1,8 @@
 """Fuzz calogen's file readers with mutated copies of valid files made by calogen itself.
 
 Readers:
-  showerset      ShowerSet open + meta + every batch + take + columns + validate_content
+  showerset      ShowerSet open + meta + every batch + take + columns + validate_content (seeds:
+                 ZN images, a voxel file and a ragged point-cloud file)
   npz-particles  calogen.data.alice_npz.read_alice_particles
   npz-responses  calogen.data.alice_npz.import_alice_npz (mutated responses, valid particles)
 

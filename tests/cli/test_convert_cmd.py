@@ -75,3 +75,20 @@ def test_registered_on_main_app() -> None:
     main = pytest.importorskip("calogen.cli.main")
     names = {c.name for c in main.app.registered_commands}
     assert {"import-npz", "export-npz"} <= names
+
+
+@pytest.mark.parametrize("kind", ["voxels", "points"])
+def test_export_refuses_voxels_and_points(app: typer.Typer, tmp_path: Path, kind: str) -> None:
+    from calogen.testing.showersets import write_toy_points, write_toy_voxels
+
+    write = write_toy_voxels if kind == "voxels" else write_toy_points
+    src = write(tmp_path / f"{kind}.h5", 6)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = CliRunner().invoke(app, ["export-npz", str(src), "--responses", str(out / "r.npz"),
+                                   "--particles", str(out / "p.npz")])
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(src) in err
+    assert "field 'geometry.kind': expected ZDC images" in err and f"found {kind}" in err
+    assert list(out.iterdir()) == []

@@ -111,3 +111,80 @@ def test_show_missing_output_directory_exits_2(zn_file, tmp_path):
     assert result.exit_code == 2
     assert "no_such_dir" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def voxel_file(tmp_path):
+    from calogen.testing.showersets import write_toy_voxels
+
+    return write_toy_voxels(tmp_path / "voxels.h5", 20, seed=2)
+
+
+@pytest.fixture
+def point_file(tmp_path):
+    from calogen.testing.showersets import write_toy_points
+
+    return write_toy_points(tmp_path / "points.h5", 30, seed=2)
+
+
+def test_info_on_voxels_prints_layers_and_energy_ratio(voxel_file, tmp_path):
+    from calogen.testing.showersets import toy_gun, toy_voxels
+
+    out_json = tmp_path / "v.json"
+    result = CliRunner().invoke(_app(), ["info", str(voxel_file), "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "voxels: shower shape (36,), MeV" in out and "zero voxels" in out
+    assert "Energy per layer (MeV per event)" in out and "sum / E_inc" in out
+    assert "PMT channels" not in out
+    data = json.loads(out_json.read_text())
+    x = toy_voxels(20, seed=2).astype(np.float64)
+    layers = x.reshape(20, 3, 12).sum(axis=2)  # 3 layers of 12 voxels each
+    assert data["kind"] == "voxels" and data["layer_ids"] == [0, 1, 2]
+    np.testing.assert_allclose(data["layer_energy_mean"], layers.mean(axis=0), rtol=1e-5)
+    ratio = x.sum(axis=1) / (toy_gun(20, seed=2)[0][:, 0] * 1000.0)
+    assert data["energy_ratio"]["p50"] == pytest.approx(float(np.median(ratio)), rel=1e-5)
+    assert data["energy_column"] == "E_inc"
+
+
+def test_info_on_points_prints_points_per_shower(point_file, tmp_path):
+    from calogen.testing.showersets import toy_points
+
+    out_json = tmp_path / "p.json"
+    result = CliRunner().invoke(_app(), ["info", str(point_file), "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "point clouds: x, y, z in mm, E in MeV" in out and "points per shower" in out
+    assert "zero pixels" not in out and "Energy per layer" in out
+    points, counts = toy_points(30, seed=2)
+    data = json.loads(out_json.read_text())
+    assert data["n_points"] == len(points) and data["points_per_shower"]["min"] == 0
+    assert data["points_per_shower"]["p50"] == pytest.approx(float(np.median(counts)))
+    layer = np.minimum((points[:, 2] // 10).astype(int), 2)
+    expected = np.bincount(np.repeat(np.arange(30), counts) * 3 + layer, weights=points[:, 3],
+                           minlength=90).reshape(30, 3).mean(axis=0)
+    np.testing.assert_allclose(data["layer_energy_mean"], expected, rtol=1e-5)
+    assert data["outside_energy_fraction"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("which", ["voxel_file", "point_file"])
+def test_show_draws_voxels_and_points(which, tmp_path, request):
+    path = request.getfixturevalue(which)
+    out_png = tmp_path / "show.png"
+    result = CliRunner().invoke(_app(), ["show", str(path), "--out", str(out_png)])
+    assert result.exit_code == 0, result.output
+    assert str(out_png) in result.stdout
+    img = matplotlib.image.imread(out_png)
+    assert img.shape[1] >= 1000 and float(img[..., :3].std()) > 0.05
+
+
+def test_info_names_bad_point_of_a_points_file(point_file):
+    import h5py
+
+    with h5py.File(point_file, "a") as f:
+        f["points"][3, 0] = np.nan
+    result = CliRunner().invoke(_app(), ["info", str(point_file)])
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "field 'points': expected finite values, found NaN at row" in err
+    assert "feature 'x'" in err

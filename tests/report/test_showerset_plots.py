@@ -71,3 +71,24 @@ def test_plot_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="n_examples"):
         plot_showerset(path, tmp_path / "x.png", n_examples=0)
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["voxels", "points"])
+def test_plot_voxels_and_points(tmp_path, kind):
+    from calogen.testing.showersets import write_toy_points, write_toy_voxels
+
+    write = write_toy_voxels if kind == "voxels" else write_toy_points
+    path = write(tmp_path / f"{kind}.h5", 40, seed=4)
+    out = plot_showerset(path, tmp_path / "fig.png", seed=1, max_events=25)
+    img = matplotlib.image.imread(out)
+    assert img.shape[1] >= 1000 and float(img[..., :3].std()) > 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{kind}.h5", "fig.png"])
+
+
+def test_plot_refuses_empty_points_file(tmp_path):
+    from calogen.testing.showersets import write_toy_points
+
+    path = write_toy_points(tmp_path / "empty.h5", 0)
+    with pytest.raises(ValueError, match="holds no events"):
+        plot_showerset(path, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

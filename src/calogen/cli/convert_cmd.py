@@ -1,5 +1,8 @@
 """``calogen import-npz`` / ``calogen export-npz``: convert the public ALICE ZDC npz layout.
 
+Both handle ZDC images only (ZN ``(N, 44, 44)``, ZP ``(N, 56, 30)``); voxel and point-cloud
+ShowerSets are refused by ``export-npz`` with a message naming the file.
+
 Thin: parses options and calls :mod:`calogen.data.alice_npz`. Bad input prints one line on
 stderr and exits with code 2.
 """
@@ -31,7 +34,7 @@ def import_npz(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out."
                                             )] = False,
 ) -> None:
-    """Import a public ALICE ZDC npz pair (m-wojnar/zdc layout) into a ShowerSet."""
+    """Import a public ALICE ZDC npz pair (m-wojnar/zdc layout) into an image ShowerSet."""
     with fail_on_user_errors():
         path = _import(responses, particles, out, detector.value, overwrite)
     typer.echo(f"wrote ShowerSet: {path.resolve()}")
@@ -45,14 +48,16 @@ def _import(responses: Path, particles: Path, out: Path, detector: str, overwrit
 
 
 def export_npz(
-    showerset: Annotated[Path, typer.Argument(help="ShowerSet .h5 file with ZDC conditions.")],
+    showerset: Annotated[Path, typer.Argument(help="Image ShowerSet .h5 file (ZN or ZP) with "
+                                              "ZDC conditions.")],
     responses: Annotated[Path, typer.Option("--responses", help="Responses .npz to write.")],
     particles: Annotated[Path, typer.Option("--particles", help="Particles .npz to write.")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs."
                                             )] = False,
     no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
 ) -> None:
-    """Export a ZDC ShowerSet as the public ALICE npz pair (key 'arr_0')."""
+    """Export a ZDC image ShowerSet as the public ALICE npz pair (key 'arr_0'); voxel and
+    point-cloud files are refused."""
     from calogen.data.alice_npz import export_alice_npz
 
     with fail_on_user_errors():

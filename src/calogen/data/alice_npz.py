@@ -524,6 +524,10 @@ def _write_npz_member(path: Path, shape: tuple[int, ...], dtype: np.dtype,
 
 def _check_zdc_columns(ss: ShowerSet) -> None:
     meta = ss.meta
+    if meta.kind != "image":
+        raise ShowerSetError.bad_field(
+            ss.path, f"{S.ATTR_GEOMETRY}.kind", "ZDC images (the ALICE npz layout holds "
+            "(N, 44, 44) ZN or (N, 56, 30) ZP responses)", f"{meta.kind}")
     if meta.condition_columns != S.ZDC_CONDITION_COLUMNS:
         raise ShowerSetError.bad_field(ss.path, "conditions.columns",
                                        f"the ZDC columns {list(S.ZDC_CONDITION_COLUMNS)}",
@@ -557,8 +561,8 @@ def export_alice_npz(showerset_path: PathLike, responses_out: PathLike, particle
     would not). Both files are written to temporary names and renamed when both are complete.
 
     Raises:
-        ShowerSetError: the ShowerSet lacks the ZDC condition columns/units, or an output exists
-            and ``overwrite`` is false.
+        ShowerSetError: the ShowerSet holds voxels or point clouds, lacks the ZDC condition
+            columns/units, or an output exists and ``overwrite`` is false.
     """
     r_out, p_out = Path(responses_out), Path(particles_out)
     _check_outputs(r_out, p_out, overwrite)

@@ -1,1 +1,1 @@
-"""Tools for testing calogen itself: input mutation and reader fuzzing."""
+"""Tools for testing calogen itself: input mutation, reader fuzzing and tiny toy ShowerSets."""

@@ -52,7 +52,8 @@ def _events(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def showerset_seeds(folder: Path) -> list[Path]:
-    """Tiny valid ZN ShowerSets: one from the reference simulator, two from write_showerset."""
+    """Tiny valid ShowerSets: a ZN one from the reference simulator, two ZN ones from
+    write_showerset, a voxel and a point-cloud one (several chunks each)."""
     from calogen.data import write_showerset
     from calogen.geometry import ZN
     from calogen.pipelines.reference import simulate_to_file
@@ -70,6 +71,12 @@ def showerset_seeds(folder: Path) -> list[Path]:
                         geometry=ZN.to_dict(), producer={"name": "calogen.testing.fuzz"},
                         chunk_events=chunk, overwrite=True)
         seeds.append(path)
+    from calogen.testing.showersets import write_toy_points, write_toy_voxels
+
+    seeds.append(write_toy_voxels(folder / "voxels.h5", N_SEED_EVENTS, seed=5, chunk_events=2,
+                                  overwrite=True))
+    seeds.append(write_toy_points(folder / "points.h5", N_SEED_EVENTS, seed=6, chunk_events=2,
+                                  chunk_points=4, overwrite=True))
     return seeds
 
 
@@ -124,6 +131,10 @@ def read_showerset(path: Path, scratch: Path) -> None:
         ss.conditions()
         ss.pdg()
         ss.condition_ids()
+        if ss.kind == "points":
+            ss.counts()
+            if n:
+                ss.read().padded()
         ss.validate_content(batch_size=4)
 
 
