@@ -358,7 +358,7 @@ def _kind_of(geometry: Mapping[str, Any], path: PathLike, label: str) -> ShapeKi
         except Exception as exc:  # noqa: BLE001 - a file's JSON may hold anything
             raise ShowerSetError.bad_field(path, label, f"a valid {kind} geometry",
                                            f"{type(exc).__name__}: {exc}"[:300]) from None
-    return kind  # type: ignore[no-any-return]
+    return kind
 
 
 def _discard(h5file: h5py.File | None, tmp: Path) -> None:

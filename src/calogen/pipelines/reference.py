@@ -83,7 +83,8 @@ def simulate_to_file(
         raise ValueError(f"n must be positive, got {n}")
     if min_photons is None:
         min_photons = config.min_photons if particles is None else 0
-    target = n if particles is None else min(n or math.inf, len(particles) * repeats)
+    target: float = (float(n) if particles is None and n is not None
+                     else min(n or math.inf, len(particles or ()) * repeats))
     producer = producer_info(config, seed=seed, repeats=repeats, min_photons=min_photons,
                              particles_file=particles_file)
     t0 = time.perf_counter()
