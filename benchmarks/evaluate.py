@@ -20,8 +20,8 @@ from pathlib import Path
 from calogen.data.reference import simulate_to_file
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
+from calogen.pipelines.baselines import run_baseline
 from calogen.report import write_report
-from calogen.train.baselines import run_baseline
 
 
 def main() -> None:

@@ -101,7 +101,7 @@ def check_conditions_fit(spec: Any, model_path: str | Path, conditions_path: str
     """Refuse conditions a model cannot answer, before anything is sampled.
 
     For a ShowerSet the detector, shower shape and condition columns must equal the model's
-    (``spec``: a :class:`calogen.models.base.ModelSpec`); for particles without a detector
+    (``spec``: a :class:`calogen.models.generator.ModelSpec`); for particles without a detector
     (an ALICE npz) ``detector`` defaults to the model's and must equal it. Returns the
     detector name (upper case).
 
