@@ -15,9 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
-from calogen.data.reference import simulate_to_file
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.pipelines.baselines import run_baseline
+from calogen.pipelines.reference import simulate_to_file
 from calogen.report import write_report
 
 ROWS = {

@@ -1,7 +1,7 @@
 """Iterative families (EDM, flow matching, DDPM/DDIM, consistency distillation) on the data,
 split and evaluation of the fast-family benchmark, with a fidelity-vs-steps curve.
 
-    python benchmarks/diffusion_families.py --smoke                  # minutes
+    python benchmarks/diffusion_families.py --smoke                  # < 5 minutes
     python benchmarks/diffusion_families.py --stage train --families edm --threads 1 &
     python benchmarks/diffusion_families.py --stage train --families flow-matching --threads 1 &
     wait
@@ -299,6 +299,10 @@ def main() -> None:
                     default=Path(__file__).parent / "out" / "diffusion_families")
     args = ap.parse_args()
     n, minutes = (3_000, 0.15) if args.smoke else (args.n, args.minutes)
+    if args.smoke:  # a smoke run checks that every stage runs, in a few minutes: small samples
+        args.eval_events = min(args.eval_events, 300)
+        args.curve_events = min(args.curve_events, 300)
+        args.timing_batch = min(args.timing_batch, 64)
     hparams = {**UNET, **{k: json.loads(v) for k, _, v in
                           (h.partition("=") for h in args.hparam)}}
     if args.smoke:

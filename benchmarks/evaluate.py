@@ -17,10 +17,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from calogen.data.reference import simulate_to_file
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.pipelines.baselines import run_baseline
+from calogen.pipelines.reference import simulate_to_file
 from calogen.report import write_report
 
 

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from calogen.baselines import make_baseline
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.models.io import load_model
 from calogen.models.registry import families_in, optimizer_defaults
+from calogen.pipelines.reference import simulate_to_file
 from calogen.pipelines.validation import channel_w1_validator
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from calogen.particles import species_name
 from calogen.physics.simulator import get_simulator, simulate_shard
-from calogen.physics.species import species_name
 
 CLASSES = {"n": [2112], "pi+-": [211, -211], "gamma": [22], "p": [2212], "e+-": [11, -11],
            "kaons": [321, -321, 130, 310]}

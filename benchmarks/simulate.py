@@ -13,8 +13,8 @@ import argparse
 import time
 from pathlib import Path
 
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
+from calogen.pipelines.reference import simulate_to_file
 
 
 def run(out: Path, detector: str, n: int, workers: int, seed: int) -> tuple[float, int, int]:

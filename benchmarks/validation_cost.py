@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet, ShowerSetWriter
 from calogen.data.validation import ContentCheck, batch_events
+from calogen.pipelines.reference import simulate_to_file
 
 
 def make_file(path: Path, n: int, base: int, seed: int) -> Path:

@@ -14,7 +14,7 @@ against it: a metric that does not punish a baseline's flaw is not measuring wha
   sums and widths are too narrow at fixed conditions.
 
 All work on numpy arrays in physical units (photon counts per fibre, conditions in ALICE O2
-order and units, ``calogen.physics.gun.CONDITION_COLUMNS``); none needs torch. The models layer
+order and units, ``calogen.particles.CONDITION_COLUMNS``); none needs torch. The models layer
 never opens data files: callers pass arrays.
 
 The evaluation measures the flaw of ``"nearest"`` with
@@ -35,8 +35,7 @@ import scipy.sparse
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
-from calogen.physics.gun import CONDITION_COLUMNS, impact_point_cm
-from calogen.physics.species import SPECIES, ShowerKind
+from calogen.particles import CONDITION_COLUMNS, SPECIES, ShowerKind, impact_point_cm
 
 __all__ = [
     "BASELINES", "Baseline", "BinnedMeanPoissonBaseline", "CompactShowers",
@@ -314,7 +313,7 @@ class NearestConditionBaseline(Baseline):
     """The training response whose condition is nearest to the requested one.
 
     Distance: Euclidean on standardised (training mean and std) ``ln E``, impact point ``x``,
-    ``y`` on the face (:func:`calogen.physics.gun.impact_point_cm`) and any ``extra_columns``,
+    ``y`` on the face (:func:`calogen.particles.impact_point_cm`) and any ``extra_columns``,
     searched among training rows of the same PDG code (all rows when the code is absent from
     the training set). Deterministic: ``rng`` is accepted for the protocol and not used, so
     identical requests return identical stored responses.

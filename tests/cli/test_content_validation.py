@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from calogen.cli.main import app
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet, write_showerset
+from calogen.pipelines.reference import simulate_to_file
 
 runner = CliRunner()
 TINY_VAE = ["--hparam", "backbone=mlp", "--hparam", "mlp_hidden=[16]", "--hparam",

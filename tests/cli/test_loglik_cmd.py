@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from calogen.cli.main import app
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
+from calogen.pipelines.reference import simulate_to_file
 
 runner = CliRunner()
 FLOW = ["--hparam", "stage1_layers=2", "--hparam", "stage1_hidden=[16]", "--hparam",

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from calogen.cli.main import app
 from calogen.data import alice_npz
-from calogen.data.reference import simulate_to_file
+from calogen.pipelines.reference import simulate_to_file
 
 runner = CliRunner()
 

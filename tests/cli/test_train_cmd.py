@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from calogen.cli.main import app
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
+from calogen.pipelines.reference import simulate_to_file
 
 runner = CliRunner()
 

@@ -5,12 +5,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.physics.gun import Particles
 from calogen.pipelines.baselines import run_baseline
+from calogen.pipelines.reference import simulate_to_file
 from calogen.report import validate_metrics_json, write_report
 
 FAST = EvaluationConfig(

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from calogen.particles import species_of
 from calogen.physics.gun import DETECTOR_DISTANCE_M, Particles
-from calogen.physics.species import species_of
 
 
 def make_particles(pdg: int, energy_gev: float, n: int, x_cm: float = 0.0,

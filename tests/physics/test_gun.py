@@ -2,15 +2,14 @@ import numpy as np
 import pytest
 
 from calogen.geometry import ZN, ZP
+from calogen.particles import SPECIES, impact_point_cm
 from calogen.physics.gun import (
     BEAM_ENERGY_PER_NUCLEON_GEV,
     ZN_GUN,
     ZP_GUN,
     GunConfig,
     ParticleGun,
-    impact_point_cm,
 )
-from calogen.physics.species import SPECIES
 
 
 @pytest.fixture(scope="module")

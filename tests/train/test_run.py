@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 import calogen
 from calogen.cli.main import app
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
+from calogen.pipelines.reference import simulate_to_file
 from calogen.train.checkpoint import load_checkpoint
 
 runner = CliRunner()

@@ -43,8 +43,8 @@ def simulate(
     A GFlash-style stand-in for Geant4, calibrated to the ALICE O2 figures: not Geant4.
     """
     from calogen.data.alice_npz import read_alice_particles
-    from calogen.data.reference import simulate_to_file
     from calogen.physics.gun import GunConfig, Particles
+    from calogen.pipelines.reference import simulate_to_file
 
     # SIGTERM raises, so the writer deletes its temporary file and the workers are stopped.
     with raise_on_sigterm(), fail_on_user_errors():

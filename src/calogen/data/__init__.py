@@ -10,7 +10,6 @@ from calogen.data.alice_npz import (
     read_alice_responses,
 )
 from calogen.data.errors import ShowerSetError
-from calogen.data.reference import SimulationReport, simulate_to_file
 from calogen.data.schema import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -28,7 +27,7 @@ from calogen.data.split import condition_groups, grouped_split
 
 __all__ = [
     "export_alice_npz", "import_alice_npz", "read_alice_particles", "read_alice_responses",
-    "ShowerSetError", "SimulationReport", "simulate_to_file", "SCHEMA_NAME", "SCHEMA_VERSION",
+    "ShowerSetError", "SCHEMA_NAME", "SCHEMA_VERSION",
     "ZDC_CONDITION_COLUMNS", "ZDC_CONDITION_UNITS", "ShowerBatch", "ShowerSet", "ShowerSetMeta",
     "ShowerSetWriter", "write_showerset", "condition_groups", "grouped_split",
 ]

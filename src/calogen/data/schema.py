@@ -18,7 +18,7 @@ Root attributes: ``schema``, ``schema_version``, ``detector``, ``geometry`` (JSO
 
 from __future__ import annotations
 
-from calogen.physics.gun import CONDITION_COLUMNS, CONDITION_UNITS
+from calogen.particles import CONDITION_COLUMNS, CONDITION_UNITS
 
 SCHEMA_NAME = "calogen.showerset"
 """Value of the root attribute ``schema`` of every ShowerSet file."""

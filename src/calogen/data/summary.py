@@ -27,7 +27,7 @@ from calogen.data.content import ContentCheck
 from calogen.data.showerset import ShowerSet
 from calogen.geometry import FibreGrid, channel_names, channel_sums, get_grid
 from calogen.geometry.channels import Convention
-from calogen.physics.species import species_name
+from calogen.particles import species_name
 
 QUANTILE_LEVELS: tuple[float, ...] = (0.25, 0.50, 0.75, 0.99)
 """Quantile levels reported for photon sums and energies (plus the maximum)."""

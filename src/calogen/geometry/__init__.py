@@ -1,5 +1,15 @@
-"""What a detector readout is: fibre grids and PMT channel maps (no models, no data files)."""
+"""What a detector readout is: fibre grids (images), layered voxel binnings and point-cloud
+volumes, each rebuildable from its JSON description (no models, no data files)."""
 
+from calogen.geometry.base import (
+    POINT_FEATURES,
+    POINT_UNITS,
+    SHAPE_KINDS,
+    Geometry,
+    ShapeKind,
+    geometry_from_dict,
+    register_geometry,
+)
 from calogen.geometry.channels import (
     CONVENTIONS,
     N_CHANNELS,
@@ -8,9 +18,15 @@ from calogen.geometry.channels import (
     channel_names,
     channel_sums,
 )
+from calogen.geometry.points import PointCloudVolume, ild_like_ecal
+from calogen.geometry.voxels import LayeredVoxelGeometry, VoxelLayer, uniform_layers
 from calogen.geometry.zdc import GRIDS, ZN, ZP, FibreGrid, get_grid
 
 __all__ = [
+    "POINT_FEATURES", "POINT_UNITS", "SHAPE_KINDS", "Geometry", "ShapeKind", "geometry_from_dict",
+    "register_geometry",
     "CONVENTIONS", "N_CHANNELS", "Convention", "channel_masks", "channel_names", "channel_sums",
+    "PointCloudVolume", "ild_like_ecal",
+    "LayeredVoxelGeometry", "VoxelLayer", "uniform_layers",
     "GRIDS", "ZN", "ZP", "FibreGrid", "get_grid",
 ]

@@ -14,11 +14,14 @@ of a pixel centre are given in cm relative to the centre of the front face.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from calogen.geometry.base import ShapeKind, register_geometry
 
 DetectorName = Literal["ZN", "ZP"]
 
@@ -43,6 +46,16 @@ class FibreGrid:
     row_axis: Literal["-y", "x"] = "-y"
 
     @property
+    def kind(self) -> ShapeKind:
+        """Fibre grids are read out as images."""
+        return "image"
+
+    @property
+    def shower_shape(self) -> tuple[int, int]:
+        """Shape of one shower: ``(n_rows, n_cols)``."""
+        return self.shape
+
+    @property
     def n_pixels(self) -> int:
         """Number of fibres (pixels)."""
         return self.shape[0] * self.shape[1]
@@ -58,8 +71,10 @@ class FibreGrid:
         The row coordinate increases downwards (row 0 at the top), the column coordinate to
         the right.
         """
-        rows = (np.arange(self.shape[0]) + 0.5) * self.pitch_cm[0] - self.extent_cm[0] / 2
-        cols = (np.arange(self.shape[1]) + 0.5) * self.pitch_cm[1] - self.extent_cm[1] / 2
+        rows = (np.arange(self.shape[0], dtype=np.float64) + 0.5) * self.pitch_cm[0] \
+            - self.extent_cm[0] / 2
+        cols = (np.arange(self.shape[1], dtype=np.float64) + 0.5) * self.pitch_cm[1] \
+            - self.extent_cm[1] / 2
         return rows, cols
 
     def face_to_image(self, x_cm: NDArray[np.float64], y_cm: NDArray[np.float64]
@@ -74,9 +89,10 @@ class FibreGrid:
             return -np.asarray(y_cm), np.asarray(x_cm)
         return np.asarray(x_cm), np.asarray(y_cm)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description (stored in every ShowerSet file)."""
         return {
+            "kind": self.kind,
             "name": self.name,
             "shape": list(self.shape),
             "pitch_cm": list(self.pitch_cm),
@@ -84,6 +100,29 @@ class FibreGrid:
             "quadrant_split": list(self.quadrant_split),
             "row_axis": self.row_axis,
         }
+
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FibreGrid:
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the malformed field."""
+        try:
+            shape = tuple(int(v) for v in d["shape"])
+            pitch = tuple(float(v) for v in d["pitch_cm"])
+            split = tuple(int(v) for v in d.get("quadrant_split", (shape[0] // 2, shape[1] // 2)))
+            grid = cls(name=str(d["name"]), shape=(shape[0], shape[1]),
+                       pitch_cm=(pitch[0], pitch[1]), depth_cm=float(d.get("depth_cm", 0.0)),
+                       quadrant_split=(split[0], split[1]),
+                       row_axis=d.get("row_axis", "-y"))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"image geometry: expected name, shape [rows, cols] and pitch_cm "
+                             f"[rows, cols] ({type(exc).__name__}: {exc})") from None
+        if len(shape) != 2 or min(shape) < 1 or len(pitch) != 2 or min(pitch) <= 0:
+            raise ValueError(f"image geometry: shape must be two positive integers and pitch_cm "
+                             f"two positive numbers, found {list(shape)} and {list(pitch)}")
+        if grid.row_axis not in ("-y", "x"):
+            raise ValueError(f"image geometry field 'row_axis': expected '-y' or 'x', "
+                             f"found {grid.row_axis!r:.20}")
+        return grid
 
 
 ZN = FibreGrid(name="ZN", shape=(44, 44), pitch_cm=(0.16, 0.16), depth_cm=100.0,
@@ -105,3 +144,13 @@ def get_grid(name: str) -> FibreGrid:
     except KeyError:
         raise ValueError(
             f"unknown ZDC detector {name!r}; expected one of {sorted(GRIDS)}") from None
+
+
+def _image_from_dict(d: Mapping[str, Any]) -> FibreGrid:
+    """A known grid when the description matches it exactly, else a new :class:`FibreGrid`."""
+    grid = FibreGrid.from_dict(d)
+    known = GRIDS.get(grid.name.upper())
+    return known if known == grid else grid
+
+
+register_geometry("image", _image_from_dict)

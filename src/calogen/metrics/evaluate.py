@@ -60,7 +60,7 @@ from calogen.metrics.observables import ZDCObservables, extractor_for
 from calogen.metrics.prdc import prdc
 from calogen.metrics.significance import p_value
 from calogen.metrics.zdc import PixelRMSE, condition_diversity, paired_channel_mae
-from calogen.physics.species import species_name
+from calogen.particles import species_name
 
 RESULT_SCHEMA = "calogen.metrics"
 RESULT_SCHEMA_VERSION = 1

@@ -3,9 +3,8 @@
 Layering: this package never imports torch. See :mod:`calogen.physics.simulator`.
 """
 
+from calogen.particles import CONDITION_COLUMNS, CONDITION_UNITS
 from calogen.physics.gun import (
-    CONDITION_COLUMNS,
-    CONDITION_UNITS,
     GunConfig,
     ParticleGun,
     Particles,

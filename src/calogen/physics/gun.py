@@ -26,13 +26,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calogen.geometry.zdc import FibreGrid
-from calogen.physics.species import SPECIES, species_table
+from calogen.particles import (
+    SPECIES,
+    ZDC_DISTANCE_M,
+    species_table,
+)
 
-CONDITION_COLUMNS: tuple[str, ...] = ("E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge")
-CONDITION_UNITS: tuple[str, ...] = ("GeV", "m", "m", "m", "GeV", "GeV", "GeV", "MeV", "e")
-
-DETECTOR_DISTANCE_M = 112.5
-"""Distance of the ALICE ZDCs from the interaction point, m (both sides; PHYSICS.md)."""
+DETECTOR_DISTANCE_M = ZDC_DISTANCE_M
+"""Distance of the ALICE ZDCs from the interaction point, m (see :mod:`calogen.particles`)."""
 
 BEAM_ENERGY_PER_NUCLEON_GEV = 2680.0
 """Energy of a spectator nucleon in a sqrt(s_NN) = 5.36 TeV Pb-Pb run, GeV (PHYSICS.md)."""
@@ -211,27 +212,6 @@ class ParticleGun:
         cond = np.stack([energy, vx, vy, vz, p_abs * dx / norm, p_abs * dy / norm,
                          p_abs * dz / norm, mass_mev, charge], axis=1)
         return Particles(cond.astype(np.float32), pdg.astype(np.int32))
-
-
-def impact_point_cm(conditions: NDArray[np.floating], *,
-                    detector_distance_m: float = DETECTOR_DISTANCE_M
-                    ) -> tuple[NDArray[np.float64], NDArray[np.float64],
-                               NDArray[np.float64], NDArray[np.float64]]:
-    """Impact point on the detector face and track slopes, from the conditions.
-
-    Straight-line propagation from the vertex (vx, vy, vz) along (px, py, pz) to the plane
-    z = sign(pz) * ``detector_distance_m``.
-
-    Returns:
-        ``(x_cm, y_cm, slope_x, slope_y)``: face coordinates in cm and the slopes dx/d|z|,
-        dy/d|z| along the detector depth (dimensionless).
-    """
-    c = np.asarray(conditions, dtype=np.float64)
-    vx, vy, vz, px, py, pz = (c[:, i] for i in range(1, 7))
-    pz_safe = np.where(np.abs(pz) > 1e-12, pz, 1e-12)
-    sx, sy = px / np.abs(pz_safe), py / np.abs(pz_safe)
-    lever = detector_distance_m - np.sign(pz_safe) * vz  # path length along |z|, m
-    return (vx + sx * lever) * 100.0, (vy + sy * lever) * 100.0, sx, sy
 
 
 def _src(fraction: float, e_min: float, e_max: float, power: float, *,

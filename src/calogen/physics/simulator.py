@@ -24,11 +24,11 @@ from numpy.typing import NDArray
 
 from calogen import __version__
 from calogen.geometry.zdc import ZN, ZP, FibreGrid
-from calogen.physics.gun import ZN_GUN, ZP_GUN, GunConfig, ParticleGun, Particles, impact_point_cm
+from calogen.particles import impact_point_cm, species_table
+from calogen.physics.gun import ZN_GUN, ZP_GUN, GunConfig, ParticleGun, Particles
 from calogen.physics.materials import BRASS, TUNGSTEN_ALLOY, Absorber
 from calogen.physics.readout import ReadoutModel, read_out
 from calogen.physics.showers import HadronShowerModel, develop_showers
-from calogen.physics.species import species_table
 from calogen.processes import worker_pool
 
 SHARD_PARTICLES = 256

@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from calogen.baselines import make_baseline
-from calogen.data.reference import simulate_to_file
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, EvaluationResult, evaluate
 from calogen.models.io import hparams_on_top_of, load_model
 from calogen.models.registry import family_class, optimizer_defaults
+from calogen.pipelines.reference import simulate_to_file
 from calogen.pipelines.validation import validator_for
 from calogen.report import write_report
 from calogen.train.generation import generate_to_showerset, model_sampler

@@ -28,7 +28,7 @@ from matplotlib.image import AxesImage
 from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
-from calogen.physics.species import species_name
+from calogen.particles import species_name
 from calogen.report.style import hep_style, new_figure, save_figure
 
 if TYPE_CHECKING:  # importing calogen.metrics.evaluate pulls in torch; annotations only

@@ -31,7 +31,7 @@ from calogen.data.showerset import ShowerSet
 from calogen.data.summary import ENERGY_COLUMN, grid_for
 from calogen.geometry import FibreGrid, channel_names, channel_sums
 from calogen.geometry.channels import Convention
-from calogen.physics.species import species_name
+from calogen.particles import species_name
 from calogen.report.style import hep_style, new_figure, save_figure
 
 DEFAULT_MAX_EVENTS = 200_000

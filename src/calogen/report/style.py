@@ -52,8 +52,9 @@ def hep_style(**overrides: Any) -> Iterator[None]:
     """
     with matplotlib.rc_context():
         mplhep.style.use(HEP_STYLE)
-        matplotlib.rcParams.update(PANEL_RC)
-        matplotlib.rcParams.update(overrides)
+        rc: Any = matplotlib.rcParams  # typed with literal keys; ours are checked at run time
+        rc.update(PANEL_RC)
+        rc.update(overrides)
         yield
 
 

@@ -53,8 +53,9 @@ def _events(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def showerset_seeds(folder: Path) -> list[Path]:
     """Tiny valid ZN ShowerSets: one from the reference simulator, two from write_showerset."""
-    from calogen.data import simulate_to_file, write_showerset
+    from calogen.data import write_showerset
     from calogen.geometry import ZN
+    from calogen.pipelines.reference import simulate_to_file
 
     folder.mkdir(parents=True, exist_ok=True)
     seeds = []

@@ -66,7 +66,7 @@ def generate_for_particles(sample: Sampler, conditions: NDArray[np.float32],
                            progress: bool = True) -> Path:
     """Like :func:`generate_to_showerset` for particles given as arrays (e.g. an ALICE npz)."""
     from calogen.geometry.zdc import get_grid
-    from calogen.physics.gun import CONDITION_COLUMNS, CONDITION_UNITS
+    from calogen.particles import CONDITION_COLUMNS, CONDITION_UNITS
 
     grid = get_grid(detector)
     ids = np.arange(len(pdg), dtype=np.int64)

@@ -2,11 +2,11 @@ import h5py
 import numpy as np
 import pytest
 
-import calogen.data.reference as reference
-from calogen.data.reference import simulate_to_file
+import calogen.pipelines.reference as reference
 from calogen.data.showerset import ShowerSet
 from calogen.physics.gun import ParticleGun, Particles
 from calogen.physics.simulator import STAND_IN_NOTE, ZN_SIMULATOR
+from calogen.pipelines.reference import simulate_to_file
 
 
 def datasets(path):
