@@ -1,6 +1,6 @@
 """Generate a ShowerSet for the conditions of another file, with any sampler.
 
-Shared by every generator (baselines now, trained models later): the conditions (and PDG
+Shared by every generator (the baselines and the trained models): the conditions (and PDG
 codes, condition ids) of an input ShowerSet are streamed in batches, the sampler turns them
 into showers in physical units, and the result is written atomically as a ShowerSet whose row
 i answers row i of the input, so that the evaluation can pair them.

@@ -47,15 +47,7 @@ class DDPM(IterativeImageGenerator):
     ``v = sqrt(abar) eps - sqrt(1 - abar) x``, Salimans & Ho, arXiv:2202.00512, well
     conditioned at every noise level; ``"eps"``: the noise, as Ho et al. and the ZDC DDPM),
     plus :data:`UNET_DEFAULTS`.
-
-    With ``prediction="eps"`` the clean image at the first DDIM step is
-    ``(x - sqrt(1 - abar_T) eps) / sqrt(abar_T)`` with ``1 / sqrt(abar_T) ~ 2e4`` (cosine
-    schedule): any error of the noise prediction is amplified to the clip limits. On ZN (sparse
-    images, mostly zero) half the pixels of that first estimate sat at ``x0_max``, and the chain
-    never recovered after 400 training steps (photon sums ~100x the reference; starting the
-    chain at ``abar ~ 1e-3`` instead gave the right median). ``"v"`` removes the division:
-    same U-Net, data and ~400-step CPU budget (benchmarks/diffusion_families.py), channel W1
-    1105x the floor with ``"eps"``, 1.69x with ``"v"``."""
+    (why ``"v"``: benchmarks/README.md)."""
 
     family: ClassVar[str] = "ddpm"
     category: ClassVar[str] = "diffusion"

@@ -3,7 +3,8 @@
 Kingma & Welling, "Auto-Encoding Variational Bayes", arXiv:1312.6114, conditioned on the
 particle features as in the ZDC VAE (Dubinski et al., "Machine Learning methods for simulating
 particle response in the Zero Degree Calorimeter at the ALICE experiment", arXiv:2306.13606;
-latent 10, loss ``MSE + 0.7 KL``).
+whose setting is ``recon_loss="mse", beta=0.7, prior="normal"``; calogen's default is
+``beta = 1``).
 
 * encoder ``q(z | x, c) = N(mu, diag sigma^2)``, decoder ``p(x | z, c)`` (Gaussian with unit
   variance in ``log1p`` space, i.e. a squared-error reconstruction);
@@ -12,8 +13,8 @@ latent 10, loss ``MSE + 0.7 KL``).
   arXiv:1511.06349); the step counter is a buffer, so it survives save/load and resume.
   ``recon_reduction="mean"`` averages the squared error over pixels instead (the paper's
   literal ``MSE``; weaker reconstructions at ``beta = 0.7``). ``recon_loss="poisson"`` replaces
-  the squared error by the photon-count likelihood of :mod:`calogen.models.nn.losses` (the ``log1p``
-  squared error biases decoded photon sums low where showers fluctuate).
+  the squared error by the photon-count likelihood of :mod:`calogen.models.nn.losses` (the
+  ``log1p`` squared error biases decoded photon sums low where showers fluctuate).
 * sampling draws ``z ~ N(0, 1)`` (the prior) and runs the decoder once: one-step.
 * ``prior="flow"`` replaces the fixed ``N(0, 1)`` by a learned conditional prior ``p(z | c)``,
   a coupling flow (:mod:`calogen.models.nn.flows`) trained jointly; the KL term becomes the
@@ -51,7 +52,7 @@ class ConditionalVAE(ImageGenerator):
     (arXiv:2306.13606) is ``recon_loss="mse"``, ``beta=0.7``, ``prior="normal"``,
     ``readout="round"``.
 
-    ``latent_dim`` (10), ``beta`` (0.7), ``kl_warmup`` (steps, 0 = off),
+    ``latent_dim`` (10), ``beta`` (1.0), ``kl_warmup`` (steps, 0 = off),
     ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), ``recon_loss`` (``"mse"`` or
     ``"poisson"``), ``prior`` (``"normal"`` or ``"flow"``, with ``flow_layers`` coupling layers
     of width ``flow_hidden``), plus the backbone keys of
