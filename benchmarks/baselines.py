@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
+from calogen.pipelines.baselines import run_baseline
 from calogen.pipelines.reference import simulate_to_file
 from calogen.report import write_report
-from calogen.train.baselines import run_baseline
 
 ROWS = {
     "channel Wasserstein (mean of 5 channels)": "chW1 [ph]",

@@ -48,15 +48,18 @@ from calogen.geometry.zdc import ZN  # noqa: E402
 from calogen.metrics.classifier import CALOGEN_DEFAULT  # noqa: E402
 from calogen.metrics.distances import channel_wasserstein  # noqa: E402
 from calogen.metrics.evaluate import EvaluationConfig, evaluate  # noqa: E402
-from calogen.metrics.validation import channel_w1_validator  # noqa: E402
-from calogen.models.io import load_model  # noqa: E402
-from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of  # noqa: E402
+from calogen.models.io import (
+    hparams_on_top_of,  # noqa: E402
+    load_model,  # noqa: E402
+)
+from calogen.models.registry import families_in, family_class  # noqa: E402
+from calogen.pipelines.validation import channel_w1_validator
 from calogen.report.style import new_figure, save_figure  # noqa: E402
 from calogen.train.generation import generate_to_showerset, model_sampler  # noqa: E402
 from calogen.train.run import train_model  # noqa: E402
 from calogen.train.trainer import TrainConfig  # noqa: E402
 
-FAMILIES = ("edm", "flow-matching", "ddpm", "consistency", "latent-flow-matching", "vae")
+FAMILIES = (*families_in("diffusion"), "vae")
 """``vae`` is the fast-family benchmark's VAE (not retrained), evaluated here for comparison."""
 FAST_VAE = Path(__file__).parent / "out" / "fast_families" / "run_vae" / "best"
 UNET = {"unet_channels": [16, 32, 48], "unet_attention": True, "groups": 8}
@@ -94,7 +97,7 @@ def train_family(family: str, out: Path, data: Path, test: Path, minutes: float,
                  hparams: dict, smoke: bool, cfg: EvaluationConfig) -> None:
     run = out / f"run_{family}"
     base = None
-    if family in PREREQUISITES:
+    if family_class(family).built_on is not None:
         base = base_model(family, out, data, minutes, smoke)
         hparams = hparams_on_top_of(family, base, {})
     else:

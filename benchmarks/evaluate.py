@@ -19,9 +19,9 @@ from pathlib import Path
 
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
+from calogen.pipelines.baselines import run_baseline
 from calogen.pipelines.reference import simulate_to_file
 from calogen.report import write_report
-from calogen.train.baselines import run_baseline
 
 
 def main() -> None:

@@ -31,20 +31,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calogen.baselines import make_baseline
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
-from calogen.metrics.validation import channel_w1_validator
-from calogen.models.base import optimizer_defaults
-from calogen.models.baselines import make_baseline
 from calogen.models.io import load_model
+from calogen.models.registry import families_in, optimizer_defaults
 from calogen.pipelines.reference import simulate_to_file
+from calogen.pipelines.validation import channel_w1_validator
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
 from calogen.train.trainer import TrainConfig
 
-FAMILIES = ("vae", "ae-noise", "gan", "sdi-gan")
+FAMILIES = tuple(families_in("autoencoder", "adversarial"))
 DEFAULT_HPARAMS = {"backbone": "mlp"}
 """The CNN backbone takes 0.7-1.8 s per step at batch 256 on 2 cores (the MLP ~0.05-0.12 s):
 within a CPU budget of minutes the MLP gets ~10x more steps."""

@@ -64,16 +64,18 @@ from calogen.data.showerset import ShowerSet  # noqa: E402
 from calogen.data.split import write_rows  # noqa: E402
 from calogen.metrics.classifier import CALOGEN_DEFAULT  # noqa: E402
 from calogen.metrics.evaluate import EvaluationConfig, evaluate  # noqa: E402
-from calogen.metrics.validation import validator_for  # noqa: E402
-from calogen.models.base import optimizer_defaults  # noqa: E402
-from calogen.models.io import load_model  # noqa: E402
-from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of  # noqa: E402
+from calogen.models.io import (
+    hparams_on_top_of,
+    load_model,  # noqa: E402
+)
+from calogen.models.registry import families_in, family_class, optimizer_defaults
 from calogen.pipelines.loglik import shower_log_likelihoods  # noqa: E402
+from calogen.pipelines.validation import validator_for
 from calogen.train.generation import generate_to_showerset, model_sampler  # noqa: E402
 from calogen.train.run import train_model  # noqa: E402
 from calogen.train.trainer import TrainConfig  # noqa: E402
 
-FAMILIES = ("caloflow", "caloflow-student", "calo-inn", "vq-vae", "vq-gan")
+FAMILIES = tuple(families_in("flow", "token"))
 SMOKE_HPARAMS: dict[str, dict] = {
     "caloflow": {"stage1_layers": 2, "stage1_hidden": [16], "stage2_layers": 2,
                  "stage2_hidden": [32]},
@@ -96,12 +98,12 @@ def train_family(name: str, out: Path, data: Path, minutes: float, hparams: dict
     when it has one)."""
     family, _ = split_name(name)
     run = out / f"run_{name}"
-    need = PREREQUISITES.get(family)
+    need = family_class(family).built_on
     if need is not None:
-        base = out / f"run_{need.base_family}" / "best"
+        base = out / f"run_{need.default_family}" / "best"
         if not base.exists():
-            raise SystemExit(f"{family} needs the {need.base_family} run first "
-                             f"(--families {need.base_family})")
+            raise SystemExit(f"{family} needs the {need.default_family} run first "
+                             f"(--families {need.default_family})")
         hparams = hparams_on_top_of(family, base, hparams)
     tcfg = TrainConfig(max_minutes=minutes, batch_size=256, schedule="constant",
                        val_every=20 if smoke else 500, val_events=128 if smoke else 512,
@@ -112,7 +114,7 @@ def train_family(name: str, out: Path, data: Path, minutes: float, hparams: dict
                          val_metric=validator_for(family, "ZN"), progress=False)
     doc = {"family": name, "steps": result.steps, "best_step": result.best_step,
            "train_seconds": time.perf_counter() - t0, "threads": torch.get_num_threads(),
-           "base": None if need is None else str(out / f"run_{need.base_family}")}
+           "base": None if need is None else str(out / f"run_{need.default_family}")}
     (run / "bench_train.json").write_text(json.dumps(doc, indent=1))
     print(f"{name}: {result.steps} steps in {doc['train_seconds']:.0f} s -> {run}", flush=True)
 

@@ -9,9 +9,9 @@ from calogen.data.showerset import ShowerSet
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, evaluate
 from calogen.physics.gun import Particles
+from calogen.pipelines.baselines import run_baseline
 from calogen.pipelines.reference import simulate_to_file
 from calogen.report import validate_metrics_json, write_report
-from calogen.train.baselines import run_baseline
 
 FAST = EvaluationConfig(
     progress=False, n_null=15, n_null_fpd_kpd=3, fpd_points=4, fpd_bootstrap=4, kpd_batches=4,

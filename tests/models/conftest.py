@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from calogen.models.base import Generator, ModelSpec, TrainBatch, make_model, register_family
-from calogen.models.transforms import Transforms
+from calogen.data.transforms import Transforms
+from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.registry import make_model, register_family
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from calogen.models.backbones import (
+from calogen.models.nn.backbones import (
     BACKBONE_DEFAULTS,
     ConditionEmbedding,
     ResidualDecoder,
@@ -106,7 +106,7 @@ def test_output_activation_and_hparam_checks() -> None:
 
 
 def test_mlp_backbone_shapes_and_gradients() -> None:
-    from calogen.models.backbones import make_decoder, make_encoder
+    from calogen.models.nn.backbones import make_decoder, make_encoder
 
     hp = resolve_hparams("vae", BACKBONE_DEFAULTS, {"backbone": "mlp", "mlp_hidden": [16, 32]})
     for shape in ((44, 44), (56, 30)):

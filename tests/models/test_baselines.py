@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from calogen.metrics.zdc import condition_diversity
-from calogen.models.baselines import (
+from calogen.baselines import (
     BASELINES,
     Baseline,
     BinnedMeanPoissonBaseline,
@@ -18,6 +17,7 @@ from calogen.models.baselines import (
     ShuffledBaseline,
     make_baseline,
 )
+from calogen.metrics.zdc import condition_diversity
 from calogen.physics.simulator import ZN_SIMULATOR, simulate_shard
 
 NAMES = ("shuffled", "nearest", "binned-mean")

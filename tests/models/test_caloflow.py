@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from calogen.data.transforms import Transforms
 from calogen.geometry.channels import N_CHANNELS
-from calogen.models.base import ModelSpec, make_model
-from calogen.models.caloflow import hparams_from_flow_teacher, pixel_channels
 from calogen.models.export_onnx import export_onnx
-from calogen.models.flow_preprocessing import dequantise
-from calogen.models.io import load_model, save_model
-from calogen.models.transforms import Transforms
+from calogen.models.families.caloflow import pixel_channels
+from calogen.models.generator import ModelSpec
+from calogen.models.io import hparams_on_top_of, load_model, save_model
+from calogen.models.nn.flow_preprocessing import dequantise
+from calogen.models.registry import make_model
 
 from .test_families import Data
 
@@ -124,7 +125,8 @@ def test_log_likelihood_flags_showers_unlike_the_training_data(teacher, data: Da
 
 def test_student_matches_its_teacher(teacher_dir: Path, data: Data):
     teacher = load_model(teacher_dir).eval()
-    student = make_model("caloflow-student", data.spec, **hparams_from_flow_teacher(teacher_dir))
+    student = make_model("caloflow-student", data.spec,
+                         **hparams_on_top_of("caloflow-student", teacher_dir))
 
     def gap() -> float:
         g = torch.Generator().manual_seed(1)
@@ -167,7 +169,8 @@ def test_save_load_gives_identical_samples(teacher, tmp_path: Path, data: Data):
 @pytest.mark.parametrize("family", ["calo-inn", "caloflow-student"])
 def test_one_pass_flows_export_with_parity(family, teacher_dir: Path, data: Data, tmp_path):
     torch.manual_seed(0)
-    hp = hparams_from_flow_teacher(teacher_dir) if family == "caloflow-student" else SMALL
+    hp = (hparams_on_top_of("caloflow-student", teacher_dir) if family == "caloflow-student"
+          else SMALL)
     model = make_model(family, data.spec, **hp)
     model.train()
     model.loss(data.batch(np.arange(64)))            # fits / copies the preprocessing
@@ -194,4 +197,4 @@ def test_teacher_is_not_exported_and_bad_settings_are_refused(teacher, data: Dat
 def test_student_needs_a_caloflow_teacher(tmp_path: Path, data: Data):
     other = save_model(make_model("calo-inn", data.spec, **SMALL), tmp_path / "inn")
     with pytest.raises(ValueError, match="caloflow"):
-        hparams_from_flow_teacher(other)
+        hparams_on_top_of("caloflow-student", other)

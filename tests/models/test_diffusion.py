@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from calogen.models.base import ModelSpec, TrainBatch, make_model
+from calogen.data.transforms import Transforms
+from calogen.models.generator import ModelSpec, TrainBatch
 from calogen.models.io import load_model, save_model
-from calogen.models.transforms import Transforms
+from calogen.models.registry import make_model
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 SHAPE = (4, 4)
@@ -120,9 +121,10 @@ def test_heun_refinement_converges(edm_teacher) -> None:
 
 def test_consistency_distillation_closes_the_one_step_gap(edm_teacher, tmp_path: Path) -> None:
     teacher_dir = save_model(edm_teacher, tmp_path / "teacher")
-    from calogen.models.consistency import hparams_from_teacher
 
-    student = make_model("consistency", _spec(), **hparams_from_teacher(teacher_dir))
+    from calogen.models.io import hparams_on_top_of
+
+    student = make_model("consistency", _spec(), **hparams_on_top_of("consistency", teacher_dir))
     student.train()
     gen = torch.Generator().manual_seed(5)
     student.loss(_batch(8, gen), "main")  # initialises from the teacher
@@ -193,7 +195,7 @@ def test_stochastic_samplers_refuse_export(family: str, options: dict, tmp_path:
 
 
 def test_karras_list_matches_tensor() -> None:
-    from calogen.models.samplers import karras_sigma_list, karras_sigmas
+    from calogen.models.nn.samplers import karras_sigma_list, karras_sigmas
 
     for steps in (1, 2, 18):
         np.testing.assert_allclose(karras_sigma_list(steps, 0.002, 80.0),

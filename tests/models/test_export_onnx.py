@@ -43,7 +43,7 @@ def test_species_models_are_refused(toy_model, tmp_path):
 def test_real_families_export_with_parity(toy_model, tmp_path, family, hparams):
     """The families' decoders (MLP/CNN, coupling-flow prior, ReLU output) run in onnxruntime as
     in PyTorch, with randomised weights (no identity-initialised layer left)."""
-    from calogen.models.base import make_model
+    from calogen.models.registry import make_model
 
     torch.manual_seed(1)
     model = make_model(family, toy_model.spec, cond_dim=16, **hparams)

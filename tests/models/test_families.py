@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from calogen.models.base import ModelSpec, TrainBatch, make_model
-from calogen.models.gan import SDIGAN, ConditionalGAN, group_diversity, hottest_position
+from calogen.data.transforms import Transforms
+from calogen.models.families.gan import ConditionalGAN, group_diversity, hottest_position
+from calogen.models.families.sdi_gan import SDIGAN
+from calogen.models.generator import ModelSpec, TrainBatch
 from calogen.models.io import load_model, save_model
-from calogen.models.transforms import Transforms
+from calogen.models.registry import make_model
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 SHAPE = (12, 12)
@@ -295,7 +297,7 @@ def test_r1_penalty_and_aux_regressor_change_the_loss(data: Data) -> None:
                                         rel=1e-5)
     assert loss.item() > loss0.item()
     loss.backward()
-    assert model.aux_head.weight.grad.abs().sum() > 0
+    assert model.discriminator.aux.weight.grad.abs().sum() > 0
     g_loss, g_logs = model.loss(batch, "generator")
     assert "g_aux" in g_logs and g_loss.item() > g_logs["g_adv"]
     # the aux head learns the hottest-pixel position of real data

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calogen.models.flow_preprocessing import LogitTransform, dequantise, quantise
+from calogen.models.nn.flow_preprocessing import LogitTransform, dequantise, quantise
 
 
 @given(st.lists(st.integers(0, 2**24 - 2), min_size=1, max_size=50), st.integers(0, 2**31 - 1))

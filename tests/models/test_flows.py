@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from calogen.models.flows import ConditionalFlow, standard_normal_log_prob
+from calogen.models.nn.flows import ConditionalFlow, standard_normal_log_prob
 
 CASES = [(a, e) for a in ("maf", "iaf", "coupling") for e in ("affine", "spline")]
 

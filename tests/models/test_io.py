@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from calogen.models.base import make_model
 from calogen.models.io import ModelFileError, load_model, save_model
+from calogen.models.registry import make_model
 
 
 def test_save_load_sample_identical(toy_model, tmp_path):
@@ -236,7 +236,7 @@ def test_budgeted_build_is_bit_identical_and_restores_the_limit(toy_model):
     """The guard neither draws random numbers nor changes the weights; the address-space
     limit is back to what it was afterwards."""
     resource = pytest.importorskip("resource")
-    from calogen.models.base import FAMILIES
+    from calogen.models.registry import FAMILIES
 
     limits = resource.getrlimit(resource.RLIMIT_AS)
     torch.manual_seed(3)
@@ -248,3 +248,33 @@ def test_budgeted_build_is_bit_identical_and_restores_the_limit(toy_model):
     for key, value in plain.state_dict().items():
         assert torch.equal(value, guarded.state_dict()[key]), key
     assert resource.getrlimit(resource.RLIMIT_AS) == limits
+
+
+def test_gan_saved_before_the_shared_discriminator_still_loads(toy_model, tmp_path):
+    """Weights named as before ``nn.discriminator`` existed (``d_embed``, ``disc``, ``d_head``)
+    load into today's ``discriminator.*`` and give the same logits."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    gan = make_model("gan", toy_model.spec, backbone="mlp", mlp_hidden=[8, 8], cond_dim=8,
+                     aux_hottest=1.0)
+    path = save_model(gan, tmp_path / "g")
+    weights = load_file(str(path / "model.safetensors"))
+    old_names = {"discriminator.embed.": "d_embed.", "discriminator.trunk.": "disc.",
+                 "discriminator.head.": "d_head.", "discriminator.aux.": "aux_head."}
+    renamed = {}
+    for key, value in weights.items():
+        for new, old in old_names.items():
+            if key.startswith(new):
+                key = old + key[len(new):]
+                break
+        renamed[key] = value
+    assert "d_head.weight" in renamed and "aux_head.weight" in renamed
+    save_file(renamed, str(path / "model.safetensors"))
+    loaded = load_model(path).eval()
+    x = torch.rand(3, 1, *toy_model.spec.shape)
+    cond = torch.randn(3, toy_model.spec.n_conditions)
+    gan.eval()
+    for a, b in zip(gan.discriminate(x, cond, None), loaded.discriminate(x, cond, None),
+                    strict=True):
+        assert torch.equal(a, b)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from calogen.models.latent_flow import ConditionalCouplingFlow
+from calogen.models.nn.flows import ConditionalCouplingFlow
 
 
 def _randomised(dim: int = 4, cond_dim: int = 3, seed: int = 0) -> ConditionalCouplingFlow:

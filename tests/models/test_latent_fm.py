@@ -16,9 +16,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from calogen.models.base import make_model
-from calogen.models.io import ModelFileError, load_model, save_model
-from calogen.models.latent_fm import hparams_from_autoencoder
+from calogen.models.io import ModelFileError, hparams_on_top_of, load_model, save_model
+from calogen.models.registry import make_model
 
 from .test_diffusion import MU, TINY, P, _amplitudes, _batch, _spec, _train
 
@@ -40,8 +39,8 @@ def vae_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def latent_model(vae_dir: Path):
     torch.manual_seed(0)
-    model = make_model("latent-flow-matching", _spec(), **hparams_from_autoencoder(vae_dir,
-                                                                                    FM_TOY))
+    model = make_model("latent-flow-matching", _spec(),
+                       **hparams_on_top_of("latent-flow-matching", vae_dir, FM_TOY))
     losses = _train(model, 600)
     assert np.mean(losses[-50:]) < 0.8 * np.mean(losses[:20])
     return model
@@ -58,7 +57,7 @@ def _latents(model, c: float, n: int = 600) -> tuple[np.ndarray, np.ndarray]:
         real = model.encode_latent(batch.x[keep], batch.cond[keep], None)
         cond = batch.cond[keep]
         c_emb = model.cond_embed(cond)
-        from calogen.models.samplers import ode_sample
+        from calogen.models.nn.samplers import ode_sample
 
         noise = torch.randn(len(cond), model.latent_dim, generator=gen)
         fake = ode_sample(lambda x, t: model.velocity(x, t, c_emb), noise, 8, "midpoint")
@@ -118,10 +117,10 @@ def test_model_is_self_contained_and_exports(latent_model, tmp_path: Path) -> No
 def test_autoencoder_checks(vae_dir: Path, tmp_path: Path) -> None:
     edm = save_model(make_model("edm", _spec(), **TINY), tmp_path / "edm")
     with pytest.raises(ValueError, match="needs one of"):
-        hparams_from_autoencoder(edm)
+        hparams_on_top_of("latent-flow-matching", edm)
     with pytest.raises(ValueError, match="ae_family"):
         make_model("latent-flow-matching", _spec())
-    hp = hparams_from_autoencoder(vae_dir, {"steps": 2})
+    hp = hparams_on_top_of("latent-flow-matching", vae_dir, {"steps": 2})
     assert hp["ae_family"] == "vae" and hp["steps"] == 2 and hp["readout"] == "poisson"
     model = make_model("latent-flow-matching", _spec(), **{**hp, "autoencoder": ""})
     model.train()
@@ -131,12 +130,12 @@ def test_autoencoder_checks(vae_dir: Path, tmp_path: Path) -> None:
     with torch.no_grad(), pytest.raises(RuntimeError, match="not trained yet"):
         model.loss(_batch(8, torch.Generator().manual_seed(0)), "main")
     with pytest.raises(ModelFileError):
-        hparams_from_autoencoder(tmp_path / "missing")
+        hparams_on_top_of("latent-flow-matching", tmp_path / "missing")
 
 
 def test_ae_noise_latents_are_supported(tmp_path: Path) -> None:
     ae = make_model("ae-noise", _spec(), backbone="mlp", mlp_hidden=[16], cond_dim=8, code_dim=3)
-    model = make_model("latent-flow-matching", _spec(), **hparams_from_autoencoder(
+    model = make_model("latent-flow-matching", _spec(), **hparams_on_top_of("latent-flow-matching",
         save_model(ae, tmp_path / "ae"), FM_TOY))
     assert model.latent_dim == 3
     _train(model, 3)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import poisson
 
-from calogen.models.losses import reconstruction_loss
+from calogen.models.nn.losses import reconstruction_loss
 
 
 def test_mse_is_the_pixel_sum_of_squares() -> None:

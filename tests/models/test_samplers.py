@@ -25,7 +25,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from calogen.models.samplers import (
+from calogen.models.nn.samplers import (
     ODE_METHODS,
     ddim_sample,
     ddpm_alpha_bar,
@@ -373,7 +373,7 @@ def test_bad_arguments_raise(call: Callable[[], object], match: str) -> None:
 
 
 def test_flow_matching_times() -> None:
-    from calogen.models.samplers import flow_matching_times
+    from calogen.models.nn.samplers import flow_matching_times
 
     torch.manual_seed(0)
     u = flow_matching_times(20_000, "uniform")

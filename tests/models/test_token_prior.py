@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from calogen.models.token_prior import (
+from calogen.models.nn.token_prior import (
     TokenPrior,
     check_sampling_options,
     filter_logits,

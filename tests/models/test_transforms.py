@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from calogen.models.transforms import Transforms
+from calogen.data.transforms import Transforms
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from calogen.models.unet import ConditionalUNet, SinusoidalEmbedding
+from calogen.models.nn.unet import ConditionalUNet, SinusoidalEmbedding
 
 COND = 5
 SMALL = {"channels": (8, 16), "groups": 4, "heads": 4, "time_dim": 16}

@@ -12,10 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from calogen.models.base import ModelSpec, make_model
+from calogen.data.transforms import Transforms
+from calogen.models.families.vq_gan import VQGAN
+from calogen.models.families.vq_vae import VQVAE
+from calogen.models.generator import ModelSpec
 from calogen.models.io import load_model, save_model
-from calogen.models.transforms import Transforms
-from calogen.models.vq import VQGAN, VQVAE, CosineCodebook
+from calogen.models.nn.codebook import CosineCodebook
+from calogen.models.registry import make_model
 
 from .test_families import COLS, N_PARTICLES, REPEATS, SHAPE, Data
 
@@ -318,8 +321,8 @@ def test_losses_evaluate_without_gradients(data: Data, family: str) -> None:
 # -- vq-gan discriminator warm-up -----------------------------------------------------------------
 
 def _disc_state(model: VQGAN) -> dict[str, torch.Tensor]:
-    return {f"{i}.{k}": v.detach().clone() for i, m in enumerate((model.d_embed, model.disc,
-                                                                   model.d_head))
+    d = model.discriminator
+    return {f"{i}.{k}": v.detach().clone() for i, m in enumerate((d.embed, d.trunk, d.head))
             for k, v in m.state_dict().items()}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from calogen.data.errors import ShowerSetError
 from calogen.data.showerset import ShowerSet
-from calogen.models.transforms import Transforms
+from calogen.data.transforms import Transforms
 from calogen.train.data import load_training_data
 
 

@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent('''
     import torch.nn.functional as F
     from torch import nn
 
-    from calogen.models.base import Generator, register_family
+    from calogen.models.generator import Generator
+    from calogen.models.registry import register_family
     from calogen.train import distributed as D
     from calogen.train.data import load_training_data
     from calogen.train.trainer import Trainer, TrainConfig

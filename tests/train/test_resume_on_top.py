@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
-from calogen.models.base import make_model
-from calogen.models.io import save_model
-from calogen.models.latent_fm import hparams_from_autoencoder
+from calogen.models.io import hparams_on_top_of, save_model
+from calogen.models.registry import make_model
 
 from ..models.test_caloflow import SMALL
 from ..models.test_latent_fm import FM_TOY, VAE_TOY
@@ -48,12 +47,12 @@ def test_latent_flow_matching_resumes_exactly(shared_toy_file: Path, tmp_path: P
     data = load_training_data(shared_toy_file, seed=0)
     torch.manual_seed(0)
     vae = save_model(make_model("vae", data.spec, **VAE_TOY), tmp_path / "vae")
-    _assert_resume_is_exact(data, "latent-flow-matching", hparams_from_autoencoder(vae, FM_TOY),
+    _assert_resume_is_exact(data, "latent-flow-matching",
+                            hparams_on_top_of("latent-flow-matching", vae, FM_TOY),
                             tmp_path, ema_decay=0.9)
 
 
 def test_flow_student_resumes_exactly(shared_toy_file: Path, tmp_path: Path) -> None:
-    from calogen.models.caloflow import hparams_from_flow_teacher
     from calogen.train.data import load_training_data
 
     data = load_training_data(shared_toy_file, seed=0)
@@ -61,5 +60,5 @@ def test_flow_student_resumes_exactly(shared_toy_file: Path, tmp_path: Path) -> 
     teacher = make_model("caloflow", data.spec, **SMALL)
     teacher.train()
     teacher.loss(data.train.batch(torch.arange(32)))   # fits the preprocessing
-    hp = hparams_from_flow_teacher(save_model(teacher, tmp_path / "teacher"))
+    hp = hparams_on_top_of("caloflow-student", save_model(teacher, tmp_path / "teacher"))
     _assert_resume_is_exact(data, "caloflow-student", hp, tmp_path)

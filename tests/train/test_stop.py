@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calogen.models.base import Generator, ModelSpec, TrainBatch, register_family
+from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.registry import register_family
 from calogen.train.checkpoint import load_checkpoint
 from calogen.train.data import ShowerTensors, load_training_data
 from calogen.train.trainer import TrainConfig, Trainer, TrainingTerminated, validation_loss

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calogen.models.base import Generator, ModelSpec, TrainBatch, register_family
+from calogen.models.generator import Generator, ModelSpec, TrainBatch
 from calogen.models.io import load_model
+from calogen.models.registry import register_family
 from calogen.train import checkpoint as ckpt
 from calogen.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from calogen.train.data import ShowerTensors, load_training_data

@@ -24,7 +24,7 @@ def baseline(
 ) -> None:
     """Generate responses with a baseline that needs no training (shuffled, nearest,
     binned-mean); each is wrong in one known way, which the evaluation must expose."""
-    from calogen.train.baselines import run_baseline
+    from calogen.pipelines.baselines import run_baseline
 
     with fail_on_user_errors():
         validate_inputs("baseline", [

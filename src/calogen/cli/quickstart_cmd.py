@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from calogen.cli.common import fail_on_user_errors, parse_hparams
+from calogen.models.families import family_names
 
 DEFAULT_MODEL = "vae"  # = calogen.pipelines.quickstart.DEFAULT_MODEL (kept import-light)
 DEFAULT_MINUTES = 5.0  # = calogen.pipelines.quickstart.DEFAULT_MINUTES
@@ -14,9 +15,10 @@ DEFAULT_MINUTES = 5.0  # = calogen.pipelines.quickstart.DEFAULT_MINUTES
 
 def quickstart(
     out: Path = typer.Option(Path("quickstart"), "--out", help="Output directory."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Family to train (e.g. vae, "
-                              "latent-flow-matching: a VAE first, then flow matching in its "
-                              "latent space)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=f"Family to train: "
+                              f"{', '.join(family_names())}; a family built on another model "
+                              f"trains its base first (latent-flow-matching: a VAE, then "
+                              f"flow matching in its latent space)."),
     hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
                                      "(repeatable) [default: backbone=mlp]."),
     n: int = typer.Option(30_000, "--n", min=1000, help="ZN responses to simulate."),

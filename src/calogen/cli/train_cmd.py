@@ -15,10 +15,11 @@ from calogen.cli.common import (
     parse_hparams,
     validate_inputs,
 )
+from calogen.models.families import family_names
 
 
 def train(
-    model: str = typer.Option(..., "--model", help="Family: vae, ae-noise, gan, sdi-gan, ..."),
+    model: str = typer.Option(..., "--model", help=f"Family: {', '.join(family_names())}."),
     data: Path = typer.Option(..., "--data", help="Training ShowerSet (split by condition "
                               "into train/val/test 0.8/0.1/0.1)."),
     out: Path = typer.Option(..., "--out", help="Run directory (best/, last/, log.csv)."),
@@ -39,12 +40,14 @@ def train(
     max_events: int | None = typer.Option(None, "--max-events", min=10),
     hparam: list[str] = typer.Option([], "--hparam", help="Model hyper-parameter key=value "
                                      "(repeatable), e.g. --hparam latent_dim=32."),
-    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher model directory: "
-                                        "an edm model for --model consistency, a caloflow "
-                                        "model for --model caloflow-student."),
-    autoencoder: Path | None = typer.Option(None, "--autoencoder", help="Trained autoencoder "
-                                            "(a vae or ae-noise model directory) for --model "
-                                            "latent-flow-matching."),
+    base: Path | None = typer.Option(None, "--base", help="Trained model the family is built "
+                                     "on (families that declare one: the teacher of "
+                                     "consistency / caloflow-student, the autoencoder of "
+                                     "latent-flow-matching)."),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Alias of --base for families "
+                                        "whose base is a teacher."),
+    autoencoder: Path | None = typer.Option(None, "--autoencoder", help="Alias of --base for "
+                                            "families whose base is an autoencoder."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt "
                                 "(finished or interrupted) with the run's settings; a new "
                                 "--steps/--epochs/--max-minutes budget extends it. With a new "
@@ -62,14 +65,14 @@ def train(
 ) -> None:
     """Train a generative model on a ShowerSet (CPU or GPU, or many with torchrun)."""
     from calogen.data.showerset import ShowerSet
-    from calogen.metrics.validation import validator_for
+    from calogen.pipelines.validation import validator_for
     from calogen.train.run import train_model
     from calogen.train.trainer import TrainConfig
 
     with fail_on_user_errors():
         if steps is None and epochs is None and max_minutes is None:
             raise ValueError("give a budget: --steps, --epochs and/or --max-minutes")
-        hparams = _on_top_of(model, parse_hparams(hparam), teacher=teacher,
+        hparams = _on_top_of(model, parse_hparams(hparam), base=base, teacher=teacher,
                              autoencoder=autoencoder)
         with ShowerSet.open(data) as ss:
             detector = ss.meta.detector
@@ -95,6 +98,11 @@ def generate(
     out: Path = typer.Option(..., "--out", help="Output ShowerSet (.h5)."),
     batch_size: int = typer.Option(4096, "--batch-size", min=1),
     seed: int = typer.Option(0, "--seed", min=0),
+    sample: list[str] = typer.Option([], "--sample", help="Sampling option key=value "
+                                     "(repeatable), e.g. --sample steps=8 --sample "
+                                     "sampler=heun [default: the model's]; an unknown key "
+                                     "lists the family's options. The flags below are "
+                                     "aliases."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Iterative families: "
                                      "sampling steps [default: the model's]."),
     sampler: str | None = typer.Option(None, "--sampler", help="Iterative families: ddim; "
@@ -118,6 +126,7 @@ def generate(
     """Generate showers with a trained model for the conditions of a file."""
     import torch
 
+    from calogen.models.generator import SamplingOptions
     from calogen.models.io import load_model, read_model_config
     from calogen.train.generation import (
         check_conditions_fit,
@@ -129,15 +138,16 @@ def generate(
     with fail_on_user_errors():
         net = load_model(model, map_location="cuda" if torch.cuda.is_available() else "cpu")
         doc = read_model_config(model)
-        options = {k: v for k, v in (("steps", steps), ("sampler", sampler), ("eta", eta),
+        aliases = {k: v for k, v in (("steps", steps), ("sampler", sampler), ("eta", eta),
                                      ("temperature", temperature), ("top_k", top_k),
                                      ("top_p", top_p)) if v is not None}
         note = f"generated by a {net.family} model"
-        if options:
-            if not hasattr(net, "configure_sampling"):
+        if sample or aliases:
+            if not isinstance(net, SamplingOptions):
                 raise ValueError(f"{model}: a {net.family} model has no sampling options; "
-                                 f"--steps/--sampler/--eta are for iterative families, "
-                                 f"--temperature/--top-k/--top-p for token families")
+                                 f"--sample/--steps/--sampler/--eta are for iterative "
+                                 f"families, --temperature/--top-k/--top-p for token families")
+            options = sampling_options(net, sample, aliases)
             in_force = net.configure_sampling(**options)
             note += f" ({', '.join(f'{k}={v}' for k, v in in_force.items())})"
         producer = {"name": f"calogen.models.{net.family}", "version": doc["calogen_version"],
@@ -187,8 +197,8 @@ def export(
 def family_optimizer_settings(family: str, lr: float | None,
                               betas: str | None) -> dict[str, Any]:
     """``lr`` and ``betas`` for :class:`TrainConfig`: the given values, else the family's
-    recommendation (:func:`calogen.models.base.optimizer_defaults`), else the trainer's."""
-    from calogen.models.base import optimizer_defaults
+    recommendation (:func:`calogen.models.registry.optimizer_defaults`), else the trainer's."""
+    from calogen.models.registry import optimizer_defaults
 
     out = optimizer_defaults(family)
     if lr is not None:
@@ -202,21 +212,39 @@ def family_optimizer_settings(family: str, lr: float | None,
     return out
 
 
-def _on_top_of(family: str, hparams: dict[str, Any], **bases: Path | None) -> dict[str, Any]:
-    """``hparams`` completed from the base model a family is trained on (``--teacher`` for
-    consistency, ``--autoencoder`` for latent-flow-matching); ``ValueError`` for a base option
-    given to a family that does not take it."""
-    from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
+def sampling_options(net: Any, pairs: list[str], aliases: dict[str, Any]) -> dict[str, Any]:
+    """The sampling options of ``--sample key=value`` merged with the alias flags
+    (``--steps``, ``--sampler``, ...); ``ValueError`` for an unknown key, a bad value, or an
+    option given twice with different values."""
+    options = net.parse_sampling(pairs)
+    for key, value in aliases.items():
+        if key in options and options[key] != value:
+            raise ValueError(f"sampling option {key!r} given twice: --sample {key}="
+                             f"{options[key]!r} and --{key.replace('_', '-')} {value!r}")
+        options[key] = value
+    return options
 
-    need = PREREQUISITES.get(family)
-    for option, path in bases.items():
-        if path is None:
-            continue
-        if need is None or need.option != option:
-            takers = [p.family for p in PREREQUISITES.values() if p.option == option]
-            raise ValueError(f"--{option} is for --model {' / '.join(takers)}, not {family!r}")
-        return hparams_on_top_of(family, path, hparams)
-    return hparams
+
+def _on_top_of(family: str, hparams: dict[str, Any], **bases: Path | None) -> dict[str, Any]:
+    """``hparams`` completed from the base model a family is built on (``--base``, or its
+    aliases ``--teacher`` / ``--autoencoder`` where that is the family's
+    :attr:`~calogen.models.generator.BuiltOn.option`); ``ValueError`` for a base given to a
+    family that is not built on one, or through the other alias."""
+    from calogen.models.io import hparams_on_top_of
+    from calogen.models.registry import FAMILIES, family_class
+
+    given = {option: path for option, path in bases.items() if path is not None}
+    if not given:
+        return hparams
+    if len(given) > 1:
+        raise ValueError(f"give the base model once, not {', '.join('--' + o for o in given)}")
+    ((option, path),) = given.items()
+    built_on = family_class(family).built_on
+    if built_on is None or option not in ("base", built_on.option):
+        takers = sorted(n for n, c in FAMILIES.items() if c.built_on is not None
+                        and option in ("base", c.built_on.option))
+        raise ValueError(f"--{option} is for --model {' / '.join(takers)}, not {family!r}")
+    return hparams_on_top_of(family, path, hparams)
 
 
 def register(app: typer.Typer) -> None:

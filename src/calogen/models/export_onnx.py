@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from calogen.atomic import atomic_path, write_text_atomic
-from calogen.models.base import Generator
+from calogen.models.generator import Generator
 
 OPSET = 18
 

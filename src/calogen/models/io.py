@@ -25,12 +25,14 @@ from safetensors.torch import load_file, save_file
 
 from calogen import __version__
 from calogen.atomic import atomic_directory
-from calogen.models.base import Generator, ModelSpec, family_class, make_model
 from calogen.models.budget import ModelTooLarge
 from calogen.models.document import ModelFileError, check_model_document, short
+from calogen.models.generator import Generator, ModelSpec
+from calogen.models.registry import FAMILIES, family_class, make_model
 
 __all__ = ["CONFIG_FILE", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "WEIGHTS_FILE",
-           "ModelFileError", "load_model", "read_model_config", "save_model"]
+           "ModelFileError", "hparams_on_top_of", "load_frozen_base", "load_model",
+           "read_model_config", "save_model"]
 
 MODEL_FORMAT = "calogen.model"
 MODEL_FORMAT_VERSION = 1
@@ -149,3 +151,39 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
                                        f"{doc['family']} model", f"{short(doc.get('extra'))} "
                                        f"({exc})") from None
     return model.to(map_location)
+
+
+def hparams_on_top_of(family: str, base_dir: str | Path,
+                      overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Hparams of a ``family`` model built on the trained model in ``base_dir``
+    (:meth:`Generator.hparams_from_base` of the family's class). ``ValueError`` if ``family``
+    is not trained on top of another model (listing those that are) or the base does not fit;
+    :class:`ModelFileError` for an unreadable base."""
+    cls = family_class(family)
+    if cls.built_on is None:
+        takers = sorted(n for n, c in FAMILIES.items() if c.built_on is not None)
+        raise ValueError(f"{family!r} is not trained on top of another model; families that "
+                         f"are: {takers}")
+    return cls.hparams_from_base(read_model_config(base_dir), base_dir, overrides)
+
+
+def load_frozen_base(path: str, family: str | tuple[str, ...], hparams: dict[str, Any],
+                     shared_keys: tuple[str, ...], device: torch.device | str,
+                     builder: str = "calogen.models.io.hparams_on_top_of") -> Generator:
+    """The trained ``family`` model at ``path`` that a model with ``hparams`` is built on,
+    frozen and in eval mode. ``ValueError`` for another family or when the ``shared_keys``
+    hparams differ (the model should be built with ``builder``). Building it does not draw
+    from the global RNG: a resumed run loads its base at a later step than an uninterrupted
+    one and would otherwise diverge from it."""
+    with torch.random.fork_rng(devices=[]):
+        base = load_model(path, map_location=device)
+    families = (family,) if isinstance(family, str) else family
+    if base.family not in families:
+        raise ValueError(f"{path}: must be a {' or '.join(map(repr, families))} model, got "
+                         f"{base.family!r}")
+    mismatch = [k for k in shared_keys if base.hparams.get(k) != hparams.get(k)]
+    if mismatch:
+        raise ValueError(f"{path}: differs from the model built on it in {mismatch}; build "
+                         f"the model with {builder}()")
+    base.eval().requires_grad_(False)
+    return base

@@ -1,11 +1,12 @@
 """Per-shower log-likelihood under a flow model, and flags for the improbable ones.
 
 Used by ``calogen loglik --model DIR FILE``. Every shower of a ShowerSet gets the model's
-lower bound on ``log P(counts | conditions)`` (nats; :meth:`calogen.models.caloflow.CaloFlow.
-log_likelihood`). A shower is *flagged* when its log-likelihood lies below the ``quantile``
-of a reference distribution: the log-likelihoods of a reference ShowerSet (e.g. the held-out
-split the model was validated on) when one is given, else of the file itself (then exactly the
-lowest ``quantile`` share is flagged, which ranks rather than tests).
+lower bound on ``log P(counts | conditions)`` (nats;
+:meth:`calogen.models.families.caloflow.CaloFlow.log_likelihood`). A shower is *flagged* when
+its log-likelihood lies below the ``quantile`` of a reference distribution: the
+log-likelihoods of a reference ShowerSet (e.g. the held-out split the model was validated on)
+when one is given, else of the file itself (then exactly the lowest ``quantile`` share is
+flagged, which ranks rather than tests).
 
 The table is written as CSV (``index, condition_id, loglik_nats, nats_per_pixel, flagged``),
 atomically.

@@ -17,16 +17,15 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from calogen.baselines import make_baseline
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split, write_rows
 from calogen.metrics.classifier import CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig, EvaluationResult, evaluate
-from calogen.metrics.validation import validator_for
-from calogen.models.base import family_class, optimizer_defaults
-from calogen.models.baselines import make_baseline
-from calogen.models.io import load_model
-from calogen.models.prerequisites import PREREQUISITES, hparams_on_top_of
+from calogen.models.io import hparams_on_top_of, load_model
+from calogen.models.registry import family_class, optimizer_defaults
 from calogen.pipelines.reference import simulate_to_file
+from calogen.pipelines.validation import validator_for
 from calogen.report import write_report
 from calogen.train.generation import generate_to_showerset, model_sampler
 from calogen.train.run import train_model
@@ -42,7 +41,7 @@ shuffled baseline / floor: vae channel W1 10.2 / 17.5 / 10.9 photons, high-level
 DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
 """The fast MLP backbone (tens of steps per second on a laptop CPU) for every family with a
 selectable backbone; every other choice is the family's default
-(:class:`calogen.models.vae.ConditionalVAE`)."""
+(:class:`calogen.models.families.vae.ConditionalVAE`)."""
 
 DEFAULT_MINUTES = 5.0
 """Training budget of the quickstart (wall clock): the whole chain stays under 10 minutes on a
@@ -133,16 +132,17 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
     config = config_for(model, minutes)
     if hparams is None:
         hparams = default_hparams(model)
-    need = PREREQUISITES.get(model)
+    need = family_class(model).built_on
     if need is not None:  # train the base model first, with its share of the budget
+        base_family = need.default_family
         base_minutes = BASE_SHARE * minutes
-        base_dir = out / f"run_{need.base_family}"
-        log(f"[2/4] training {need.base_family} ({need.option} of {model}) for "
+        base_dir = out / f"run_{base_family}"
+        log(f"[2/4] training {base_family} ({need.option} of {model}) for "
             f"{base_minutes:g} min -> {base_dir}")
-        train_model(need.base_family, data, base_dir,
-                    config=config_for(need.base_family, base_minutes), split_seed=seed,
-                    overwrite=True, hparams=default_hparams(need.base_family),
-                    val_metric=validator_for(need.base_family, "ZN"), progress=progress)
+        train_model(base_family, data, base_dir,
+                    config=config_for(base_family, base_minutes), split_seed=seed,
+                    overwrite=True, hparams=default_hparams(base_family),
+                    val_metric=validator_for(base_family, "ZN"), progress=progress)
         hparams = hparams_on_top_of(model, _kept(base_dir), hparams)
         config = config_for(model, minutes - base_minutes)
     run_dir = out / f"run_{model}"
@@ -165,7 +165,7 @@ def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_M
                                              train_batch.pdg)
     shuffled_path = generate_to_showerset(
         shuffled.sample, test, out / "generated_shuffled.h5",
-        producer={"name": "calogen.models.baselines.shuffled", "note": shuffled.describe()},
+        producer={"name": "calogen.baselines.shuffled", "note": shuffled.describe()},
         seed=seed, overwrite=True, progress=progress)
 
     report_dir = out / "report"

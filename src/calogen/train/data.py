@@ -3,7 +3,7 @@
 :func:`load_training_data` opens a ShowerSet of 2-D showers (e.g. ZN images), optionally keeps
 a seeded random subset of ``max_events`` rows, splits the rows into train/validation/test with
 :func:`calogen.data.split.grouped_split` on the file's ``condition_id`` (repeats of one particle
-never straddle two splits), fits the :class:`~calogen.models.transforms.Transforms` on the
+never straddle two splits), fits the :class:`~calogen.data.transforms.Transforms` on the
 training split only, and returns each split as :class:`ShowerTensors`.
 
 Showers are held in memory as float32 ``log1p`` counts: ``4 * H * W`` bytes per event (7.7 kB
@@ -26,8 +26,8 @@ from torch import Tensor
 from calogen.data.errors import ShowerSetError
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import grouped_split
-from calogen.models.base import ModelSpec, TrainBatch
-from calogen.models.transforms import Transforms
+from calogen.data.transforms import Transforms
+from calogen.models.generator import ModelSpec, TrainBatch
 
 READ_BATCH = 8192
 """Events read from the file per block while filling the tensors."""

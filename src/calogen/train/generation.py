@@ -1,6 +1,6 @@
 """Generate a ShowerSet for the conditions of another file, with any sampler.
 
-Shared by every generator (baselines now, trained models later): the conditions (and PDG
+Shared by every generator (the baselines and the trained models): the conditions (and PDG
 codes, condition ids) of an input ShowerSet are streamed in batches, the sampler turns them
 into showers in physical units, and the result is written atomically as a ShowerSet whose row
 i answers row i of the input, so that the evaluation can pair them.
@@ -101,7 +101,7 @@ def check_conditions_fit(spec: Any, model_path: str | Path, conditions_path: str
     """Refuse conditions a model cannot answer, before anything is sampled.
 
     For a ShowerSet the detector, shower shape and condition columns must equal the model's
-    (``spec``: a :class:`calogen.models.base.ModelSpec`); for particles without a detector
+    (``spec``: a :class:`calogen.models.generator.ModelSpec`); for particles without a detector
     (an ALICE npz) ``detector`` defaults to the model's and must equal it. Returns the
     detector name (upper case).
 

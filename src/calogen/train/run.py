@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from calogen.models.base import make_model
+from calogen.models.registry import make_model
 from calogen.train.data import ShowerTensors, load_training_data
 from calogen.train.trainer import (
     TrainConfig,

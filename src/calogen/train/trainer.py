@@ -1,6 +1,6 @@
 """The training loop shared by every generative family.
 
-:class:`Trainer` trains any :class:`~calogen.models.base.Generator` through its phases: per
+:class:`Trainer` trains any :class:`~calogen.models.generator.Generator` through its phases: per
 step, for each phase in ``model.phases``, it computes ``model.loss(batch, phase)``, back-
 propagates, averages gradients across ranks (data parallel, see
 :mod:`calogen.train.distributed`), clips, and steps that phase's AdamW optimiser and learning-
@@ -50,7 +50,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from calogen.atomic import remove_stale_temporaries, write_text_atomic
-from calogen.models.base import Generator, TrainBatch
+from calogen.models.generator import Generator, TrainBatch
 from calogen.models.io import save_model
 from calogen.train import distributed as D
 from calogen.train.checkpoint import (

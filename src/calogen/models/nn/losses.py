@@ -1,4 +1,4 @@
-"""Reconstruction losses shared by the autoencoder families (VAE, AE + noise).
+"""Losses shared by the families: reconstruction losses of the autoencoders, the MMD.
 
 Both compare a decoded image ``x_hat`` with the real image ``x``, both in network space
 (``log1p`` of photon counts, ``(B, 1, H, W)``), and return one value per shower ``(B,)``:
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["RECON_LOSSES", "reconstruction_loss"]
+__all__ = ["RECON_LOSSES", "mmd2", "reconstruction_loss"]
 
 RECON_LOSSES: tuple[str, ...] = ("mse", "poisson")
 """Names accepted by :func:`reconstruction_loss`."""
@@ -39,3 +39,18 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
         nll = rate - counts * torch.log(rate + _RATE_EPS) + torch.lgamma(counts + 1.0)
         return nll.flatten(1).sum(1)
     raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
+
+
+_BANDWIDTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""Gaussian kernel widths of the MMD, in units of sqrt(dimension) of standardised vectors."""
+
+
+def mmd2(a: Tensor, b: Tensor, bandwidths: tuple[float, ...] = _BANDWIDTHS) -> Tensor:
+    """Biased (V-statistic) squared MMD between samples ``a (N, d)`` and ``b (M, d)`` with a
+    sum of Gaussian kernels ``exp(-|u - v|^2 / (2 s^2 d))`` over widths ``s``."""
+    d = a.shape[1]
+    xy = torch.cat([a, b])
+    dist = torch.cdist(xy, xy).pow(2)
+    k = sum(torch.exp(-dist / (2 * s * s * d)) for s in bandwidths)
+    n = len(a)
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()

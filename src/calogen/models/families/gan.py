@@ -1,4 +1,4 @@
-"""Conditional GANs (families ``"gan"`` and ``"sdi-gan"``).
+"""The conditional GAN (family ``"gan"``).
 
 ``"gan"``: a conditional GAN (Goodfellow et al., arXiv:1406.2661; Mirza & Osindero,
 arXiv:1411.1784) with the non-saturating loss, as used for the ALICE ZDC (Dubinski et al.,
@@ -24,22 +24,6 @@ arXiv:2306.13606). Two phases, ``("discriminator", "generator")``, one optimiser
   sampling (:meth:`ConditionalGAN.decode`), fitted during training as a running ratio of real to
   generated mean log intensity (or at once with :meth:`ConditionalGAN.fit_postprocess_scale`);
   stored in :meth:`ConditionalGAN.extra_state_dict`.
-
-``"sdi-gan"``: SDI-GAN (Dubinski et al., "Selectively increasing the diversity of GAN-generated
-samples", arXiv:2207.01561) adds a diversity term to the generator loss: for two noise vectors
-``z1, z2`` and the same condition ``c_i``,
-
-    L_div = mean_i( w_i * mean|z1_i - z2_i| / mean|G(z1_i, c_i) - G(z2_i, c_i)| ),
-
-so minimising it maximises ``|G(z1, c) - G(z2, c)| / |z1 - z2|``, weighted per condition by how
-diverse the training responses of that condition are. Here ``w_i`` is measured in the batch: rows
-sharing a ``group`` id are repeats of one particle; a group with >= 2 rows gets the mean per-pixel
-standard deviation of its images (``log1p`` space), normalised by the mean over such groups in the
-batch; rows of singleton groups get the hparam ``div_fallback`` (1 = average diversity). The
-conditions fed to ``G`` are the batch's own conditions in their own order: the public SDI-GAN
-code shuffled the generator's conditions but compared auxiliary losses against unshuffled ones
-(MODELS.md); every auxiliary term here pairs row ``i``'s output with row ``i``'s condition,
-image and group.
 """
 
 from __future__ import annotations
@@ -52,13 +36,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
-from calogen.models.base import ModelSpec, TrainBatch, register_family
+from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder
+from calogen.models.nn.discriminator import ConditionalDiscriminator
+from calogen.models.registry import register_family
 
-__all__ = ["ConditionalGAN", "SDIGAN", "group_diversity", "hottest_position"]
+__all__ = ["ConditionalGAN", "group_diversity", "hottest_position"]
 
-_DISC_FEATURES = 128
-"""Width of the discriminator trunk's output features (before the logit and aux heads)."""
 
 
 def hottest_position(x: Tensor) -> Tensor:
@@ -104,13 +88,16 @@ class ConditionalGAN(ImageGenerator):
     ``latent_dim`` (10), ``r1_gamma`` (1.0; 0 = off), ``l2_weight`` (0 = off), ``aux_hottest``
     (0 = off), ``instance_noise`` (0.3; 0 = off), ``postprocess_scale`` (False),
     ``postprocess_momentum`` (0.99), plus the backbone keys of
-    :data:`calogen.models.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator;
+    :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator;
     the generator's ``output`` defaults to ``"relu"`` here, so that it can draw exact zeros).
     """
 
     family: ClassVar[str] = "gan"
+    category: ClassVar[str] = "adversarial"
     phases: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     one_step: ClassVar[bool] = True
+    legacy_state_keys: ClassVar[dict[str, str]] = ConditionalDiscriminator.legacy_keys(
+        "discriminator")
     optimizer_defaults: ClassVar[dict[str, Any]] = {"lr": 2e-4, "betas": (0.5, 0.9)}
     """Adam settings usual for GANs (Radford et al., arXiv:1511.06434: lr 2e-4, beta1 0.5)."""
     defaults: ClassVar[dict[str, Any]] = {
@@ -126,11 +113,9 @@ class ConditionalGAN(ImageGenerator):
         # generator
         self.g_embed = self.condition_embedding()
         self.generator = make_decoder(hp, int(hp["latent_dim"]), cd, self.shape)
-        # discriminator
-        self.d_embed = self.condition_embedding()
-        self.disc = make_encoder(hp, self.shape, cd, _DISC_FEATURES)
-        self.d_head = nn.Linear(_DISC_FEATURES, 1)
-        self.aux_head = nn.Linear(_DISC_FEATURES, 2) if float(hp["aux_hottest"]) > 0 else None
+        self.discriminator = ConditionalDiscriminator(
+            self.condition_embedding(), hp, self.shape,
+            aux_outputs=2 if float(hp["aux_hottest"]) > 0 else 0)
         self.output_scale = 1.0
 
     # -- networks ---------------------------------------------------------------------------
@@ -152,18 +137,13 @@ class ConditionalGAN(ImageGenerator):
                      species: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Logit ``(B,)`` (real > 0) and the hottest-pixel regression ``(B, 2)`` (or None).
         During training, ``instance_noise`` is added to ``x`` first."""
-        sigma = float(self.hparams["instance_noise"])
-        if sigma > 0 and self.training:
-            x = x + sigma * torch.randn_like(x)
-        f = F.silu(self.disc(x, self.d_embed(cond, species)))
-        aux = self.aux_head(f) if self.aux_head is not None else None
-        return self.d_head(f)[:, 0], aux
+        return self.discriminator(x, cond, species, float(self.hparams["instance_noise"]))
 
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         """``"discriminator"``: condition embedding, trunk and heads of D; ``"generator"``:
         condition embedding and decoder of G."""
         if phase == "discriminator":
-            mods: list[nn.Module | None] = [self.d_embed, self.disc, self.d_head, self.aux_head]
+            mods: list[nn.Module | None] = [self.discriminator]
         elif phase == "generator":
             mods = [self.g_embed, self.generator]
         else:
@@ -265,40 +245,3 @@ class ConditionalGAN(ImageGenerator):
 
     def load_extra_state_dict(self, state: dict[str, Any]) -> None:
         self.output_scale = float(state.get("postprocess_scale", 1.0))
-
-
-@register_family
-class SDIGAN(ConditionalGAN):
-    """SDI-GAN (arXiv:2207.01561): :class:`ConditionalGAN` plus the diversity term (module
-    docstring). Extra hparams: ``div_weight`` (weight of ``L_div``, 0.1), ``div_fallback``
-    (weight of rows whose group has one row in the batch, 1.0), ``div_eps`` (1e-3, added to
-    the image distance)."""
-
-    family: ClassVar[str] = "sdi-gan"
-    defaults: ClassVar[dict[str, Any]] = {
-        **ConditionalGAN.defaults, "div_weight": 0.1, "div_fallback": 1.0, "div_eps": 1e-3,
-    }
-
-    def diversity_terms(self, batch: TrainBatch, z1: Tensor, z2: Tensor,
-                        fake1: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Per-row ratio ``mean|z1_i - z2_i| / mean|G(z1_i, c_i) - G(z2_i, c_i)|`` and per-row
-        weight ``w_i`` (:func:`group_diversity` of row i's group), both ``(B,)``. ``G`` sees
-        ``batch.cond`` in batch order for both noise vectors."""
-        species = self._species(batch)
-        if fake1 is None:
-            fake1 = self._generate(z1, batch.cond, species)
-        fake2 = self._generate(z2, batch.cond, species)
-        dz = (z1 - z2).abs().flatten(1).mean(1)
-        dx = (fake1 - fake2).abs().flatten(1).mean(1)
-        ratio = dz / (dx + float(self.hparams["div_eps"]))
-        weight = group_diversity(batch.x, batch.group, float(self.hparams["div_fallback"]))
-        return ratio, weight
-
-    def _extra_generator_loss(self, batch: TrainBatch, z: Tensor, fake: Tensor,
-                              species: Tensor | None) -> tuple[Tensor | None, dict[str, float]]:
-        w = float(self.hparams["div_weight"])
-        if w <= 0:
-            return None, {}
-        ratio, weight = self.diversity_terms(batch, z, torch.randn_like(z), fake)
-        div = (weight * ratio).mean()
-        return w * div, {"div": div.item()}

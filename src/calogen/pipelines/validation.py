@@ -36,8 +36,8 @@ def channel_w1_validator(detector: str, convention: Convention = "o2", seed: int
 def validator_for(family: str, detector: str) -> Callable[[Any, Any], dict[str, float]] | None:
     """The validation metric to train ``family`` with: :func:`channel_w1_validator`, or
     ``None`` (the trainer's validation loss) for families that cannot afford to sample the
-    validation subset (:attr:`calogen.models.base.Generator.validate_by_sampling`)."""
-    from calogen.models.base import family_class
+    validation subset (:attr:`calogen.models.generator.Generator.validate_by_sampling`)."""
+    from calogen.models.registry import family_class
 
     if not family_class(family).validate_by_sampling:
         return None

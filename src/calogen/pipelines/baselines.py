@@ -1,4 +1,4 @@
-"""Fit a no-training baseline (:mod:`calogen.models.baselines`) on a ShowerSet and generate."""
+"""Fit a no-training baseline (:mod:`calogen.baselines`) on a ShowerSet and generate."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from calogen import __version__
+from calogen.baselines import Baseline, make_baseline
 from calogen.data.showerset import ShowerSet
-from calogen.models.baselines import Baseline, make_baseline
 from calogen.train.generation import generate_to_showerset
 
 
@@ -31,7 +31,7 @@ def run_baseline(name: str, train_path: str | Path, conditions_path: str | Path,
     """Fit baseline ``name`` on ``train_path`` and write its showers for the conditions of
     ``conditions_path`` to ``out`` (row i answers row i)."""
     model = fit_baseline(name, train_path, max_events=max_train, seed=seed)
-    producer = {"name": f"calogen.models.baselines.{name}", "version": __version__,
+    producer = {"name": f"calogen.baselines.{name}", "version": __version__,
                 "trained_on": str(Path(train_path)), "note": model.describe()}
     return generate_to_showerset(model.sample, conditions_path, out, producer=producer,
                                  seed=seed, overwrite=overwrite, progress=progress)

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from calogen.models.backbones import _groups, _pad_center, crop_center
+from calogen.models.nn.backbones import _groups, _pad_center, crop_center
 
 __all__ = ["AttentionBlock", "ConditionalUNet", "SinusoidalEmbedding", "TimeResBlock"]
 

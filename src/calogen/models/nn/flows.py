@@ -25,6 +25,16 @@ outside, as CaloFlow). Layers alternate the autoregressive order (reversed every
 The flow maps data ``x (B, features)`` given context ``c (B, context)`` to standard-normal
 noise ``z``; :meth:`ConditionalFlow.to_noise` and :meth:`ConditionalFlow.to_data` return the
 intermediate values after every layer as well, which the teacher-student distillation matches.
+
+:class:`ConditionalCouplingFlow` is the small Real NVP of the latent priors (``vae``,
+``ae-noise``): affine couplings with alternating parity masks, SiLU hyper-networks initialised
+at the identity and a log-scale bounded by ``SCALE_BOUND * tanh(s / SCALE_BOUND)``
+(``u_b' = u_b exp(s(u_a, c)) + t(u_a, c)``; Dinh et al.; conditioned as the conditional INNs of
+Ardizzone et al., arXiv:1907.02392). It is one pass either way and exports to ONNX as plain
+tensor algebra. The ``"coupling"`` arrangement of :class:`ConditionalFlow` (zuko's
+transforms, random masks, ReLU hyper-networks) is the CaloINN stage II; the two parametrise and
+initialise their layers differently, so trained models of either would change if one replaced
+the other.
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ from zuko.flows import (
 )
 from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
-__all__ = ["ARRANGEMENTS", "ELEMENTWISE", "ConditionalFlow"]
+__all__ = ["ARRANGEMENTS", "ELEMENTWISE", "SCALE_BOUND", "ConditionalCouplingFlow",
+           "ConditionalFlow", "standard_normal_log_prob"]
 
 ARRANGEMENTS: tuple[str, ...] = ("maf", "iaf", "coupling")
 ELEMENTWISE: tuple[str, ...] = ("affine", "spline")
@@ -145,3 +156,73 @@ class ConditionalFlow(nn.Module):
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """``log N(z; 0, I)`` summed over the last dimension."""
     return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * math.log(2 * math.pi))
+
+
+SCALE_BOUND = 3.0
+"""Bound ``k`` of every coupling layer's log-scale (``|s| < k``)."""
+
+
+class _Coupling(nn.Module):
+    """One conditional affine coupling layer with a fixed mask (1 = passed through)."""
+
+    def __init__(self, mask: Tensor, cond_dim: int, hidden: int) -> None:
+        super().__init__()
+        dim = len(mask)
+        self.register_buffer("mask", mask.float())
+        self.net = nn.Sequential(
+            nn.Linear(dim + cond_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, 2 * dim))
+        nn.init.zeros_(self.net[-1].weight)  # start at the identity
+        nn.init.zeros_(self.net[-1].bias)
+
+    def _scale_shift(self, u_a: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self.net(torch.cat([u_a, cond], dim=1)).chunk(2, dim=1)
+        free = 1.0 - self.mask
+        s = SCALE_BOUND * torch.tanh(s / SCALE_BOUND) * free
+        return s, t * free
+
+    def forward(self, z: Tensor, cond: Tensor) -> Tensor:
+        """Sampling direction (noise side -> code side)."""
+        s, t = self._scale_shift(z * self.mask, cond)
+        return z * torch.exp(s) + t
+
+    def inverse(self, u: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        """Density direction (code side -> noise side) and ``log |det|`` of it, ``(B,)``."""
+        s, t = self._scale_shift(u * self.mask, cond)
+        return (u - t) * torch.exp(-s), -s.sum(dim=1)
+
+
+class ConditionalCouplingFlow(nn.Module):
+    """Flow ``code = f(z; c)`` over ``dim`` features with ``layers`` coupling layers.
+
+    Args:
+        dim: number of features (>= 2).
+        cond_dim: width of the condition vector.
+        layers: coupling layers (alternating masks; even numbers transform each coordinate
+            equally often).
+        hidden: width of each layer's two hidden layers.
+    """
+
+    def __init__(self, dim: int, cond_dim: int, layers: int = 6, hidden: int = 128) -> None:
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"coupling flow needs dim >= 2, got {dim}")
+        half = torch.arange(dim) % 2 == 0
+        self.dim = dim
+        self.layers = nn.ModuleList(
+            _Coupling(half if i % 2 == 0 else ~half, cond_dim, hidden) for i in range(layers))
+
+    def forward(self, z: Tensor, cond: Tensor) -> Tensor:
+        """Codes ``(B, dim)`` from standard-normal noise ``z (B, dim)`` and conditions."""
+        for layer in self.layers:
+            z = layer(z, cond)
+        return z
+
+    def log_prob(self, u: Tensor, cond: Tensor) -> Tensor:
+        """Exact ``log p(u | c)`` per row, ``(B,)`` (nats)."""
+        logdet = torch.zeros(len(u), device=u.device, dtype=u.dtype)
+        for layer in reversed(self.layers):
+            u, ld = layer.inverse(u, cond)
+            logdet = logdet + ld
+        base = -0.5 * (u.pow(2).sum(dim=1) + self.dim * math.log(2 * math.pi))
+        return base + logdet

@@ -20,24 +20,31 @@ weights (its U-Net and condition embedding).
 Sampling: one network call ``f(sigma_max z, sigma_max)``, or ``steps`` calls alternating
 re-noising to intermediate Karras levels and denoising (multistep consistency sampling).
 
-Train with ``calogen train --model consistency --teacher DIR`` (an ``edm`` model directory);
-the student copies the teacher's architecture hparams (:func:`hparams_from_teacher`). The
+Train with ``calogen train --model consistency --base DIR`` (an ``edm`` model directory);
+the student copies the teacher's architecture hparams
+(:attr:`ConsistencyDistillation.built_on`). The
 teacher is needed only for training; a trained student samples without it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from calogen.models.base import Generator, ModelSpec, TrainBatch, register_family
-from calogen.models.diffusion import UNET_DEFAULTS, IterativeImageGenerator, per_image
-from calogen.models.samplers import karras_sigma_list, karras_sigmas
+from calogen.models.generator import (
+    UNET_DEFAULTS,
+    BuiltOn,
+    Generator,
+    IterativeImageGenerator,
+    ModelSpec,
+    TrainBatch,
+)
+from calogen.models.nn.samplers import karras_sigma_list, karras_sigmas, per_image
+from calogen.models.registry import register_family
 
-__all__ = ["ARCHITECTURE_KEYS", "ConsistencyDistillation", "hparams_from_teacher"]
+__all__ = ["ARCHITECTURE_KEYS", "ConsistencyDistillation"]
 
 ARCHITECTURE_KEYS: tuple[str, ...] = (
     "unet_channels", "unet_attention", "groups", "cond_dim", "use_species", "data_scale",
@@ -45,28 +52,16 @@ ARCHITECTURE_KEYS: tuple[str, ...] = (
 """Hparams a student must share with its teacher (network shape and noise parametrisation)."""
 
 
-def hparams_from_teacher(teacher_dir: str | Path,
-                         overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Student hparams for ``teacher_dir``: the teacher's :data:`ARCHITECTURE_KEYS`, the path,
-    then ``overrides``. ``ValueError`` if the directory is not an EDM model."""
-    from calogen.models.io import read_model_config
-
-    doc = read_model_config(teacher_dir)
-    if doc["family"] != "edm":
-        raise ValueError(f"{teacher_dir}: consistency distillation needs an 'edm' teacher, "
-                         f"this is a {doc['family']!r} model")
-    hp = {k: doc["hparams"][k] for k in ARCHITECTURE_KEYS if k in doc["hparams"]}
-    return {**hp, "teacher": str(Path(teacher_dir).resolve()), **(overrides or {})}
-
-
 @register_family
 class ConsistencyDistillation(IterativeImageGenerator):
     """Consistency model distilled from an EDM teacher. Hparams: ``teacher`` (model directory,
     needed to train), ``boundaries`` (N, 18), ``target_ema`` (0.95), ``sigma_data``,
     ``sigma_min``, ``sigma_max``, ``rho`` (as the teacher), sampling ``steps`` (1), plus
-    :data:`calogen.models.diffusion.UNET_DEFAULTS`."""
+    :data:`calogen.models.families.ddpm.UNET_DEFAULTS`."""
 
     family: ClassVar[str] = "consistency"
+    category: ClassVar[str] = "diffusion"
+    built_on: ClassVar[BuiltOn | None] = BuiltOn(("edm",), "teacher", ARCHITECTURE_KEYS)
     samplers: ClassVar[tuple[str, ...]] = ("consistency",)
     defaults: ClassVar[dict[str, Any]] = {
         **UNET_DEFAULTS, "teacher": "", "boundaries": 18, "target_ema": 0.95,
@@ -96,14 +91,14 @@ class ConsistencyDistillation(IterativeImageGenerator):
     def teacher(self) -> Generator:
         """The EDM teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
-            from calogen.models.prerequisites import load_frozen_base
+            from calogen.models.io import load_frozen_base
 
             path = str(self.hparams["teacher"])
             if not path:
                 raise ValueError("consistency: training needs a teacher (hparam 'teacher', "
-                                 "or `calogen train --model consistency --teacher DIR`)")
+                                 "or `calogen train --model consistency --base DIR`)")
             teacher = load_frozen_base(path, "edm", self.hparams, ARCHITECTURE_KEYS,
-                                       next(self.parameters()).device, "hparams_from_teacher")
+                                       next(self.parameters()).device)
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher

@@ -1,4 +1,4 @@
-"""Network backbones shared by the image families (VAE, AE + noise, GAN, SDI-GAN).
+"""Network backbones shared by the image families (encoders, decoders, condition embedding).
 
 Every backbone works for any image size ``H x W`` (ZN 44x44, ZP 56x30, tiny test images) and
 any device; sizes are derived from the shape, never hard-coded.
@@ -30,12 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from calogen.models.base import Generator, ModelSpec
-
 __all__ = [
-    "BACKBONE_DEFAULTS", "ConditionEmbedding", "ImageGenerator", "ResidualBlock", "ResidualDecoder",
-    "ResidualEncoder", "ViTDecoder", "ViTEncoder", "crop_center", "make_decoder",
-    "make_encoder", "output_activation", "resolve_hparams",
+    "BACKBONE_DEFAULTS", "ConditionEmbedding", "ResidualBlock", "ResidualDecoder",
+    "ResidualEncoder", "TokenDecoder", "TokenEncoder", "ViTDecoder", "ViTEncoder", "crop_center",
+    "make_decoder", "make_encoder", "output_activation", "resolve_hparams",
 ]
 
 BACKBONES: tuple[str, ...] = ("cnn", "vit", "mlp")
@@ -428,38 +426,36 @@ def make_encoder(hp: Mapping[str, Any], shape: tuple[int, int], cond_dim: int,
     return ResidualEncoder(shape, cond_dim, out_dim, hp["channels"], int(hp["groups"]))
 
 
-# --------------------------------------------------------------------------------------------
-# Shared base of the image families
-# --------------------------------------------------------------------------------------------
+class TokenEncoder(ViTEncoder):
+    """ViT encoder ``(image (B, 1, H, W), condition vector) -> token vectors (B, N, out_dim)``:
+    the image is padded centrally to a multiple of ``patch``, one token per patch (``N =
+    ceil(H / patch) * ceil(W / patch)``), and every patch token's output is projected to
+    ``out_dim`` (the :class:`~calogen.models.nn.backbones.ViTEncoder` reads only the condition
+    token)."""
+
+    def forward(self, x: Tensor, c: Tensor | None) -> Tensor:
+        return self.head(self.tokens(x, c)[:, 1:])
 
 
-class ImageGenerator(Generator):
-    """Common plumbing of the one-step image families: hparams with defaults (stored whole,
-    so a saved model rebuilds the same network), the output non-linearity and clamping at
-    sampling. Subclasses set :attr:`defaults` and build their networks."""
+class TokenDecoder(ViTDecoder):
+    """ViT decoder ``(token vectors (B, N, code_dim), condition vector) -> log image
+    pre-activation (B, 1, H, W)``: sequence = [condition token] + one token per patch (the
+    token vector projected to the width plus a learned position), the condition embedding added
+    to every position as in :class:`~calogen.models.nn.backbones.ViTDecoder`; each patch token is
+    mapped linearly to its ``patch x patch`` pixels and the padded grid cropped to ``H x W``."""
 
-    defaults: dict[str, Any] = {}
+    def __init__(self, code_dim: int, cond_dim: int, shape: tuple[int, int], patch: int = 8,
+                 width: int = 64, depth: int = 2, heads: int = 4) -> None:
+        super().__init__(0, cond_dim, shape, patch, width, depth, heads)
+        self.token_in = nn.Linear(code_dim, width)
 
-    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
-        hp = resolve_hparams(self.family, self.defaults, hparams)
-        super().__init__(spec, **hp)
-        if len(spec.shape) != 2 or min(spec.shape) < 1:
-            raise ValueError(f"{self.family}: spec.shape must be (H, W), got {spec.shape}")
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (int(self.spec.shape[0]), int(self.spec.shape[1]))
-
-    def condition_embedding(self) -> ConditionEmbedding:
-        """A new condition embedding sized by the spec and hparams."""
-        return ConditionEmbedding(self.spec.n_conditions, self.spec.n_species,
-                                  int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]))
-
-    def activate(self, y: Tensor) -> Tensor:
-        """Decoder pre-activation -> ``log1p`` image (:func:`output_activation`)."""
-        return output_activation(y, str(self.hparams["output"]))
-
-    def sample_network(self, cond: Tensor, species: Tensor,
-                       generator: torch.Generator | None = None) -> Tensor:
-        """Showers in network space, clamped to ``>= 0`` (``log1p`` of counts)."""
-        return super().sample_network(cond, species, generator).clamp(min=0)
+    def forward(self, q: Tensor, c: Tensor | None) -> Tensor:  # type: ignore[override]
+        if q.shape[1] != self.n_tokens:
+            raise ValueError(f"TokenDecoder: expected {self.n_tokens} tokens, got {q.shape[1]}")
+        if c is None:
+            raise ValueError("TokenDecoder needs a condition vector")
+        e = self.embed(c)[:, None, :]
+        tokens = self.token_in(q)
+        h = torch.cat([torch.zeros_like(tokens[:, :1]), tokens], dim=1) + self.pos + e
+        h = self.norm(self.transformer(h))
+        return self.unpatchify(self.head(h[:, 1:]))

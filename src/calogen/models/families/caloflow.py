@@ -1,17 +1,13 @@
-"""Two-stage normalizing flows with an exact likelihood (families ``"caloflow"``,
-``"calo-inn"`` and ``"caloflow-student"``).
+"""The two-stage normalizing flow with an exact likelihood (family ``"caloflow"``).
 
 The CaloFlow design (Krause & Shih, arXiv:2106.05285; teacher-student CaloFlow II,
 arXiv:2110.11377) for ZDC images:
 
-* **preprocessing** (:mod:`calogen.models.flow_preprocessing`): photon counts ``n`` get uniform
+* **preprocessing** (:mod:`calogen.models.nn.flow_preprocessing`): photon counts ``n`` get uniform
   dequantisation noise, ``v = n + delta u`` (hparam ``dequantisation``, ``delta``; ``floor``
-  undoes it exactly after sampling). With ``delta = 1`` (the textbook choice) the ~94 % empty
-  fibres of a ZN shower carry ``U[0, 1)`` noise that the flow must reproduce exactly: any
-  sampled value above 1 becomes a photon, and a coupling flow trained 15 CPU-minutes on 100k ZN
-  showers generated 26 % too many photons (validation photon-sum ratio 1.26). ``delta = 0.1``
-  puts a factor 10 between the noise and the first photon (ratio 0.89 after 500 steps with
-  ``floor``, see the readout below).
+  undoes it exactly after sampling). ``delta`` well below 1 (default 0.1) keeps the noise of
+  the mostly empty fibres a factor ``1 / delta`` away from the first photon (see
+  benchmarks/README.md).
 * **stage I**: the energy split, here the 5 PMT channel sums ``s_k = sum_{i in k} v_i``
   (:mod:`calogen.geometry.channels`; images of other shapes are cut into the same common /
   four-quadrant pattern), as ``y = log s`` standardised, given the conditions. A 5-dimensional
@@ -32,22 +28,9 @@ from ``y = log s``; ``sigma`` are the standardisation scales), and ``log P(n | c
 log p(n + delta u | c) + P log delta`` (dequantisation bound, ``P`` pixels).
 :meth:`CaloFlow.log_likelihood` returns it per shower.
 
-Families:
-
-``caloflow`` (teacher)
-    stage II is a MAF (``stage2_arrangement="maf"``): exact likelihood of a batch in one pass,
-    sampling one pixel after the other (``P`` passes per layer).
-``calo-inn``
-    stage II of coupling blocks (CaloINN, Ernst et al. arXiv:2312.09290): one pass both ways,
-    exportable to ONNX.
-``caloflow-student``
-    an IAF stage II distilled from a trained ``caloflow`` teacher (``calogen train --model
-    caloflow-student --teacher DIR``): the student's layer ``k`` learns the inverse of the
-    teacher's layer ``k`` by matching, on training data mapped to noise by the teacher, the
-    data and every intermediate value, and on its own samples the noise the teacher assigns
-    them (CaloFlow II's x-, intermediate- and z-space losses, all mean squared errors). Stage I
-    and the preprocessing are the teacher's (copied at the first step, frozen). Sampling is
-    one pass per layer; its own likelihood is sequential (use the teacher's for ``loglik``).
+The family ``caloflow`` (the teacher) has a MAF stage II (``stage2_arrangement="maf"``):
+exact likelihood of a batch in one pass, sampling one pixel after the other (``P`` passes per
+layer). ``calo-inn`` and ``caloflow-student`` build on it (their own modules).
 
 Sampling returns ``log1p(v - delta / 2)``, which the ``"round"`` readout turns into the count
 of the nearest dequantisation cell ``[n, n + delta)`` (``floor(v)`` inside a cell; also after an
@@ -59,7 +42,6 @@ sums equal stage I's up to rounding.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,16 +49,15 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
+from calogen.data.transforms import Transforms
 from calogen.geometry.channels import N_CHANNELS, channel_masks
 from calogen.geometry.zdc import FibreGrid, get_grid
-from calogen.models.backbones import ImageGenerator
-from calogen.models.base import ModelSpec, TrainBatch, register_family
-from calogen.models.flow_preprocessing import LogitTransform, dequantise
-from calogen.models.flows import ELEMENTWISE, ConditionalFlow
-from calogen.models.transforms import Transforms
+from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.nn.flow_preprocessing import LogitTransform, dequantise
+from calogen.models.nn.flows import ELEMENTWISE, ConditionalFlow
+from calogen.models.registry import register_family
 
-__all__ = ["CaloFlow", "CaloFlowStudent", "CaloINN", "hparams_from_flow_teacher",
-           "pixel_channels"]
+__all__ = ["ARCHITECTURE_KEYS", "CaloFlow", "pixel_channels"]
 
 STAGE2_ARRANGEMENTS: tuple[str, ...] = ("maf", "coupling", "iaf")
 ARCHITECTURE_KEYS: tuple[str, ...] = (
@@ -104,21 +85,6 @@ def pixel_channels(shape: tuple[int, int], detector: str) -> Tensor:
     return torch.as_tensor(np.argmax(masks.reshape(N_CHANNELS, -1), axis=0), dtype=torch.int64)
 
 
-def hparams_from_flow_teacher(teacher_dir: str | Path,
-                              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Student hparams for the ``caloflow`` teacher in ``teacher_dir``: its
-    :data:`ARCHITECTURE_KEYS`, the path (used at the first training step), then
-    ``overrides``. ``ValueError`` for another family."""
-    from calogen.models.io import read_model_config
-
-    doc = read_model_config(teacher_dir)
-    if doc["family"] != "caloflow":
-        raise ValueError(f"{teacher_dir}: a caloflow-student needs a 'caloflow' teacher, this "
-                         f"is a {doc['family']!r} model")
-    hp = {k: doc["hparams"][k] for k in ARCHITECTURE_KEYS if k in doc["hparams"]}
-    return {**hp, "teacher": str(Path(teacher_dir).resolve()), **(overrides or {})}
-
-
 @register_family
 class CaloFlow(ImageGenerator):
     """Two-stage conditional flow (module docstring). Hparams: ``stage1_layers`` (6),
@@ -131,6 +97,7 @@ class CaloFlow(ImageGenerator):
     (condition embedding width, 32), ``use_species``."""
 
     family: ClassVar[str] = "caloflow"
+    category: ClassVar[str] = "flow"
     one_step: ClassVar[bool] = False
     validate_by_sampling: ClassVar[bool] = False   # a MAF samples pixel by pixel
     defaults: ClassVar[dict[str, Any]] = {
@@ -359,99 +326,3 @@ class CaloFlow(ImageGenerator):
         if int(self.initialised) == 0:
             raise RuntimeError(f"{self.family}: not trained yet")
         return super().sample_network(cond, species, generator)
-
-
-@register_family
-class CaloINN(CaloFlow):
-    """The coupling-block variant (CaloINN): stage II of ``stage2_layers`` (8) affine coupling
-    blocks with hyper-networks ``stage2_hidden`` ([256]); one pass both ways."""
-
-    family: ClassVar[str] = "calo-inn"
-    validate_by_sampling: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        **CaloFlow.defaults, "stage2_arrangement": "coupling", "stage2_layers": 8,
-        "stage2_hidden": [256],
-    }
-
-
-@register_family
-class CaloFlowStudent(CaloFlow):
-    """IAF student of a ``caloflow`` teacher (module docstring). Hparams: the teacher's
-    architecture (:func:`hparams_from_flow_teacher`), ``teacher`` (its directory, needed to
-    train), ``state_weight`` (1.0, intermediate values), ``z_weight`` (1.0, noise of the
-    student's samples)."""
-
-    family: ClassVar[str] = "caloflow-student"
-    validate_by_sampling: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        **CaloFlow.defaults, "stage2_arrangement": "iaf", "teacher": "", "state_weight": 1.0,
-        "z_weight": 1.0,
-    }
-    allowed_arrangements: ClassVar[tuple[str, ...]] = ("iaf",)
-
-    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
-        super().__init__(spec, **hparams)
-        self._teacher: CaloFlow | None = None
-
-    def teacher(self) -> CaloFlow:
-        """The MAF teacher (loaded on first use, frozen, never saved with the student)."""
-        if self._teacher is None:
-            from calogen.models.prerequisites import load_frozen_base
-
-            path = str(self.hparams["teacher"])
-            if not path:
-                raise ValueError("caloflow-student: training needs a teacher (hparam "
-                                 "'teacher', or `calogen train --model caloflow-student "
-                                 "--teacher DIR`)")
-            teacher = load_frozen_base(path, "caloflow", self.hparams, ARCHITECTURE_KEYS,
-                                       self.anchor.device, "hparams_from_flow_teacher")
-            if not isinstance(teacher, CaloFlow) or int(teacher.initialised) == 0:
-                raise ValueError(f"{path}: the teacher has not been trained")
-            object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
-        assert self._teacher is not None
-        return self._teacher
-
-    def _initialise_from_teacher(self) -> None:
-        """Copy the teacher's preprocessing, stage I and embeddings (frozen afterwards)."""
-        teacher = self.teacher()
-        for name in ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale"):
-            getattr(self, name).copy_(getattr(teacher, name))
-        for name in ("embed1", "embed2", "stage1"):
-            getattr(self, name).load_state_dict(getattr(teacher, name).state_dict())
-        self.initialised.fill_(1)
-
-    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
-        """Stage II only (stage I and the embeddings are the teacher's)."""
-        if phase not in self.phases:
-            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
-        return list(self.stage2.parameters())
-
-    def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
-        """Distillation loss (x-space + intermediate values + z-space mean squared errors)."""
-        if phase not in self.phases:
-            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
-        if int(self.initialised) == 0:
-            if not (self.training and torch.is_grad_enabled()):
-                raise RuntimeError("caloflow-student: not trained yet (the teacher is copied "
-                                   "in at the first training step)")
-            self._initialise_from_teacher()
-        teacher = self.teacher()
-        v = dequantise(self._counts(batch), width=self.width)
-        with torch.no_grad():
-            y, x, _ = self._to_network(v)
-            c2 = teacher._context2(batch.cond, batch.species, y)
-            z_t, _, states_t = teacher.stage2.to_noise(x, c2)
-        x_s, states_s = self.stage2.to_data(z_t, c2)
-        targets = [x, *states_t[:-1]]
-        loss_x = (x_s - x).pow(2).mean()
-        loss_states = x.new_zeros(())
-        for student_state, teacher_state in zip(states_s[1:], targets[1:], strict=True):
-            loss_states = loss_states + (student_state - teacher_state).pow(2).mean()
-        z = torch.randn_like(z_t)
-        x_own, _ = self.stage2.to_data(z, c2)
-        z_back, _, _ = teacher.stage2.to_noise(x_own, c2)
-        loss_z = (z_back - z).pow(2).mean()
-        loss = (loss_x + float(self.hparams["state_weight"]) * loss_states
-                + float(self.hparams["z_weight"]) * loss_z)
-        return loss, {"loss": loss.item(), "mse_x": loss_x.item(),
-                      "mse_states": loss_states.item(), "mse_z": loss_z.item()}

@@ -3,7 +3,8 @@
 Kingma & Welling, "Auto-Encoding Variational Bayes", arXiv:1312.6114, conditioned on the
 particle features as in the ZDC VAE (Dubinski et al., "Machine Learning methods for simulating
 particle response in the Zero Degree Calorimeter at the ALICE experiment", arXiv:2306.13606;
-latent 10, loss ``MSE + 0.7 KL``).
+whose setting is ``recon_loss="mse", beta=0.7, prior="normal"``; calogen's default is
+``beta = 1``).
 
 * encoder ``q(z | x, c) = N(mu, diag sigma^2)``, decoder ``p(x | z, c)`` (Gaussian with unit
   variance in ``log1p`` space, i.e. a squared-error reconstruction);
@@ -12,11 +13,11 @@ latent 10, loss ``MSE + 0.7 KL``).
   arXiv:1511.06349); the step counter is a buffer, so it survives save/load and resume.
   ``recon_reduction="mean"`` averages the squared error over pixels instead (the paper's
   literal ``MSE``; weaker reconstructions at ``beta = 0.7``). ``recon_loss="poisson"`` replaces
-  the squared error by the photon-count likelihood of :mod:`calogen.models.losses` (the ``log1p``
-  squared error biases decoded photon sums low where showers fluctuate).
+  the squared error by the photon-count likelihood of :mod:`calogen.models.nn.losses` (the
+  ``log1p`` squared error biases decoded photon sums low where showers fluctuate).
 * sampling draws ``z ~ N(0, 1)`` (the prior) and runs the decoder once: one-step.
 * ``prior="flow"`` replaces the fixed ``N(0, 1)`` by a learned conditional prior ``p(z | c)``,
-  a coupling flow (:mod:`calogen.models.latent_flow`) trained jointly; the KL term becomes the
+  a coupling flow (:mod:`calogen.models.nn.flows`) trained jointly; the KL term becomes the
   one-sample estimate ``log q(z | x, c) - log p(z | c)`` at the reparametrised ``z`` (a learned
   prior as in VampPrior / flow-prior VAEs, e.g. Tomczak & Welling arXiv:1705.07120). With the
   fixed prior the encoder stores condition information (energy) in ``z``, and ``z ~ N(0, 1)``
@@ -33,10 +34,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
-from calogen.models.base import ModelSpec, TrainBatch, register_family
-from calogen.models.latent_flow import ConditionalCouplingFlow
-from calogen.models.losses import RECON_LOSSES, reconstruction_loss
+from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
+from calogen.models.nn.flows import ConditionalCouplingFlow
+from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
+from calogen.models.registry import register_family
 
 __all__ = ["ConditionalVAE"]
 
@@ -50,14 +52,15 @@ class ConditionalVAE(ImageGenerator):
     (arXiv:2306.13606) is ``recon_loss="mse"``, ``beta=0.7``, ``prior="normal"``,
     ``readout="round"``.
 
-    ``latent_dim`` (10), ``beta`` (0.7), ``kl_warmup`` (steps, 0 = off),
+    ``latent_dim`` (10), ``beta`` (1.0), ``kl_warmup`` (steps, 0 = off),
     ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), ``recon_loss`` (``"mse"`` or
     ``"poisson"``), ``prior`` (``"normal"`` or ``"flow"``, with ``flow_layers`` coupling layers
     of width ``flow_hidden``), plus the backbone keys of
-    :data:`calogen.models.backbones.BACKBONE_DEFAULTS`.
+    :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
     """
 
     family: ClassVar[str] = "vae"
+    category: ClassVar[str] = "autoencoder"
     phases: ClassVar[tuple[str, ...]] = ("main",)
     one_step: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {

@@ -19,26 +19,30 @@ low-dimensional distribution of the codes given the conditions. Here
   steps (each an MLP call on a ``latent``-sized vector: microseconds per shower) and decodes once
   with the autoencoder's decoder; the counts are read out as the autoencoder does (``readout``).
 
-Train with ``calogen train --model latent-flow-matching --autoencoder DIR`` (a ``vae`` or
-``ae-noise`` model directory): :func:`hparams_from_autoencoder` copies the autoencoder's
-family and hparams; its weights are copied in at the first training step. Deterministic
-sampling exports to ONNX with the steps unrolled (noise of the latent size + conditions ->
-image, the ALICE O2 signature).
+Train with ``calogen train --model latent-flow-matching --base DIR`` (a ``vae`` or
+``ae-noise`` model directory): :meth:`LatentFlowMatching.derived_from_base` copies the
+autoencoder's family and hparams; its weights are copied in at the first training step.
+Deterministic sampling exports to ONNX with the steps unrolled (noise of the latent size +
+conditions -> image, the ALICE O2 signature).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from calogen.models.backbones import ImageGenerator
-from calogen.models.base import Generator, ModelSpec, TrainBatch, make_model, register_family
-from calogen.models.diffusion import SamplingOptions
-from calogen.models.samplers import (
+from calogen.models.generator import (
+    BuiltOn,
+    Generator,
+    ImageGenerator,
+    ModelSpec,
+    SamplingOptions,
+    TrainBatch,
+)
+from calogen.models.nn.samplers import (
     ODE_METHODS,
     TIME_SAMPLINGS,
     flow_matching_pair,
@@ -46,31 +50,14 @@ from calogen.models.samplers import (
     network_calls,
     ode_sample,
 )
+from calogen.models.registry import make_model, register_family
 
-__all__ = ["AUTOENCODER_FAMILIES", "LatentFlowMatching", "LatentVelocityField",
-           "hparams_from_autoencoder"]
+__all__ = ["AUTOENCODER_FAMILIES", "LatentFlowMatching", "LatentVelocityField"]
 
 AUTOENCODER_FAMILIES: tuple[str, ...] = ("vae", "ae-noise")
 """Families whose latent space this family can model."""
 
 LATENT_SOURCES: tuple[str, ...] = ("posterior", "mean")
-
-
-def hparams_from_autoencoder(ae_dir: str | Path,
-                             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Hparams for a latent model on the autoencoder in ``ae_dir``: its family and hparams, the
-    path (used once, to copy the weights at the first training step), then ``overrides``.
-    ``ValueError`` if the directory holds another family."""
-    from calogen.models.io import read_model_config
-
-    doc = read_model_config(ae_dir)
-    if doc["family"] not in AUTOENCODER_FAMILIES:
-        raise ValueError(f"{ae_dir}: latent flow matching needs one of {AUTOENCODER_FAMILIES}, "
-                         f"this is a {doc['family']!r} model")
-    hp = doc["hparams"]
-    return {"ae_family": doc["family"], "ae_hparams": hp,
-            "readout": hp.get("readout", "round"), "use_species": bool(hp.get("use_species")),
-            "autoencoder": str(Path(ae_dir).resolve()), **(overrides or {})}
 
 
 class LatentVelocityField(nn.Module):
@@ -106,13 +93,15 @@ class LatentVelocityField(nn.Module):
 class LatentFlowMatching(SamplingOptions, ImageGenerator):
     """Flow matching in a frozen autoencoder's latent space. Hparams: ``autoencoder`` (model
     directory, needed to train), ``ae_family``, ``ae_hparams`` (the autoencoder's, from
-    :func:`hparams_from_autoencoder`), ``latent_source`` (vae only: ``"posterior"`` draw or
+    :meth:`derived_from_base`), ``latent_source`` (vae only: ``"posterior"`` draw or
     ``"mean"``), ``hidden`` (256), ``depth`` (3), ``time_features`` (32), ``time_sampling``
     (``"uniform"`` or ``"logit-normal"``), sampling ``steps`` (4) and ``sampler``
     (``"euler"``, ``"midpoint"``, ``"heun"``; midpoint), ``cond_dim``, ``use_species``,
     ``readout`` (the autoencoder's)."""
 
     family: ClassVar[str] = "latent-flow-matching"
+    category: ClassVar[str] = "diffusion"
+    built_on: ClassVar[BuiltOn | None] = BuiltOn(AUTOENCODER_FAMILIES, "autoencoder")
     one_step: ClassVar[bool] = False
     samplers: ClassVar[tuple[str, ...]] = ODE_METHODS
     defaults: ClassVar[dict[str, Any]] = {
@@ -121,6 +110,14 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         "steps": 4, "sampler": "midpoint", "cond_dim": 64, "use_species": False,
         "readout": "poisson", "output": "linear",
     }
+
+    @classmethod
+    def derived_from_base(cls, base: dict[str, Any]) -> dict[str, Any]:
+        """The autoencoder's family and hparams (its weights are copied at the first training
+        step), and its ``readout`` and ``use_species``."""
+        hp = base["hparams"]
+        return {"ae_family": base["family"], "ae_hparams": hp,
+                "readout": hp.get("readout", "round"), "use_species": bool(hp.get("use_species"))}
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
@@ -182,12 +179,13 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         if not path:
             raise ValueError("latent-flow-matching: training needs a trained autoencoder "
                              "(hparam 'autoencoder', or `calogen train --model "
-                             "latent-flow-matching --autoencoder DIR`)")
+                             "latent-flow-matching --base DIR`)")
         device = batch.x.device
         ae = load_model(path, map_location=device)
         if ae.family != self.hparams["ae_family"] or ae.hparams != self.ae.hparams:
             raise ValueError(f"{path}: this autoencoder differs from the one the model was "
-                             f"built for; build the hparams with hparams_from_autoencoder()")
+                             f"built for; build the hparams with "
+                             f"calogen.models.io.hparams_on_top_of()")
         self.ae.load_state_dict(ae.state_dict())
         with torch.no_grad():
             z = self.encode_latent(batch.x, batch.cond, batch.species)

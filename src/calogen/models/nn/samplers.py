@@ -401,3 +401,8 @@ def network_calls(kind: str, steps: int, method: str = "") -> int:
             raise ValueError(f"ode method must be one of {ODE_METHODS}, got {method!r}")
         return steps if method == "euler" else 2 * steps
     raise ValueError(f"kind must be one of ('ddim', 'edm', 'ode'), got {kind!r}")
+
+
+def per_image(a: Tensor) -> Tensor:
+    """Per-row coefficients ``(B,)`` -> ``(B, 1, 1, 1)`` for images."""
+    return a.view(-1, 1, 1, 1)

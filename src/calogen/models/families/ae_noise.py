@@ -8,7 +8,7 @@ Two phases, one optimiser each:
 
 * ``"autoencoder"``: encoder ``E(x, c) -> code`` and decoder ``D(code, c)`` trained for
   reconstruction (hparam ``recon_loss``: ``"mse"``, squared error in ``log1p`` space as in the
-  paper, or ``"poisson"``, the photon-count likelihood of :mod:`calogen.models.losses`, unbiased
+  paper, or ``"poisson"``, the photon-count likelihood of :mod:`calogen.models.nn.losses`, unbiased
   in photon space) plus ``code_reg * mean(code^2)`` to keep the codes bounded;
 * ``"latent"``: an MLP ``L(z, c) -> code`` trained to match the encoder's code distribution given
   the conditions by the maximum mean discrepancy (Gretton et al., JMLR 13 (2012) 723; used as a
@@ -17,11 +17,8 @@ Two phases, one optimiser each:
   real codes; a mixture of Gaussian kernels). The encoder is frozen (no gradient) in this phase.
 
   With ``latent_prior="flow"`` the latent generator is instead a conditional affine-coupling
-  flow (:mod:`calogen.models.latent_flow`) trained by maximum likelihood of the encoder's codes,
-  ``-log p(E(x, c) | c)``; its noise has the code's size. The joint MMD with Gaussian kernels
-  matches the code marginal well but the dependence on the conditions only weakly (3-minute CPU
-  trials on 30k ZN responses: decoded photon sums at 100-1000 GeV a third of the reference),
-  which the likelihood of a conditional flow does not leave to a kernel width.
+  flow (:class:`calogen.models.nn.flows.ConditionalCouplingFlow`) trained by maximum likelihood
+  of the encoder's codes, ``-log p(E(x, c) | c)``; its noise has the code's size.
 """
 
 from __future__ import annotations
@@ -31,27 +28,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from calogen.models.backbones import BACKBONE_DEFAULTS, ImageGenerator, make_decoder, make_encoder
-from calogen.models.base import ModelSpec, TrainBatch, register_family
-from calogen.models.latent_flow import ConditionalCouplingFlow
-from calogen.models.losses import RECON_LOSSES, reconstruction_loss
+from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
+from calogen.models.nn.flows import ConditionalCouplingFlow
+from calogen.models.nn.losses import RECON_LOSSES, mmd2, reconstruction_loss
+from calogen.models.registry import register_family
 
-__all__ = ["AENoise", "mmd2"]
-
-_BANDWIDTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
-"""Gaussian kernel widths of the MMD, in units of sqrt(dimension) of standardised vectors."""
-
-
-def mmd2(a: Tensor, b: Tensor, bandwidths: tuple[float, ...] = _BANDWIDTHS) -> Tensor:
-    """Biased (V-statistic) squared MMD between samples ``a (N, d)`` and ``b (M, d)`` with a
-    sum of Gaussian kernels ``exp(-|u - v|^2 / (2 s^2 d))`` over widths ``s``."""
-    d = a.shape[1]
-    xy = torch.cat([a, b])
-    dist = torch.cdist(xy, xy).pow(2)
-    k = sum(torch.exp(-dist / (2 * s * s * d)) for s in bandwidths)
-    n = len(a)
-    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
-
+__all__ = ["AENoise"]
 
 @register_family
 class AENoise(ImageGenerator):
@@ -66,10 +49,11 @@ class AENoise(ImageGenerator):
     conditions in the joint MMD, 1.0), ``recon_loss`` (``"mse"`` or ``"poisson"``),
     ``latent_prior`` (``"mmd"``: MLP trained by MMD; ``"flow"``: conditional coupling flow
     with ``flow_layers`` layers of width ``gen_hidden``, noise size ``code_dim``), plus the
-    backbone keys of :data:`calogen.models.backbones.BACKBONE_DEFAULTS`.
+    backbone keys of :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
     """
 
     family: ClassVar[str] = "ae-noise"
+    category: ClassVar[str] = "autoencoder"
     phases: ClassVar[tuple[str, ...]] = ("autoencoder", "latent")
     one_step: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {

@@ -1,0 +1,500 @@
+"""The ``Generator`` interface every generative family implements, and the family registry.
+
+A family is a ``torch.nn.Module`` that
+
+* trains through :meth:`Generator.loss`, called once per *phase* per step; a phase is one
+  optimiser (``("main",)`` for a VAE; ``("discriminator", "generator")`` for a GAN), so the
+  trainer handles two-optimiser families without special cases;
+* samples in network space with :meth:`Generator.sample_network` and in physical units with
+  :meth:`Generator.sample` (photon counts, rounded to integers, non-negative);
+* is one network pass from noise to image when ``one_step`` is true, exposing
+  :meth:`Generator.decode` ``(noise [B, latent], standardised conditions [B, k]) -> log image``
+  for ONNX export with the ALICE O2 signature.
+
+Models receive tensors; they never open data files. Saving and loading is in
+:mod:`calogen.models.io` (safetensors + JSON, never pickle).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import Tensor, nn
+
+from calogen.data.transforms import Transforms
+from calogen.models.nn.backbones import ConditionEmbedding, output_activation, resolve_hparams
+from calogen.models.nn.unet import ConditionalUNet
+
+
+@dataclass
+class TrainBatch:
+    """One training batch in network space.
+
+    Attributes:
+        x: transformed showers ``(B, 1, H, W)`` float32 (``log1p`` of photon counts).
+        cond: standardised conditions ``(B, k)`` float32.
+        species: species indices ``(B,)`` int64.
+        group: condition-group ids ``(B,)`` int64 (equal for repeats of one particle).
+    """
+
+    x: Tensor
+    cond: Tensor
+    species: Tensor
+    group: Tensor
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        return TrainBatch(self.x.to(device), self.cond.to(device), self.species.to(device),
+                          self.group.to(device))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is built for: image shape, condition count, species count, transforms."""
+
+    shape: tuple[int, int]
+    transforms: Transforms
+    detector: str = "ZN"
+
+    @property
+    def kind(self) -> str:
+        """The kind of showers: ``"image"``, ``"voxels"`` or ``"points"``."""
+        return "image"
+
+    @property
+    def n_conditions(self) -> int:
+        return self.transforms.n_conditions
+
+    @property
+    def n_species(self) -> int:
+        return self.transforms.n_species
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "detector": self.detector,
+                "transforms": self.transforms.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the field (``spec.shape``, ...)
+        for a malformed entry (bounds are checked by :mod:`calogen.models.document`)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"field 'spec': expected an object, found {type(d).__name__}")
+        shape = d.get("shape")
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 2
+                and all(_positive_integer(v) for v in shape)):
+            raise ValueError(f"field 'spec.shape': expected [H, W] (two positive integers), "
+                             f"found {shape!r:.60}")
+        if not isinstance(d.get("transforms"), dict):
+            raise ValueError("field 'spec.transforms': expected an object")
+        try:
+            transforms = Transforms.from_dict(d["transforms"])
+        except ValueError as exc:
+            raise ValueError(f"field 'spec.transforms': {exc}") from None
+        return cls((int(shape[0]), int(shape[1])), transforms, str(d.get("detector", "ZN")))
+
+
+@dataclass(frozen=True)
+class BuiltOn:
+    """How a family is trained on top of another trained model (:attr:`Generator.built_on`).
+
+    Attributes:
+        families: the base families accepted; the first is the one a workflow trains first
+            when it has to (the quickstart).
+        option: the hparam holding the base model's directory; ``calogen train --base DIR``
+            fills it (``--teacher`` / ``--autoencoder`` are aliases).
+        copies: architecture hparams copied from the base (they must match it).
+    """
+
+    families: tuple[str, ...]
+    option: str
+    copies: tuple[str, ...] = ()
+
+    @property
+    def default_family(self) -> str:
+        return self.families[0]
+
+
+def _positive_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 1 (``44`` or ``44.0``; not ``True``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or value.is_integer()) and value >= 1
+
+
+class Generator(nn.Module, ABC):
+    """Base class of every generative family (see the module docstring)."""
+
+    family: ClassVar[str] = ""
+    category: ClassVar[str] = ""
+    """What kind of generator it is: ``"autoencoder"``, ``"adversarial"``, ``"diffusion"``
+    (iterative denoising and flow matching), ``"flow"`` (normalizing flows), ``"token"``."""
+    shapes: ClassVar[frozenset[str]] = frozenset({"image"})
+    """Kinds of showers the family supports (``"image"``, ``"voxels"``, ``"points"``)."""
+    phases: ClassVar[tuple[str, ...]] = ("main",)
+    one_step: ClassVar[bool] = True
+    validate_by_sampling: ClassVar[bool] = True
+    """Whether sampling the validation subset during training is affordable; families whose
+    sampling takes seconds per shower (a MAF) are validated by their loss instead."""
+    onnx_tolerance: ClassVar[float] = 1e-4
+    """Largest accepted ``|onnx - torch|`` of the exported log image (absolute plus relative)
+    in the parity check every export runs."""
+    optimizer_defaults: ClassVar[dict[str, Any]] = {}
+    """Recommended AdamW settings (``lr``, ``betas``) where they differ from the trainer's
+    defaults; ``calogen train`` uses them unless ``--lr`` / ``--betas`` are given."""
+
+    built_on: ClassVar[BuiltOn | None] = None
+    """Set by families trained on top of another trained model (a teacher, an autoencoder);
+    see :meth:`hparams_from_base`."""
+    legacy_state_keys: ClassVar[dict[str, str]] = {}
+    """Weight-name prefixes of files saved by earlier layouts mapped to today's (old
+    ``"d_head."`` -> ``"discriminator.head."``), applied when weights are loaded."""
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.hparams = dict(hparams)
+        if self.legacy_state_keys:
+            self._register_load_state_dict_pre_hook(self._rename_legacy_keys)
+
+    def _rename_legacy_keys(self, state: dict[str, Any], prefix: str, *_: Any) -> None:
+        """Rename weights saved under :attr:`legacy_state_keys` in place (load hook)."""
+        for key in list(state):
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix):]
+            for old, new in self.legacy_state_keys.items():
+                if rest.startswith(old):
+                    state[prefix + new + rest[len(old):]] = state.pop(key)
+                    break
+
+    @classmethod
+    def hparams_from_base(cls, base: dict[str, Any], base_dir: str | PathLike[str],
+                          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Hparams of a model of this family built on the trained model whose ``model.json``
+        document is ``base`` (read from ``base_dir``): the base's :attr:`BuiltOn.copies`,
+        :meth:`derived_from_base`, the base's directory under :attr:`BuiltOn.option`, then
+        ``overrides``. ``ValueError`` if the family is not built on another model or the base
+        is of a family it does not accept."""
+        spec = cls.built_on
+        if spec is None:
+            raise ValueError(f"{cls.family!r} is not trained on top of another model")
+        if base.get("family") not in spec.families:
+            raise ValueError(f"{base_dir}: a {cls.family!r} model needs one of "
+                             f"{list(spec.families)} as its {spec.option}; this is a "
+                             f"{base.get('family')!r} model")
+        hparams = base.get("hparams", {})
+        copied = {k: hparams[k] for k in spec.copies if k in hparams}
+        return {**copied, **cls.derived_from_base(base), spec.option: str(Path(base_dir).resolve()),
+                **(overrides or {})}
+
+    @classmethod
+    def derived_from_base(cls, base: dict[str, Any]) -> dict[str, Any]:
+        """Hparams computed from the base model's document beyond the copied keys (none by
+        default)."""
+        return {}
+
+    # -- training ---------------------------------------------------------------------------
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        """Parameters the optimiser of ``phase`` updates (default: all, for one phase)."""
+        if phase not in self.phases:
+            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @abstractmethod
+    def loss(self, batch: TrainBatch, phase: str) -> tuple[Tensor, dict[str, float]]:
+        """Scalar loss of ``phase`` on ``batch`` and scalars to log."""
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of the noise vector of one-step families."""
+        return int(self.hparams.get("latent_dim", 0))
+
+    def noise(self, n: int, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """Standard normal noise ``(n, latent_dim)``."""
+        device = device or next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def network_calls(self) -> int:
+        """Network evaluations per generated shower with the current sampling options (1 for
+        the one-step families; iterative families override it)."""
+        if self.one_step:
+            return 1
+        raise NotImplementedError(f"{self.family}: network_calls() not implemented")
+
+    def exportable(self) -> bool:
+        """Whether :meth:`decode` maps (noise, conditions) to an image deterministically, so
+        that :func:`calogen.models.export_onnx.export_onnx` can write it (one-step families;
+        iterative ones with a deterministic sampler, unrolled)."""
+        return self.one_step
+
+    def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """One-step families: log image ``(B, 1, H, W)`` from noise and standardised
+        conditions (the ALICE O2 ONNX signature)."""
+        raise NotImplementedError(f"{self.family} is not a one-step generator")
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Showers in network space ``(B, 1, H, W)`` for standardised conditions."""
+        z = self.noise(len(cond), generator, cond.device)
+        return self.decode(z, cond, species)
+
+    @torch.no_grad()
+    def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
+               generator: torch.Generator | None = None, *, batch_size: int = 4096,
+               rounding: bool = True) -> np.ndarray:
+        """Showers in physical units for physical conditions (O2 order and units).
+
+        Returns photon counts ``(N, H, W)``: int32 when ``rounding``, else the float32 expected
+        counts. How counts are made is the hparam ``readout``: ``"round"`` (nearest integer,
+        the default) or ``"poisson"`` (the network's output is the expected photon count per
+        fibre and the counts are drawn from a Poisson law, as the photon-counting readout does;
+        it restores pixel-level fluctuations that a smooth decoder lacks).
+        """
+        readout = str(self.hparams.get("readout", "round"))
+        if readout not in READOUTS:
+            raise ValueError(f"{self.family}: hparam 'readout' must be one of {READOUTS}, "
+                             f"got {readout!r}")
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        cond = self.spec.transforms.conditions(conditions).to(device)
+        species = self.spec.transforms.species(pdg).to(device)
+        out = []
+        for start in range(0, len(cond), batch_size):
+            y = self.sample_network(cond[start:start + batch_size],
+                                    species[start:start + batch_size], generator)
+            rate = Transforms.inverse_showers(y[:, 0]).float()
+            if not rounding:
+                out.append(rate.cpu())
+            elif readout == "poisson":
+                out.append(torch.poisson(rate, generator=generator).to(torch.int32).cpu())
+            else:
+                out.append(rate.round().to(torch.int32).cpu())
+        self.train(was_training)
+        if not out:
+            h, w = self.spec.shape
+            return np.zeros((0, h, w), np.int32 if rounding else np.float32)
+        return torch.cat(out).numpy()
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state beyond the weights (e.g. a post-processing scale)."""
+        return {}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`extra_state_dict`."""
+
+
+READOUTS: tuple[str, ...] = ("round", "poisson")
+"""How :meth:`Generator.sample` turns expected photon counts into counts."""
+
+
+class ImageGenerator(Generator):
+    """Common plumbing of the one-step image families: hparams with defaults (stored whole,
+    so a saved model rebuilds the same network), the output non-linearity and clamping at
+    sampling. Subclasses set :attr:`defaults` and build their networks."""
+
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        hp = resolve_hparams(self.family, self.defaults, hparams)
+        super().__init__(spec, **hp)
+        if len(spec.shape) != 2 or min(spec.shape) < 1:
+            raise ValueError(f"{self.family}: spec.shape must be (H, W), got {spec.shape}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.spec.shape[0]), int(self.spec.shape[1]))
+
+    def condition_embedding(self) -> ConditionEmbedding:
+        """A new condition embedding sized by the spec and hparams."""
+        return ConditionEmbedding(self.spec.n_conditions, self.spec.n_species,
+                                  int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]))
+
+    def activate(self, y: Tensor) -> Tensor:
+        """Decoder pre-activation -> ``log1p`` image (:func:`output_activation`)."""
+        return output_activation(y, str(self.hparams["output"]))
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Showers in network space, clamped to ``>= 0`` (``log1p`` of counts)."""
+        return super().sample_network(cond, species, generator).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class SamplingOption:
+    """One sampling option a family declares: a name, a type (``int``, ``float`` or ``str``)
+    and a short help; its default is the hparam of the same name saved with the model."""
+
+    name: str
+    type: type
+    help: str = ""
+
+    def parse(self, text: str) -> Any:
+        """The value of ``text`` for this option; ``ValueError`` naming the expected type."""
+        try:
+            if self.type is int:
+                return int(text)
+            if self.type is float:
+                value = float(text)
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError
+                return value
+            return str(text)
+        except ValueError:
+            raise ValueError(f"sampling option {self.name!r} takes {self.type.__name__}, got "
+                             f"{text!r}") from None
+
+
+STEPS = SamplingOption("steps", int, "network-call steps of the sampler (>= 1)")
+SAMPLER = SamplingOption("sampler", str, "the integration method")
+
+
+class SamplingOptions:
+    """Mixin for generators whose sampling options (:attr:`sampling_options`, stored in the
+    hparams as the defaults saved with the model) can change after training."""
+
+    family: ClassVar[str]
+    hparams: dict[str, Any]
+    sampling_options: ClassVar[tuple[SamplingOption, ...]] = (STEPS, SAMPLER)
+    samplers: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def sampling_keys(cls) -> tuple[str, ...]:
+        """Names of the sampling options."""
+        return tuple(o.name for o in cls.sampling_options)
+
+    @classmethod
+    def parse_sampling(cls, pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+        """Typed options from ``key=value`` strings (``calogen generate --sample``);
+        ``ValueError`` for an unknown key or a value of the wrong type, listing the accepted
+        options."""
+        known = {o.name: o for o in cls.sampling_options}
+        out: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ValueError(f"--sample {pair!r}: expected key=value")
+            if key not in known:
+                raise ValueError(f"{cls.family}: no sampling option {key!r}; accepted: "
+                                 f"{cls.describe_sampling()}")
+            try:
+                out[key] = known[key].parse(value.strip())
+            except ValueError as exc:
+                raise ValueError(f"{cls.family}: {exc}; accepted: "
+                                 f"{cls.describe_sampling()}") from None
+        return out
+
+    @classmethod
+    def describe_sampling(cls) -> str:
+        """``"steps (int), sampler (str: ddim)"``: the options and their types (and the
+        sampler names)."""
+        parts = []
+        for o in cls.sampling_options:
+            extra = f": {'/'.join(cls.samplers)}" if o.name == "sampler" and cls.samplers else ""
+            parts.append(f"{o.name} ({o.type.__name__}{extra})")
+        return ", ".join(parts)
+
+    def _check_sampling(self, opts: dict[str, Any]) -> None:
+        if int(opts["steps"]) < 1:
+            raise ValueError(f"{self.family}: steps must be >= 1, got {opts['steps']}")
+        if opts["sampler"] not in self.samplers:
+            raise ValueError(f"{self.family}: sampler must be one of {self.samplers}, "
+                             f"got {opts['sampler']!r}")
+
+    def configure_sampling(self, **options: Any) -> dict[str, Any]:
+        """Change sampling options (``None`` values are ignored); returns the options now in
+        force. ``ValueError`` for options this family does not have."""
+        given = {k: v for k, v in options.items() if v is not None}
+        keys = self.sampling_keys()
+        unknown = sorted(set(given) - set(keys))
+        if unknown:
+            raise ValueError(f"{self.family}: no sampling option(s) {unknown}; this family "
+                             f"has {list(keys)}")
+        merged = {**self.hparams, **given}
+        self._check_sampling(merged)
+        self.hparams.update(given)
+        return {k: self.hparams[k] for k in keys}
+
+
+UNET_DEFAULTS: dict[str, Any] = {
+    "unet_channels": [32, 64, 96],   # U-Net widths from full resolution to the coarsest level
+    "unet_attention": True,          # self-attention at the coarsest level
+    "groups": 8,
+    "cond_dim": 64,                  # width of the condition embedding
+    "use_species": False,
+    "readout": "round",
+    "output": "linear",              # samples are clamped at 0 after the last step
+    "data_scale": 1.0,               # the network sees log1p(counts) / data_scale
+}
+"""Hparams shared by the iterative families (the U-Net and the data scaling)."""
+
+
+class IterativeImageGenerator(SamplingOptions, ImageGenerator):
+    """Base of the iterative families: a conditional U-Net, a condition embedding and
+    sampling options (:attr:`sampling_keys`) that can change after training."""
+
+    one_step: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
+        super().__init__(spec, **hparams)
+        hp = self.hparams
+        self.cond_embed = self.condition_embedding()
+        self.net = self.make_unet()
+        self._check_sampling(hp)
+
+    def make_unet(self) -> ConditionalUNet:
+        """A new U-Net built from the hparams."""
+        hp = self.hparams
+        return ConditionalUNet(self.shape, int(hp["cond_dim"]),
+                               channels=tuple(int(c) for c in hp["unet_channels"]),
+                               groups=int(hp["groups"]), attention=bool(hp["unet_attention"]))
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of the flattened noise image ``H * W`` (the ONNX ``noise`` input)."""
+        return self.shape[0] * self.shape[1]
+
+    def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
+        """``log1p`` image ``(B, 1, H, W)`` from flattened noise ``(B, H * W)``, integrated
+        with the current sampling options (deterministic samplers only: see
+        :meth:`exportable`); the ONNX export unrolls the steps."""
+        return self._generate(noise.reshape(-1, 1, *self.shape), cond, species, None)
+
+    def _generate(self, noise: Tensor, cond: Tensor, species: Tensor | None,
+                  generator: torch.Generator | None) -> Tensor:
+        """Noise image -> ``log1p`` image (physical scale), clamped at 0."""
+        c = self.cond_embed(cond, species if self.hparams["use_species"] else None)
+        return (self._integrate(noise, c, generator) * self._scale()).clamp(min=0)
+
+    # -- shared pieces ----------------------------------------------------------------------
+
+    def _species(self, batch: TrainBatch) -> Tensor | None:
+        return batch.species if self.hparams["use_species"] else None
+
+    def _scale(self) -> float:
+        return float(self.hparams["data_scale"])
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Integrate from noise to a ``log1p`` image ``(B, 1, H, W)``, clamped at 0."""
+        noise = torch.randn((cond.shape[0], 1, *self.shape), generator=generator,
+                            device=cond.device)
+        return self._generate(noise, cond, species, generator)
+
+    def _integrate(self, noise: Tensor, c: Tensor,
+                   generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError

@@ -1,0 +1,169 @@
+"""One contract over every registered family (tiny 8x8 images, a few steps each).
+
+Loss finite (and decreasing for the likelihood / regression families), seeded sampling
+reproducible, save -> load -> sample identical, outputs of the geometry's shape and
+non-negative, ONNX parity where exportable, and a clear refusal for unsupported shapes.
+Families built on another model get their base trained tiny once per session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from calogen.data.transforms import Transforms
+from calogen.models.families import family_names
+from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.io import hparams_on_top_of, load_model, save_model
+from calogen.models.registry import FAMILIES, families_for, family_class, make_model
+
+COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
+SHAPE = (8, 8)
+UNET = {"unet_channels": [8], "unet_attention": False, "groups": 4, "cond_dim": 8}
+CNN = {"backbone": "mlp", "mlp_hidden": [16, 16], "cond_dim": 8}
+FLOW = {"stage1_hidden": [16], "stage1_layers": 1, "stage1_elementwise": "affine",
+        "stage2_hidden": [16], "stage2_layers": 2}
+VQ = {"vit_patch": 4, "vit_width": 16, "vit_depth": 1, "vit_heads": 2, "decoder_width": 16,
+      "decoder_depth": 1, "cond_dim": 8, "n_codes": 8, "code_dim": 4, "prior_width": 16,
+      "prior_depth": 1, "prior_heads": 2}
+TINY: dict[str, dict[str, Any]] = {
+    "vae": {**CNN, "latent_dim": 2}, "ae-noise": {**CNN, "latent_dim": 2},
+    "gan": {**CNN, "latent_dim": 2}, "sdi-gan": {**CNN, "latent_dim": 2},
+    "ddpm": {**UNET, "steps": 2}, "edm": {**UNET, "steps": 2},
+    "flow-matching": {**UNET, "steps": 2}, "consistency": {"steps": 1},
+    "latent-flow-matching": {"hidden": 16, "depth": 1, "cond_dim": 8, "steps": 2},
+    "caloflow": FLOW, "calo-inn": FLOW, "caloflow-student": {},
+    "vq-vae": VQ, "vq-gan": {**VQ, "channels": [4, 8], "groups": 4, "disc_start": 0},
+}
+"""Tiny hparams per family (a new family adds its entry; the test below checks there is one)."""
+
+STEPS = 12
+ADVERSARIAL = {"adversarial"}
+
+
+def _spec() -> ModelSpec:
+    rng = np.random.default_rng(0)
+    return ModelSpec(SHAPE, Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
+
+
+def _batch(spec: ModelSpec, n: int = 32) -> TrainBatch:
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.full((n, 1, *SHAPE), 3.0), generator=gen)
+    return TrainBatch(torch.log1p(counts), torch.randn(n, spec.n_conditions, generator=gen),
+                      torch.zeros(n, dtype=torch.int64), torch.arange(n) // 2)
+
+
+def _train(model: Generator, batch: TrainBatch, steps: int = STEPS) -> list[float]:
+    """Adam on a fixed batch; the first phase's loss per step."""
+    torch.manual_seed(0)
+    opts = {ph: torch.optim.Adam(model.phase_parameters(ph), lr=3e-3) for ph in model.phases
+            if model.phase_parameters(ph)}
+    model.train()
+    first = []
+    for _ in range(steps):
+        for i, phase in enumerate(model.phases):
+            loss, _ = model.loss(batch, phase)
+            assert torch.isfinite(loss), (model.family, phase)
+            if phase in opts:
+                opts[phase].zero_grad()
+                loss.backward()
+                opts[phase].step()
+            if i == 0:
+                first.append(float(loss.detach()))
+    return first
+
+
+@pytest.fixture(scope="session")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The base families of the families built on another model, trained tiny, saved."""
+    out: dict[str, Path] = {}
+    spec = _spec()
+    for name in sorted({c.built_on.default_family for c in _classes() if c.built_on}):
+        torch.manual_seed(0)
+        model = make_model(name, spec, **TINY[name])
+        _train(model, _batch(spec), 3)
+        out[name] = save_model(model.eval(), tmp_path_factory.mktemp(f"base-{name}"))
+    return out
+
+
+def _classes() -> list[type[Generator]]:
+    family_class("vae")  # loads the registry
+    return [FAMILIES[n] for n in family_names()]
+
+
+def _build(family: str, bases: dict[str, Path]) -> Generator:
+    cls = family_class(family)
+    hp = TINY[family]
+    if cls.built_on is not None:
+        hp = hparams_on_top_of(family, bases[cls.built_on.default_family], hp)
+    torch.manual_seed(0)
+    return make_model(family, _spec(), **hp)
+
+
+def test_every_family_module_registers_its_family() -> None:
+    assert sorted(c.family for c in _classes()) == sorted(family_names())
+    assert set(TINY) >= set(family_names()), "add tiny hparams for the new family"
+
+
+@pytest.fixture(scope="module", params=family_names())
+def trained(request: pytest.FixtureRequest, bases: dict[str, Path]
+            ) -> tuple[Generator, list[float]]:
+    torch.set_num_threads(1)
+    model = _build(request.param, bases)
+    losses = _train(model, _batch(model.spec))
+    return model.eval(), losses
+
+
+def test_loss_finite_and_decreasing(trained: tuple[Generator, list[float]]) -> None:
+    model, losses = trained
+    assert all(np.isfinite(losses))
+    if model.category not in ADVERSARIAL:
+        assert np.mean(losses[-3:]) < np.mean(losses[:3]), (model.family, losses)
+
+
+def _sample(model: Generator, seed: int = 1) -> np.ndarray:
+    cond = np.random.default_rng(2).normal(size=(5, 9)).astype(np.float32)
+    return model.sample(cond, np.full(5, 2112), torch.Generator().manual_seed(seed))
+
+
+def test_seeded_sampling_shape_and_sign(trained: tuple[Generator, list[float]]) -> None:
+    model, _ = trained
+    a, b = _sample(model), _sample(model)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (5, *SHAPE) and (a >= 0).all()
+
+
+def test_save_load_sample_identical(trained: tuple[Generator, list[float]],
+                                    tmp_path: Path) -> None:
+    model, _ = trained
+    loaded = load_model(save_model(model, tmp_path / "m"))
+    assert loaded.family == model.family
+    np.testing.assert_array_equal(_sample(model), _sample(loaded))
+
+
+def test_onnx_parity_where_exportable(trained: tuple[Generator, list[float]],
+                                      tmp_path: Path) -> None:
+    model, _ = trained
+    if not model.exportable():
+        pytest.skip(f"{model.family} is not exportable")
+    from calogen.models.export_onnx import export_onnx
+
+    res = export_onnx(model, tmp_path / "m.onnx")  # runs the parity check itself
+    assert res.onnx.is_file() and res.scales.is_file()
+
+
+@pytest.mark.parametrize("kind", ["voxels", "points"])
+def test_unsupported_shapes_are_refused_with_the_supporting_families(kind: str) -> None:
+    spec = SimpleNamespace(kind=kind, detector="test-geometry", shape=(10,))
+    supporting = families_for(kind)
+    for cls in _classes():
+        if kind in cls.shapes:
+            continue
+        with pytest.raises(ValueError, match=f"does not support {kind!r}") as info:
+            make_model(cls.family, spec)  # type: ignore[arg-type]
+        assert str(supporting or "none yet") in str(info.value)
