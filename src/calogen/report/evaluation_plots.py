@@ -399,8 +399,8 @@ def plot_correlations(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> P
     with hep_style():
         fig = new_figure(figsize=(width, height))
 
-        def rect(x: float, y: float, w: float, h: float) -> list[float]:
-            return [x / width, y / height, w / width, h / height]
+        def rect(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+            return (x / width, y / height, w / width, h / height)
 
         axes = np.array([[fig.add_axes(rect(left + c * (size + gap_x),
                                             bottom + (1 - r) * (size + gap_y), size, size))
