@@ -317,7 +317,7 @@ def test_unknown_schema_version(tmp_path: Path) -> None:
     write_file(path, n=5)
     with h5py.File(path, "a") as f:
         f.attrs["schema_version"] = 99
-    with pytest.raises(ShowerSetError, match=r"schema_version.*supported versions \[1\]") as e:
+    with pytest.raises(ShowerSetError, match=r"schema_version.*supported versions \[1, 2\]") as e:
         ShowerSet(path)
     assert "99" in str(e.value)
 

@@ -74,41 +74,67 @@ def _producer_text(producer: dict[str, Any]) -> str:
     return text
 
 
-def _print_summary(console: Console, s: ShowerSetSummary) -> None:
-    """Render a :class:`~calogen.data.summary.ShowerSetSummary` as rich tables."""
-    units = s.shower_units
-    e_units = s.energy_units or "?"
+def _quantile_text(q: dict[str, float | None]) -> str:
+    return "  ".join(f"{k} {_num(v)}" for k, v in q.items())
 
+
+def _print_overview(console: Console, s: ShowerSetSummary) -> None:
+    units = s.shower_units
+    sum_name = "photon sum" if s.kind == "image" else "energy sum"
     overview = Table(title=f"ShowerSet {s.path or ''}", box=box.SIMPLE_HEAD, show_header=False,
                      title_justify="left")
     overview.add_column("field", style="bold")
     overview.add_column("value")
-    overview.add_row("detector", f"{s.detector}  (shower shape {tuple(s.shower_shape)}, {units})")
+    if s.kind == "points":
+        shape_text = f"point clouds: x, y, z in mm, E in {units}"
+    else:
+        shape_text = f"{s.kind}: shower shape {tuple(s.shower_shape)}, {units}"
+    overview.add_row("detector", f"{s.detector}  ({shape_text})")
     overview.add_row("events", str(s.n_events))
     overview.add_row("producer", _producer_text(s.producer) or "-")
     overview.add_row("created", s.created or "-")
-    zero = s.zero_pixel_fraction
-    overview.add_row("zero pixels", "-" if zero is None else f"{100.0 * zero:.2f} %")
+    cell = "voxels" if s.kind == "voxels" else "pixels"
+    if s.kind != "points":
+        zero = s.zero_pixel_fraction
+        overview.add_row(f"zero {cell}", "-" if zero is None else f"{100.0 * zero:.2f} %")
     if s.hottest_pixel is not None:
         hp = s.hottest_pixel
-        overview.add_row("hottest pixel", f"{_num(hp.value)} {units} in event {hp.event} at "
-                                          f"(row, col) = {tuple(hp.position)}")
-    overview.add_row("mean photon sum", f"{_num(s.photon_sum_mean)} {units}")
+        where = (f"voxel {hp.position[0]}" if s.kind == "voxels"
+                 else f"(row, col) = {tuple(hp.position)}")
+        overview.add_row(f"hottest {cell[:-1]}",
+                         f"{_num(hp.value)} {units} in event {hp.event} at {where}")
+    if s.n_points is not None:
+        overview.add_row("points", f"{s.n_points} in total")
+        overview.add_row("points per shower", _quantile_text(s.points_per_shower))
+        if s.outside_energy_fraction is not None:
+            overview.add_row("outside layers", f"{100.0 * s.outside_energy_fraction:.2f} % of "
+                                               "the energy")
+    overview.add_row(f"mean {sum_name}", f"{_num(s.photon_sum_mean)} {units}")
     if s.energy:
-        e = s.energy
-        overview.add_row(f"E [{e_units}]",
-                         "  ".join(f"{k} {_num(v)}" for k, v in e.items()))
+        overview.add_row(f"{s.energy_column or 'E'} [{s.energy_units or '?'}]",
+                         _quantile_text(s.energy))
+    if s.energy_ratio:
+        overview.add_row(f"sum / {s.energy_column}", _quantile_text(s.energy_ratio))
     console.print(overview)
 
-    species = Table(title=f"Species (photon sum in {units})", box=box.SIMPLE_HEAD,
+
+def _print_summary(console: Console, s: ShowerSetSummary) -> None:
+    """Render a :class:`~calogen.data.summary.ShowerSetSummary` as rich tables."""
+    units = s.shower_units
+    e_units = s.energy_units or "?"
+    _print_overview(console, s)
+
+    sum_name = "photon sum" if s.kind == "image" else "energy sum"
+    yield_unit = f"ph/{e_units}" if s.kind == "image" else f"{units}/{e_units}"
+    species = Table(title=f"Species ({sum_name} in {units})", box=box.SIMPLE_HEAD,
                     title_justify="left")
     species.add_column("species")
     species.add_column("count", justify="right")
     species.add_column("frac", justify="right")
     for key in ("p25", "p50", "p75", "p99", "max"):
         species.add_column(key, justify="right")
-    species.add_column(f"E p50 [{e_units}]", justify="right")
-    species.add_column(f"ph/{e_units} ± spread", justify="right")
+    species.add_column(f"{s.energy_column or 'E'} p50 [{e_units}]", justify="right")
+    species.add_column(f"{yield_unit} ± spread", justify="right")
     for sp in s.species:
         q = sp.photon_sum
         if sp.photons_per_gev is None:
@@ -132,6 +158,18 @@ def _print_summary(console: Console, s: ShowerSetSummary) -> None:
         channels.add_row("std", *(_num(v) for v in s.channel_std))
         console.print(channels)
 
+    if s.layer_ids:
+        layers = Table(title=f"Energy per layer ({units} per event)", box=box.SIMPLE_HEAD,
+                       title_justify="left")
+        for name in ("layer", "mean", "std", "share"):
+            layers.add_column(name, justify="right")
+        total = sum(v for v in s.layer_energy_mean if v == v)
+        for lid, mean, std in zip(s.layer_ids, s.layer_energy_mean, s.layer_energy_std,
+                                  strict=True):
+            share = f"{100.0 * mean / total:.1f}%" if total > 0 and mean == mean else "-"
+            layers.add_row(str(lid), _num(mean), _num(std), share)
+        console.print(layers)
+
     note = s.producer.get("note")
     if note:
         console.print(f"[bold yellow]note:[/] {note}")
@@ -151,7 +189,8 @@ def register(app: typer.Typer) -> None:
             "--progress", help="Show a progress bar.")] = False,
         no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
     ) -> None:
-        """Summarise a ShowerSet: species, photon sums, light yield, channels, hottest pixel."""
+        """Summarise a ShowerSet: species, sums, light yield; PMT channels and the hottest pixel
+        of ZDC images; energy per layer of voxels; points per shower of point clouds."""
         from calogen.data.showerset import ShowerSet
         from calogen.data.summary import summarize
 

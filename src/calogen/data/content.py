@@ -1,12 +1,13 @@
 """The content rules of a ShowerSet, applied to blocks held in memory (no file access).
 
-* ``showers``: finite and ``>= 0``; integral when counts are expected;
+* ``showers`` (images, voxels): finite and ``>= 0``; integral when counts are expected;
+* ``points`` (point clouds): every feature ``(x, y, z, E)`` finite, ``E >= 0``;
 * ``conditions``: finite;
 * ``pdg``: non-zero (0 is not a PDG Monte Carlo code; unknown species are allowed);
 * ``condition_id``: ``>= 0``.
 
 :class:`ContentCheck` raises a :class:`~calogen.data.errors.ShowerSetError` naming the file,
-the field, the first bad row, the pixel or column and the value found. The reader
+the field, the first bad row, the pixel, voxel, point or column and the value found. The reader
 (:meth:`calogen.data.showerset.ShowerSet.validate_content`) and the writer apply it;
 :mod:`calogen.data.validation` says when each command requires counts.
 """
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 
 from calogen.data import schema as S
 from calogen.data.errors import ShowerSetError
+from calogen.geometry import POINT_FEATURES
 
 PathLike = str | os.PathLike[str]
 
@@ -51,6 +53,9 @@ class ShowerBlock(Protocol):
     @property
     def condition_id(self) -> np.ndarray: ...
 
+    @property
+    def counts(self) -> np.ndarray | None: ...
+
 
 def _describe(value: object) -> str:
     x = float(value)  # type: ignore[arg-type]
@@ -72,15 +77,16 @@ class ContentCheck:
     """Checks the batches of one ShowerSet (see the module docstring for the rules).
 
     Args:
-        path: the file, named in errors.
-        meta: its header (shower shape and dtype, condition columns).
+        path: the file, named in errors (``None``: data held in memory).
+        meta: its header (shower shape, condition columns); ``None`` when only
+            :meth:`points` is used.
         counts: float showers must be integral (photon counts).
         role: how the file was given (e.g. ``"--reference"``), appended to errors.
     """
 
-    def __init__(self, path: PathLike, meta: ShowerHeader, *, counts: bool = False,
-                 role: str | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: PathLike | None, meta: ShowerHeader | None, *,
+                 counts: bool = False, role: str | None = None) -> None:
+        self.path = None if path is None else Path(path)
         self.meta = meta
         self.counts = counts
         self.role = role
@@ -92,7 +98,11 @@ class ContentCheck:
         return err
 
     def _pixel(self, flat: int) -> str:
+        if self.meta is None:
+            return f"position {flat}"
         shape = self.meta.shower_shape
+        if getattr(self.meta, "kind", None) == "voxels":
+            return f"voxel {flat}"
         pos = tuple(int(i) for i in np.unravel_index(flat, shape))
         return f"pixel {pos}" if len(shape) > 1 else f"position {pos[0]}"
 
@@ -113,7 +123,9 @@ class ContentCheck:
                                   f"{offset + row}, {self._pixel(pix)}")
         elif lo < 0:
             row, pix = _first_bad(arr < 0)
-            raise self._error(S.SHOWERS, "non-negative values (photon counts)",
+            what = "photon counts" if self.counts or getattr(self.meta, "kind",
+                                                             "image") == "image" else "energies"
+            raise self._error(S.SHOWERS, f"non-negative values ({what})",
                               f"{_describe(arr[row].flat[pix])} at row {offset + row}, "
                               f"{self._pixel(pix)}")
 
@@ -154,7 +166,7 @@ class ContentCheck:
         if not bad.any():  # the sum overflowed, the values are finite
             return
         row, col = _first_bad(bad)
-        cols = self.meta.condition_columns
+        cols = self.meta.condition_columns if self.meta is not None else ()
         name = cols[col] if col < len(cols) else str(col)
         raise self._error(S.CONDITIONS, "finite values",
                           f"{_describe(arr[row, col])} at row {offset + row}, column {name!r}")
@@ -174,9 +186,44 @@ class ContentCheck:
             raise self._error(S.CONDITION_ID, "non-negative group ids",
                               f"{int(arr[row])} at row {offset + row}")
 
+    def points(self, points: np.ndarray, counts: np.ndarray, offset: int) -> None:
+        """Raise on the first point (of the showers ``offset`` + row, ``counts`` points each)
+        with a NaN or infinite feature or a negative energy ``E``."""
+        arr = np.asarray(points)
+        if arr.size == 0:
+            return
+        energy = arr[:, 3]
+        if arr.dtype.kind == "f":
+            with np.errstate(over="ignore", invalid="ignore"):
+                if np.isfinite(arr.sum(dtype=np.float64)) and energy.min() >= 0:
+                    return
+                bad = ~np.isfinite(arr)
+        elif energy.min() >= 0:
+            return
+        else:
+            bad = np.zeros(arr.shape, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            bad[:, 3] |= energy < 0
+        if not bad.any():  # the sum overflowed, the values are finite
+            return
+        point = int(np.argmax(bad.any(axis=1)))
+        feature = int(np.argmax(bad[point]))
+        n = np.asarray(counts, dtype=np.int64)
+        ends = np.cumsum(n)
+        row = int(np.searchsorted(ends, point, side="right"))
+        within = point - int(ends[row] - n[row])
+        value = arr[point, feature]
+        where = (f"{_describe(value)} at row {offset + row}, point {within}, "
+                 f"feature {POINT_FEATURES[feature]!r}")
+        if np.isfinite(value):
+            raise self._error(S.POINTS, "non-negative energies E", where)
+        raise self._error(S.POINTS, "finite values", where)
+
     def batch(self, batch: ShowerBlock, offset: int, *, showers: bool = True) -> None:
         """Check every field of a batch whose first row is row ``offset`` of the file."""
-        if showers:
+        if showers and batch.counts is not None:
+            self.points(batch.showers, batch.counts, offset)
+        elif showers:
             self.showers(batch.showers, offset)
         self.conditions(batch.conditions, offset)
         self.pdg(batch.pdg, offset)

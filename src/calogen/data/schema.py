@@ -1,19 +1,32 @@
 """Names and numbers that define the ShowerSet file format (see ``shared/DESIGN.md``).
 
-A ShowerSet is one HDF5 file holding ``N`` events:
+A ShowerSet is one HDF5 file holding ``N`` events of one of three shapes, told by the ``kind``
+of its geometry attribute (``"image"`` when absent, as in every version-1 file):
 
-=================  ===============  ==========================================================
-dataset            shape / dtype    meaning
-=================  ===============  ==========================================================
-``showers``        (N, *shape)      detector response; int32 photon counts when simulated,
-                                    float32 allowed for generated showers
-``conditions``     (N, k) float32   particle conditions; attributes ``columns`` and ``units``
-``pdg``            (N,) int32       PDG Monte Carlo code of the incoming particle
-``condition_id``   (N,) int64       group id: repeated responses of one particle share an id
-=================  ===============  ==========================================================
+=================  ==================  =======================================================
+dataset            shape / dtype       meaning
+=================  ==================  =======================================================
+``showers``        (N, H, W)           ``image``: one value per cell; int32 photon counts when
+                                       simulated, float32 allowed for generated showers
+``showers``        (N, n_voxels)       ``voxels``: energy per voxel (MeV), float32 or integer;
+                                       ``n_voxels`` is the geometry's binning
+``points``         (P, 4) float32      ``points``: every point ``(x, y, z, E)`` (mm, mm, mm,
+                                       MeV) of every shower, one shower after the other;
+                                       attributes ``columns`` and ``units``; never padded
+``offsets``        (N + 1,) int64      ``points``: shower ``i`` is ``points[offsets[i]:
+                                       offsets[i + 1]]`` (``offsets[0] = 0``, non-decreasing,
+                                       ``offsets[-1] = P``)
+``conditions``     (N, k) float32      particle conditions; attributes ``columns`` and ``units``
+``pdg``            (N,) int32          PDG Monte Carlo code of the incoming particle
+``condition_id``   (N,) int64          group id: repeated responses of one particle share an id
+=================  ==================  =======================================================
 
-Root attributes: ``schema``, ``schema_version``, ``detector``, ``geometry`` (JSON),
-``shower_units``, ``producer`` (JSON), ``created`` (ISO-8601, UTC), ``n_events``.
+A points file has no ``showers`` dataset; image and voxel files have no ``points`` and
+``offsets``. Root attributes: ``schema``, ``schema_version``, ``detector``, ``geometry`` (JSON,
+the geometry's ``to_dict()``), ``shower_units`` (unit of a shower value; of ``E`` for points),
+``producer`` (JSON), ``created`` (ISO-8601, UTC), ``n_events``.
+
+Version 2 added voxels and points; a version-1 file is an image file with the same layout.
 """
 
 from __future__ import annotations
@@ -23,10 +36,10 @@ from calogen.particles import CONDITION_COLUMNS, CONDITION_UNITS
 SCHEMA_NAME = "calogen.showerset"
 """Value of the root attribute ``schema`` of every ShowerSet file."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version written by this library."""
 
-SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 """Versions this library can read."""
 
 ZDC_CONDITION_COLUMNS: tuple[str, ...] = CONDITION_COLUMNS
@@ -41,7 +54,12 @@ SHOWERS = "showers"
 CONDITIONS = "conditions"
 PDG = "pdg"
 CONDITION_ID = "condition_id"
+POINTS = "points"
+OFFSETS = "offsets"
 DATASETS: tuple[str, ...] = (SHOWERS, CONDITIONS, PDG, CONDITION_ID)
+"""Datasets of an image or voxel file, in :class:`~calogen.data.showerset.ShowerBatch` order."""
+EVENT_DATASETS: tuple[str, ...] = (CONDITIONS, PDG, CONDITION_ID)
+"""Datasets with one row per event in every kind of file."""
 
 # Attribute names.
 ATTR_SCHEMA = "schema"
@@ -90,6 +108,13 @@ def default_chunk_events(shower_shape: tuple[int, ...], itemsize: int) -> int:
     while events * 2 <= MAX_CHUNK_EVENTS and events * 2 * row_bytes <= CHUNK_TARGET_BYTES:
         events *= 2
     return events
+
+
+def default_chunk_points() -> int:
+    """Points per chunk of a ``points`` dataset: :data:`CHUNK_TARGET_BYTES` of float32
+    ``(x, y, z, E)`` (131 072 points)."""
+    return CHUNK_TARGET_BYTES // (4 * 4)
+
 
 COMPRESSION: dict[str, object] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 """HDF5 filters for every dataset: byte shuffle + gzip (deflate) level 1.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,10 +27,19 @@ import h5py
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from calogen.atomic import remove_stale_temporaries, temp_sibling
 from calogen.data import schema as S
 from calogen.data.content import ContentCheck
 from calogen.data.errors import ShowerSetError
 from calogen.data.h5probe import USERBLOCK_BYTES, ensure_openable, seal
+from calogen.geometry import (
+    POINT_FEATURES,
+    POINT_UNITS,
+    SHAPE_KINDS,
+    Geometry,
+    ShapeKind,
+    geometry_from_dict,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -42,22 +50,60 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class ShowerBatch:
-    """A block of events held in memory.
+    """A block of ``n`` events held in memory.
 
     Attributes:
-        showers: ``(n, *shower_shape)`` detector responses (units: ``ShowerSetMeta.shower_units``).
+        showers: image ``(n, H, W)`` or voxel ``(n, n_voxels)`` responses (units:
+            ``ShowerSetMeta.shower_units``); for point clouds ``(P, 4)`` float32: the points
+            ``(x, y, z, E)`` (mm, mm, mm, MeV) of the ``n`` showers one after the other.
         conditions: ``(n, k)`` float32 particle conditions (columns and units in the meta).
         pdg: ``(n,)`` int32 PDG codes.
         condition_id: ``(n,)`` int64 group ids (equal for repeated responses of one particle).
+        counts: ``(n,)`` int64 points per shower (0 allowed) for point clouds, else ``None``.
     """
 
     showers: np.ndarray
     conditions: np.ndarray
     pdg: np.ndarray
     condition_id: np.ndarray
+    counts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.pdg.shape[0])
+
+    def _point_counts(self) -> NDArray[np.int64]:
+        if self.counts is None:
+            raise ValueError("this batch holds images or voxels, not point clouds (no counts)")
+        return np.asarray(self.counts, dtype=np.int64)
+
+    def shower_index(self) -> NDArray[np.int64]:
+        """``(P,)`` index (``0 .. n-1``) of the shower each point belongs to."""
+        counts = self._point_counts()
+        return np.repeat(np.arange(counts.shape[0], dtype=np.int64), counts)
+
+    def padded(self, max_points: int | None = None
+               ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """The point clouds as ``(n, max_points, 4)`` float32, zero after each shower's points,
+        and the ``(n, max_points)`` mask of real points.
+
+        ``max_points`` defaults to the largest shower of the batch; a smaller value than that
+        raises ``ValueError`` (points are never dropped silently).
+        """
+        counts = self._point_counts()
+        longest = int(counts.max()) if counts.size else 0
+        width = longest if max_points is None else int(max_points)
+        if width < longest:
+            raise ValueError(f"max_points={max_points} is smaller than the largest shower of "
+                             f"the batch ({longest} points)")
+        n = counts.shape[0]
+        out = np.zeros((n, width, 4), dtype=np.float32)
+        mask = np.zeros((n, width), dtype=bool)
+        rows = self.shower_index()
+        starts = np.cumsum(counts) - counts
+        cols = np.arange(rows.shape[0], dtype=np.int64) - np.repeat(starts, counts)
+        out[rows, cols] = self.showers
+        mask[rows, cols] = True
+        return out, mask
 
 
 @dataclass(frozen=True)
@@ -66,16 +112,19 @@ class ShowerSetMeta:
 
     Attributes:
         detector: detector name, e.g. ``"ZN"``.
-        geometry: JSON-decoded geometry description (e.g. ``FibreGrid.to_dict()``).
-        shower_shape: shape of one shower, e.g. ``(44, 44)``.
-        shower_dtype: numpy dtype of the ``showers`` dataset.
-        shower_units: unit of a shower value, e.g. ``"photons"``.
+        geometry: JSON-decoded geometry description (the geometry's ``to_dict()``).
+        shower_shape: shape of one shower, e.g. ``(44, 44)`` or ``(n_voxels,)``; ``(4,)`` (one
+            point) for point clouds.
+        shower_dtype: numpy dtype of the ``showers`` (or ``points``) dataset.
+        shower_units: unit of a shower value, e.g. ``"photons"``; of ``E`` for point clouds.
         condition_columns: names of the ``conditions`` columns.
         condition_units: unit of each condition column.
         producer: JSON-decoded description of what made the file (name, version, seed, note).
         created: creation time, ISO-8601 UTC.
         schema_version: ShowerSet schema version of the file.
         n_events: number of events.
+        kind: ``"image"``, ``"voxels"`` or ``"points"``.
+        n_points: total number of points (point clouds; 0 otherwise).
     """
 
     detector: str
@@ -89,6 +138,13 @@ class ShowerSetMeta:
     created: str = ""
     schema_version: int = S.SCHEMA_VERSION
     n_events: int = 0
+    kind: ShapeKind = "image"
+    n_points: int = 0
+
+    def geometry_object(self) -> Geometry:
+        """The geometry rebuilt from :attr:`geometry` (``ValueError`` naming the malformed field
+        when it does not describe one, e.g. a hand-written image geometry without a pitch)."""
+        return geometry_from_dict(self.geometry)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +273,48 @@ def validate_pdg(pdg: ArrayLike, n: int, *, path: PathLike | None = None,
     return _cast_integral(arr, np.dtype(np.int32), path, field_name, offset)
 
 
+def validate_counts(counts: ArrayLike, n_points: int, *, path: PathLike | None = None,
+                    field_name: str = "counts", offset: int = 0) -> NDArray[np.int64]:
+    """Check ``(n,)`` non-negative integral points per shower summing to ``n_points``; return
+    them as int64."""
+    arr = np.asarray(counts)
+    if arr.ndim != 1:
+        raise ShowerSetError.bad_field(path, field_name, "shape (n,) (points per shower)",
+                                       f"shape {arr.shape}")
+    out = _cast_integral(arr, np.dtype(np.int64), path, field_name, offset)
+    if out.size and out.min() < 0:
+        row = int(np.argmax(out < 0))
+        raise ShowerSetError.bad_field(path, field_name, "non-negative points per shower",
+                                       f"{int(out[row])} at row {offset + row}")
+    total = int(out.sum(dtype=np.int64))
+    if total != n_points:
+        raise ShowerSetError.bad_field(path, field_name, f"points per shower summing to "
+                                       f"{n_points} (the rows of the points given)", f"{total}")
+    return out
+
+
+def validate_points(points: ArrayLike, counts: ArrayLike, *, path: PathLike | None = None,
+                    offset: int = 0) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Check a block of ragged point clouds and return ``(points float32, counts int64)``.
+
+    Requirements: points ``(P, 4)`` numeric ``(x, y, z, E)``, finite, ``E >= 0``; counts
+    ``(n,)`` non-negative integers summing to ``P``. Errors name the first bad shower
+    (``offset`` + row in the block), the point within it and the feature.
+    """
+    arr = np.asarray(points)
+    if arr.ndim != 2 or arr.shape[1] != len(POINT_FEATURES):
+        raise ShowerSetError.bad_field(path, S.POINTS, f"shape (P, {len(POINT_FEATURES)}) "
+                                       f"({', '.join(POINT_FEATURES)} per point)",
+                                       f"shape {tuple(arr.shape)}")
+    _check_numeric(arr, path, S.POINTS)
+    n_per = validate_counts(counts, arr.shape[0], path=path, offset=offset)
+    check = ContentCheck(path, None)
+    check.points(arr, n_per, offset)
+    out = arr.astype(np.float32, copy=False)
+    check.points(out, n_per, offset)  # float64 -> float32 overflow
+    return out, n_per
+
+
 # --------------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------------
@@ -230,19 +328,35 @@ def _utc_now() -> str:
     return when.isoformat(timespec="seconds")
 
 
-def _to_json(value: object, path: PathLike, name: str) -> str:
+def _as_dict(value: object, path: PathLike, name: str) -> dict[str, Any]:
     if hasattr(value, "to_dict"):
         value = value.to_dict()
     if not isinstance(value, Mapping):
         raise ShowerSetError.bad_field(path, name, "a dict", type(value).__name__)
+    return dict(value)
+
+
+def _to_json(value: Mapping[str, Any], path: PathLike, name: str) -> str:
     try:
         return json.dumps(dict(value), sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ShowerSetError.bad_field(path, name, "a JSON-serialisable dict", str(exc)) from None
 
 
-def _temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+def _kind_of(geometry: Mapping[str, Any], path: PathLike, label: str) -> ShapeKind:
+    """The shape kind a geometry description declares (``"image"`` without ``kind``); voxel
+    and point-cloud descriptions must rebuild into their geometry type."""
+    kind = geometry.get("kind", "image")
+    if kind not in SHAPE_KINDS:
+        raise ShowerSetError.bad_field(path, f"{label}.kind", f"one of {list(SHAPE_KINDS)}",
+                                       f"{kind!r:.40}")
+    if kind != "image":
+        try:
+            geometry_from_dict(geometry)
+        except Exception as exc:  # noqa: BLE001 - a file's JSON may hold anything
+            raise ShowerSetError.bad_field(path, label, f"a valid {kind} geometry",
+                                           f"{type(exc).__name__}: {exc}"[:300]) from None
+    return kind  # type: ignore[no-any-return]
 
 
 def _discard(h5file: h5py.File | None, tmp: Path) -> None:
@@ -266,20 +380,30 @@ class ShowerSetWriter:
     by the batch being appended. A batch that fails validation raises :class:`ShowerSetError`
     and writes nothing (the writer stays usable; inside ``with`` the exception aborts it).
 
+    The geometry's ``kind`` chooses the layout (see :mod:`calogen.data.schema`): images
+    ``(n, H, W)``; voxels ``(n, n_voxels)`` with ``n_voxels`` fixed by the binning; point clouds
+    as ``(P, 4)`` points plus ``(n,)`` counts per shower (:meth:`append`'s ``counts``), stored
+    ragged.
+
     Args:
         path: final file name.
-        shower_shape: shape of one shower, e.g. ``(44, 44)``.
+        shower_shape: shape of one shower, e.g. ``(44, 44)``; ``None`` takes it from a voxel
+            or point-cloud geometry (``(n_voxels,)``, ``(4,)``).
         detector: detector name, e.g. ``"ZN"``.
-        geometry: JSON-serialisable geometry description (or an object with ``to_dict()``).
+        geometry: the geometry's ``to_dict()`` (or the geometry itself); a description without
+            ``kind`` is an image.
         condition_columns: names of the condition columns (e.g. ``ZDC_CONDITION_COLUMNS``).
         condition_units: unit of each column (e.g. ``ZDC_CONDITION_UNITS``).
         producer: JSON-serialisable dict: what made the file (name, version, seed, note).
-        shower_dtype: dtype of the stored showers (int32 for photon counts, float32 for
-            generated showers).
-        shower_units: unit of a shower value.
+        shower_dtype: dtype of the stored showers; ``None``: int32 for images (photon
+            counts), float32 for voxels and points (points must be float).
+        shower_units: unit of a shower value; ``None``: ``"photons"`` for images, ``"MeV"``
+            otherwise (the unit of ``E`` for points).
         chunk_events: events per HDF5 chunk; ``None`` picks the largest power of two (at most
             1024) whose showers fit about 2 MiB (256 for ZN int32 images), see
             :func:`calogen.data.schema.default_chunk_events`.
+        chunk_points: points per chunk of a point-cloud file; ``None``:
+            :func:`calogen.data.schema.default_chunk_points`.
         overwrite: replace an existing file at ``path`` (on successful close only).
     """
 
@@ -287,37 +411,47 @@ class ShowerSetWriter:
         self,
         path: PathLike,
         *,
-        shower_shape: tuple[int, ...],
+        shower_shape: tuple[int, ...] | None = None,
         detector: str,
-        geometry: Mapping[str, Any],
+        geometry: Mapping[str, Any] | Geometry,
         condition_columns: Sequence[str],
         condition_units: Sequence[str],
         producer: Mapping[str, Any],
-        shower_dtype: DTypeLike = np.int32,
-        shower_units: str = "photons",
+        shower_dtype: DTypeLike | None = None,
+        shower_units: str | None = None,
         chunk_events: int | None = None,
+        chunk_points: int | None = None,
         overwrite: bool = False,
     ) -> None:
         self._path = Path(path)
         self._overwrite = overwrite
-        self._shape = tuple(int(d) for d in shower_shape)
-        self._dtype = np.dtype(shower_dtype)
+        geometry_dict = _as_dict(geometry, self._path, S.ATTR_GEOMETRY)
+        self._kind = _kind_of(geometry_dict, self._path, S.ATTR_GEOMETRY)
+        self._geometry = geometry_dict
+        self._shape = self._shower_shape(shower_shape)
+        default_dtype = np.int32 if self._kind == "image" else np.float32
+        self._dtype = np.dtype(default_dtype if shower_dtype is None else shower_dtype)
         self._columns = tuple(str(c) for c in condition_columns)
         self._units = tuple(str(u) for u in condition_units)
         if chunk_events is None:
-            chunk_events = S.default_chunk_events(self._shape, self._dtype.itemsize)
-        self._check_arguments(detector, chunk_events)
-        geometry_json = _to_json(geometry, self._path, S.ATTR_GEOMETRY)
-        producer_json = _to_json(producer, self._path, S.ATTR_PRODUCER)
+            chunk_events = (S.MAX_CHUNK_EVENTS if self._kind == "points"
+                            else S.default_chunk_events(self._shape, self._dtype.itemsize))
+        if chunk_points is None:
+            chunk_points = S.default_chunk_points()
+        self._check_arguments(detector, chunk_events, chunk_points)
+        geometry_json = _to_json(geometry_dict, self._path, S.ATTR_GEOMETRY)
+        producer_json = _to_json(_as_dict(producer, self._path, S.ATTR_PRODUCER), self._path,
+                                 S.ATTR_PRODUCER)
+        if shower_units is None:
+            shower_units = "photons" if self._kind == "image" else "MeV"
         self._check_target()
-        from calogen.atomic import remove_stale_temporaries
-
         remove_stale_temporaries(self._path)  # left beside it by killed writers
         self._n = 0
+        self._n_points = 0
         self._next_id = 0
         self._closed = False
         self._aborted = False
-        self._tmp = _temp_path(self._path)
+        self._tmp = temp_sibling(self._path)
         try:
             self._file = h5py.File(self._tmp, "x", rdcc_nbytes=S.WRITE_CACHE_BYTES,
                                    rdcc_nslots=10007, userblock_size=USERBLOCK_BYTES)
@@ -327,20 +461,47 @@ class ShowerSetWriter:
         self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp)
         try:
             self._create_layout(detector, geometry_json, producer_json, shower_units,
-                                chunk_events)
+                                chunk_events, chunk_points)
         except BaseException:
             self.abort()
             raise
 
     # -- setup ------------------------------------------------------------------------------
 
-    def _check_arguments(self, detector: str, chunk_events: int) -> None:
+    def _shower_shape(self, given: tuple[int, ...] | None) -> tuple[int, ...]:
+        """The shape of one shower, checked against a voxel or point-cloud geometry."""
+        p = self._path
+        expected = None if self._kind == "image" else geometry_from_dict(
+            self._geometry).shower_shape
+        if given is None:
+            if expected is None:
+                raise ShowerSetError.bad_field(p, "shower_shape", "the shape of one image "
+                                               "(rows, cols)", "none given")
+            return tuple(expected)
+        try:
+            shape = tuple(int(d) for d in given)
+        except (TypeError, ValueError):
+            raise ShowerSetError.bad_field(p, "shower_shape", "a tuple of integers",
+                                           repr(given)[:80]) from None
+        if expected is not None and shape != tuple(expected):
+            if self._kind == "voxels":
+                what = (f"({expected[0]},): the {expected[0]} voxels of the binning of geometry "
+                        f"{self._geometry.get('name')!r}")
+            else:
+                what = f"{tuple(expected)}: one point ({', '.join(POINT_FEATURES)})"
+            raise ShowerSetError.bad_field(p, "shower_shape", what, str(shape))
+        return shape
+
+    def _check_arguments(self, detector: str, chunk_events: int, chunk_points: int) -> None:
         p = self._path
         if not self._shape or any(d < 1 for d in self._shape):
             raise ShowerSetError.bad_field(p, "shower_shape", "positive dimensions",
                                            str(self._shape))
         if self._dtype.kind not in "iuf":
             raise ShowerSetError.bad_field(p, S.SHOWERS, "an integer or float dtype",
+                                           str(self._dtype))
+        if self._kind == "points" and self._dtype.kind != "f":
+            raise ShowerSetError.bad_field(p, S.POINTS, "a float dtype (x, y, z in mm)",
                                            str(self._dtype))
         if len(self._columns) != len(self._units):
             raise ShowerSetError.bad_field(
@@ -354,6 +515,9 @@ class ShowerSetWriter:
         if chunk_events < 1:
             raise ShowerSetError.bad_field(p, "chunk_events", "a positive number",
                                            str(chunk_events))
+        if chunk_points < 1:
+            raise ShowerSetError.bad_field(p, "chunk_points", "a positive number",
+                                           str(chunk_points))
 
     def _check_target(self) -> None:
         p = self._path
@@ -366,13 +530,14 @@ class ShowerSetWriter:
                                  f"(pass overwrite=True / --overwrite to replace it)", path=p)
 
     def _create_layout(self, detector: str, geometry_json: str, producer_json: str,
-                       shower_units: str, chunk_events: int) -> None:
+                       shower_units: str, chunk_events: int, chunk_points: int) -> None:
         f = self._file
         k = len(self._columns)
 
-        def make(name: str, tail: tuple[int, ...], dtype: DTypeLike) -> h5py.Dataset:
+        def make(name: str, tail: tuple[int, ...], dtype: DTypeLike,
+                 chunk: int = chunk_events) -> h5py.Dataset:
             return f.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail),
-                                    chunks=(chunk_events, *tail), dtype=dtype,
+                                    chunks=(chunk, *tail), dtype=dtype,
                                     track_times=False, **S.COMPRESSION)
 
         cond = make(S.CONDITIONS, (k,), np.float32)
@@ -381,10 +546,18 @@ class ShowerSetWriter:
         # Keep the handles open while writing: HDF5 flushes (compresses) a dataset's chunk
         # cache whenever its last handle closes, so re-opening per append would compress and
         # re-read every partial chunk (measured: 0.2 ms instead of 0.01 ms per ZN event).
-        self._datasets = {
-            S.SHOWERS: make(S.SHOWERS, self._shape, self._dtype), S.CONDITIONS: cond,
-            S.PDG: make(S.PDG, (), np.int32), S.CONDITION_ID: make(S.CONDITION_ID, (), np.int64),
-        }
+        self._datasets = {S.CONDITIONS: cond, S.PDG: make(S.PDG, (), np.int32),
+                          S.CONDITION_ID: make(S.CONDITION_ID, (), np.int64)}
+        if self._kind == "points":
+            points = make(S.POINTS, (len(POINT_FEATURES),), self._dtype, chunk_points)
+            points.attrs[S.ATTR_COLUMNS] = list(POINT_FEATURES)
+            points.attrs[S.ATTR_UNITS] = list(POINT_UNITS)
+            offsets = make(S.OFFSETS, (), np.int64)
+            offsets.resize(1, axis=0)
+            offsets[0] = 0
+            self._datasets.update({S.POINTS: points, S.OFFSETS: offsets})
+        else:
+            self._datasets[S.SHOWERS] = make(S.SHOWERS, self._shape, self._dtype)
         f.attrs[S.ATTR_SCHEMA] = S.SCHEMA_NAME
         f.attrs[S.ATTR_SCHEMA_VERSION] = np.int64(S.SCHEMA_VERSION)
         f.attrs[S.ATTR_DETECTOR] = detector
@@ -402,13 +575,18 @@ class ShowerSetWriter:
         return self._path
 
     @property
+    def kind(self) -> ShapeKind:
+        """``"image"``, ``"voxels"`` or ``"points"`` (from the geometry)."""
+        return self._kind
+
+    @property
     def n_written(self) -> int:
         """Events appended so far."""
         return self._n
 
     @property
     def shower_shape(self) -> tuple[int, ...]:
-        """Shape of one shower."""
+        """Shape of one shower (``(4,)``, one point, for point clouds)."""
         return self._shape
 
     @property
@@ -417,42 +595,68 @@ class ShowerSetWriter:
         return self._columns
 
     def append(self, showers: ArrayLike, conditions: ArrayLike, pdg: ArrayLike,
-               condition_id: ArrayLike | None = None) -> None:
+               condition_id: ArrayLike | None = None, counts: ArrayLike | None = None) -> None:
         """Validate and append a batch of ``n`` events.
 
         Args:
-            showers: ``(n, *shower_shape)``, finite, ``>= 0`` (integral if stored as integers).
+            showers: ``(n, *shower_shape)``, finite, ``>= 0`` (integral if stored as integers);
+                for point clouds ``(P, 4)`` points ``(x, y, z, E)`` in mm and MeV, finite,
+                ``E >= 0``, the ``n`` showers one after the other.
             conditions: ``(n, k)`` finite values, in the units given at construction.
             pdg: ``(n,)`` integral PDG codes.
             condition_id: ``(n,)`` integer group ids; ``None`` gives each event a new id.
+            counts: ``(n,)`` points per shower (0 allowed): required for point clouds,
+                refused otherwise.
 
         Raises:
             ShowerSetError: naming the bad field; nothing is written.
         """
         if self._closed:
             raise ShowerSetError(f"{self._path}: writer is closed", path=self._path)
-        batch = self._validate(showers, conditions, pdg, condition_id)
+        batch = self._validate(showers, conditions, pdg, condition_id, counts)
         n = len(batch)
         if n == 0:
             return
         stop = self._n + n
         try:
-            for name, values in ((S.SHOWERS, batch.showers), (S.CONDITIONS, batch.conditions),
-                                 (S.PDG, batch.pdg), (S.CONDITION_ID, batch.condition_id)):
-                ds = self._datasets[name]
-                ds.resize(stop, axis=0)
-                ds[self._n:stop] = values
+            for name, values in ((S.CONDITIONS, batch.conditions), (S.PDG, batch.pdg),
+                                 (S.CONDITION_ID, batch.condition_id)):
+                self._put(name, self._n, values)
+            if batch.counts is not None:
+                self._put(S.POINTS, self._n_points, batch.showers)
+                ends = self._n_points + np.cumsum(batch.counts, dtype=np.int64)
+                self._put(S.OFFSETS, self._n + 1, ends)
+                self._n_points = int(ends[-1])
+            else:
+                self._put(S.SHOWERS, self._n, batch.showers)
         except BaseException:  # an I/O failure leaves datasets of unequal length: give up
             self.abort()
             raise
         self._n = stop
         self._next_id = max(self._next_id, int(batch.condition_id.max()) + 1)
 
+    def _put(self, name: str, start: int, values: np.ndarray) -> None:
+        ds = self._datasets[name]
+        stop = start + values.shape[0]
+        ds.resize(stop, axis=0)
+        ds[start:stop] = values
+
     def _validate(self, showers: ArrayLike, conditions: ArrayLike, pdg: ArrayLike,
-                  condition_id: ArrayLike | None) -> ShowerBatch:
+                  condition_id: ArrayLike | None, counts: ArrayLike | None) -> ShowerBatch:
         p, off = self._path, self._n
-        sh = validate_showers(showers, self._shape, self._dtype, path=p, offset=off)
-        n = sh.shape[0]
+        n_per: NDArray[np.int64] | None = None
+        if self._kind == "points":
+            if counts is None:
+                raise ShowerSetError.bad_field(p, "counts", "points per shower (n,) for a "
+                                               "point-cloud file", "none given")
+            sh, n_per = validate_points(showers, counts, path=p, offset=off)
+            n = n_per.shape[0]
+        else:
+            if counts is not None:
+                raise ShowerSetError.bad_field(p, "counts", f"none for a {self._kind} file "
+                                               "(counts are for point clouds)", "counts given")
+            sh = validate_showers(showers, self._shape, self._dtype, path=p, offset=off)
+            n = sh.shape[0]
         cond = np.asarray(conditions)
         if cond.ndim >= 1 and cond.shape[0] != n:
             raise ShowerSetError.bad_field(p, S.CONDITIONS, f"{n} rows (as many as showers)",
@@ -471,7 +675,7 @@ class ShowerSetWriter:
         check = ContentCheck(p, self)
         check.pdg(codes, off)
         check.condition_id(ids, off)
-        return ShowerBatch(sh, cond, codes, ids)
+        return ShowerBatch(sh, cond, codes, ids, n_per)
 
     def close(self) -> Path:
         """Finish the file and rename it to its final name. Returns the final path."""
@@ -522,34 +726,41 @@ def write_showerset(
     pdg: ArrayLike,
     *,
     condition_id: ArrayLike | None = None,
+    counts: ArrayLike | None = None,
     detector: str,
-    geometry: Mapping[str, Any],
+    geometry: Mapping[str, Any] | Geometry,
     producer: Mapping[str, Any],
     condition_columns: Sequence[str] = S.ZDC_CONDITION_COLUMNS,
     condition_units: Sequence[str] = S.ZDC_CONDITION_UNITS,
     shower_dtype: DTypeLike | None = None,
-    shower_units: str = "photons",
+    shower_units: str | None = None,
     chunk_events: int | None = None,
+    chunk_points: int | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write in-memory arrays as one ShowerSet file (atomically) and return its path.
 
-    ``shower_dtype`` defaults to int32 for integer input (photon counts), float32 otherwise.
+    ``showers`` is ``(n, *shower_shape)`` for images and voxels, ``(P, 4)`` points with
+    ``counts`` ``(n,)`` for point clouds (the geometry's ``kind`` decides). ``shower_dtype``
+    defaults to int32 for integer image or voxel input (photon counts), float32 otherwise.
     Condition columns default to the ZDC ones (``E, vx, vy, vz, px, py, pz, mass, charge`` in
-    GeV, m, m, m, GeV, GeV, GeV, MeV, e).
+    GeV, m, m, m, GeV, GeV, GeV, MeV, e); a calorimeter gun passes
+    :func:`calogen.particles.gun_conditions`.
     """
     sh = np.asarray(showers)
     if sh.ndim < 2:
         raise ShowerSetError.bad_field(path, S.SHOWERS, "shape (n, *shower_shape)",
                                        f"shape {sh.shape}")
+    kind = _kind_of(_as_dict(geometry, path, S.ATTR_GEOMETRY), path, S.ATTR_GEOMETRY)
     if shower_dtype is None:
-        shower_dtype = np.int32 if sh.dtype.kind in "biu" else np.float32
+        shower_dtype = np.int32 if sh.dtype.kind in "biu" and kind != "points" else np.float32
     with ShowerSetWriter(path, shower_shape=tuple(sh.shape[1:]), detector=detector,
                          geometry=geometry, condition_columns=condition_columns,
                          condition_units=condition_units, producer=producer,
                          shower_dtype=shower_dtype, shower_units=shower_units,
-                         chunk_events=chunk_events, overwrite=overwrite) as writer:
-        writer.append(sh, conditions, pdg, condition_id)
+                         chunk_events=chunk_events, chunk_points=chunk_points,
+                         overwrite=overwrite) as writer:
+        writer.append(sh, conditions, pdg, condition_id, counts)
     return writer.path
 
 
@@ -634,6 +845,7 @@ class ShowerSet:
     def __init__(self, path: PathLike) -> None:
         self._path = Path(path)
         self._file = self._open_file()
+        self._offsets: NDArray[np.int64] | None = None
         try:
             self._meta = self._read_meta()
         except BaseException:
@@ -758,14 +970,31 @@ class ShowerSet:
                              " (a newer calogen may read it)",
                              str(version) if version is not None
                              else _describe(self._attr(S.ATTR_SCHEMA_VERSION)))
-        showers = self._dataset(S.SHOWERS, 2, "iuf", "an integer or float dtype")
+        geometry = self._json_attr(S.ATTR_GEOMETRY)
+        kind = _kind_of(geometry, self._path, f"attribute {S.ATTR_GEOMETRY}")
+        if version < 2 and kind != "image":
+            raise self._fail(f"attribute {S.ATTR_GEOMETRY}.kind", "'image' (schema version 1 "
+                             "holds images only)", repr(kind))
         conditions = self._dataset(S.CONDITIONS, 2, "f", "a float dtype")
         pdg = self._dataset(S.PDG, 1, "iu", "an integer dtype")
         ids = self._dataset(S.CONDITION_ID, 1, "iu", "an integer dtype")
-        n = showers.shape[0]
+        if kind == "points":
+            n = conditions.shape[0]
+            showers = self._points_layout(n)
+            first = "conditions"
+        else:
+            showers = self._dataset(S.SHOWERS, 2, "iuf", "an integer or float dtype")
+            n = showers.shape[0]
+            first = "showers"
+            if kind == "voxels":
+                n_voxels = geometry_from_dict(geometry).shower_shape[0]
+                if showers.shape[1:] != (n_voxels,):
+                    raise self._fail(f"dataset {S.SHOWERS}", f"shape (N, {n_voxels}) (the "
+                                     f"voxels of the geometry's binning)",
+                                     f"shape {showers.shape}")
         for name, ds in ((S.CONDITIONS, conditions), (S.PDG, pdg), (S.CONDITION_ID, ids)):
             if ds.shape[0] != n:
-                raise self._fail(f"dataset {name}", f"{n} events (as many as showers)",
+                raise self._fail(f"dataset {name}", f"{n} events (as many as {first})",
                                  f"{ds.shape[0]}")
         for name, ds in ((S.PDG, pdg), (S.CONDITION_ID, ids)):
             if ds.ndim != 1:
@@ -775,11 +1004,13 @@ class ShowerSet:
         k = conditions.shape[1]
         n_events = self._int_attr(S.ATTR_N_EVENTS)
         if n_events != n:
-            raise self._fail(f"attribute {S.ATTR_N_EVENTS}", f"{n} (the length of showers)",
+            raise self._fail(f"attribute {S.ATTR_N_EVENTS}", f"{n} (the length of {first})",
                              _describe(self._attr(S.ATTR_N_EVENTS)))
+        if kind == "points":
+            self._offsets = self._read_offsets(n, showers.shape[0])
         return ShowerSetMeta(
             detector=self._str_attr(S.ATTR_DETECTOR),
-            geometry=self._json_attr(S.ATTR_GEOMETRY),
+            geometry=geometry,
             shower_shape=tuple(int(d) for d in showers.shape[1:]),
             shower_dtype=showers.dtype,
             shower_units=self._str_attr(S.ATTR_SHOWER_UNITS),
@@ -790,7 +1021,51 @@ class ShowerSet:
             created=self._str_attr(S.ATTR_CREATED),
             schema_version=version,
             n_events=n,
+            kind=kind,
+            n_points=int(showers.shape[0]) if kind == "points" else 0,
         )
+
+    def _points_layout(self, n: int) -> h5py.Dataset:
+        """Check the datasets of a point-cloud file; return ``points``."""
+        with _hdf5_errors(self._path, f"dataset {S.SHOWERS}"):
+            if S.SHOWERS in self._file:
+                raise self._fail(f"dataset {S.SHOWERS}", "absent in a point-cloud file (points "
+                                 "and offsets hold the showers)", "present")
+        points = self._dataset(S.POINTS, 2, "f", "a float dtype")
+        width = len(POINT_FEATURES)
+        if points.ndim != 2 or points.shape[1] != width:
+            raise self._fail(f"dataset {S.POINTS}", f"shape (P, {width}) "
+                             f"({', '.join(POINT_FEATURES)})", f"shape {points.shape}")
+        for name, want in ((S.ATTR_COLUMNS, POINT_FEATURES), (S.ATTR_UNITS, POINT_UNITS)):
+            label = f"{S.POINTS}.{name}"
+            found = self._string_list_attr(points, S.POINTS, name, width)
+            if found != want:
+                raise self._fail(label, str(list(want)), str(list(found)))
+        offsets = self._dataset(S.OFFSETS, 1, "iu", "an integer dtype")
+        if offsets.ndim != 1 or offsets.shape[0] != n + 1:
+            raise self._fail(f"dataset {S.OFFSETS}", f"shape ({n + 1},) (one more than the "
+                             f"{n} events)", f"shape {offsets.shape}")
+        return points
+
+    def _read_offsets(self, n: int, n_points: int) -> NDArray[np.int64]:
+        """The ``(N + 1,)`` offsets, checked: start at 0, non-decreasing, end at ``P``."""
+        label = f"dataset {S.OFFSETS}"
+        raw = self._get(S.OFFSETS, ())
+        if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
+            raise self._fail(label, f"values in [0, {n_points}]", f"{int(raw.max())}")
+        offsets = raw.astype(np.int64)
+        if offsets[0] != 0:
+            raise self._fail(label, "offsets[0] = 0", f"{int(offsets[0])}")
+        steps = np.diff(offsets)
+        if steps.size and steps.min() < 0:
+            row = int(np.argmax(steps < 0))
+            raise self._fail(label, "non-decreasing offsets (points per shower >= 0)",
+                             f"offsets[{row + 1}] = {int(offsets[row + 1])} < offsets[{row}] = "
+                             f"{int(offsets[row])}")
+        if offsets[-1] != n_points:
+            raise self._fail(label, f"offsets[{n}] = {n_points} (the rows of dataset "
+                             f"{S.POINTS})", f"{int(offsets[-1])}")
+        return offsets
 
     # -- properties -------------------------------------------------------------------------
 
@@ -828,7 +1103,12 @@ class ShowerSet:
         lo, hi, _ = slice(start, stop).indices(len(self))
         hi = max(lo, hi)
         sel = slice(lo, hi)
-        return ShowerBatch(*(self._get(name, sel) for name in S.DATASETS))
+        if self._offsets is None:
+            return ShowerBatch(*(self._get(name, sel) for name in S.DATASETS))
+        o = self._offsets
+        points = self._get(S.POINTS, slice(int(o[lo]), int(o[hi])))
+        cond, pdg, ids = (self._get(name, sel) for name in S.EVENT_DATASETS)
+        return ShowerBatch(points, cond, pdg, ids, np.diff(o[lo:hi + 1]))
 
     def _normalise_indices(self, indices: ArrayLike) -> NDArray[np.int64]:
         idx = np.asarray(indices)
@@ -861,9 +1141,50 @@ class ShowerSet:
             start += group.size
         return out
 
+    def _read_point_rows(self, rows: NDArray[np.int64]
+                         ) -> tuple[NDArray[np.floating], NDArray[np.int64]]:
+        """Points and counts of showers ``rows`` (sorted, unique), decompressing each chunk of
+        ``points`` once: showers whose points start in the chunk where the previous ones end
+        are read as one slice."""
+        assert self._offsets is not None
+        starts, stops = self._offsets[rows], self._offsets[rows + 1]
+        counts = stops - starts
+        with _hdf5_errors(self._path, f"dataset {S.POINTS}"):
+            ds = self._file[S.POINTS]
+            chunk = ds.chunks[0] if ds.chunks else max(1, int(self._offsets[-1]))
+            out = np.empty((int(counts.sum()), ds.shape[1]), dtype=ds.dtype)
+        if rows.size == 0 or out.shape[0] == 0:
+            return out, counts
+        keep = counts > 0
+        s_nz, e_nz, c_nz = starts[keep], stops[keep], counts[keep]
+        # a new group starts where a shower's first chunk is past the previous shower's last
+        cuts = np.flatnonzero(s_nz[1:] // chunk > (e_nz[:-1] - 1) // chunk) + 1
+        pos = 0
+        for lo_i, hi_i in zip(np.r_[0, cuts], np.r_[cuts, s_nz.size], strict=True):
+            lo, hi = int(s_nz[lo_i]), int(e_nz[hi_i - 1])
+            block = self._get(S.POINTS, slice(lo, hi))
+            c = c_nz[lo_i:hi_i]
+            n = int(c.sum())
+            if hi - lo == n:
+                out[pos:pos + n] = block
+            else:
+                first = np.repeat(s_nz[lo_i:hi_i] - lo - (np.cumsum(c) - c), c)
+                out[pos:pos + n] = block[first + np.arange(n)]
+            pos += n
+        return out, counts
+
     def _take_normalised(self, idx: NDArray[np.int64]) -> ShowerBatch:
         uniq, inverse = np.unique(idx, return_inverse=True)
-        return ShowerBatch(*(self._read_sorted(name, uniq)[inverse] for name in S.DATASETS))
+        inverse = inverse.reshape(-1)
+        if self._offsets is None:
+            return ShowerBatch(*(self._read_sorted(name, uniq)[inverse] for name in S.DATASETS))
+        points, counts = self._read_point_rows(uniq)
+        ends = np.cumsum(counts)
+        want = counts[inverse]
+        gather = np.repeat(ends[inverse] - want - (np.cumsum(want) - want), want)
+        gather += np.arange(gather.size, dtype=np.int64)
+        cond, pdg, ids = (self._read_sorted(name, uniq)[inverse] for name in S.EVENT_DATASETS)
+        return ShowerBatch(points[gather], cond, pdg, ids, want)
 
     def take(self, indices: ArrayLike) -> ShowerBatch:
         """Events at ``indices``, in that order (duplicates and negative indices allowed).
@@ -905,6 +1226,22 @@ class ShowerSet:
         """All condition group ids, ``(N,)``."""
         return self._get(S.CONDITION_ID, ())
 
+    @property
+    def kind(self) -> ShapeKind:
+        """``"image"``, ``"voxels"`` or ``"points"``."""
+        return self._meta.kind
+
+    def offsets(self) -> NDArray[np.int64]:
+        """``(N + 1,)`` offsets of the showers in ``points`` (point clouds only)."""
+        if self._offsets is None:
+            raise ValueError(f"{self._path}: offsets exist for point clouds only; this file "
+                             f"holds {self._meta.kind}")
+        return self._offsets.copy()
+
+    def counts(self) -> NDArray[np.int64]:
+        """``(N,)`` points per shower (point clouds only)."""
+        return np.diff(self.offsets())
+
     def validate_content(self, batch_size: int = 16384, progress: bool = False, *,
                          counts: bool = False, role: str | None = None) -> None:
         """Scan every value in batches of ``batch_size`` events by the rules of
@@ -937,5 +1274,7 @@ class ShowerSet:
 
     def __repr__(self) -> str:
         m = self._meta
-        return (f"ShowerSet({str(self._path)!r}, detector={m.detector!r}, n_events={m.n_events},"
-                f" shower_shape={m.shower_shape})")
+        shape = (f"n_points={m.n_points}" if m.kind == "points"
+                 else f"shower_shape={m.shower_shape}")
+        return (f"ShowerSet({str(self._path)!r}, detector={m.detector!r}, kind={m.kind!r}, "
+                f"n_events={m.n_events}, {shape})")

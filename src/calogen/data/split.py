@@ -122,5 +122,5 @@ def write_rows(source: str | Path, rows: ArrayLike, out: str | Path, *,
                              shower_dtype=m.shower_dtype, shower_units=m.shower_units,
                              overwrite=overwrite) as writer:
             for b in src.iter_batches(batch_size, indices=idx):
-                writer.append(b.showers, b.conditions, b.pdg, b.condition_id)
+                writer.append(b.showers, b.conditions, b.pdg, b.condition_id, b.counts)
     return Path(out)

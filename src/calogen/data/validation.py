@@ -33,8 +33,11 @@ __all__ = ["BATCH_BYTES", "ContentCheck", "validate_particles", "validate_shower
 
 
 def batch_events(meta: ShowerSetMeta, batch_bytes: int = BATCH_BYTES) -> int:
-    """Events per batch so that one batch of showers holds about ``batch_bytes``."""
+    """Events per batch so that one batch of showers holds about ``batch_bytes`` (for point
+    clouds: of the file's mean number of points per shower)."""
     row = int(np.prod(meta.shower_shape)) * meta.shower_dtype.itemsize
+    if meta.kind == "points" and meta.n_events:
+        row *= max(1, -(-meta.n_points // meta.n_events))
     return max(1, batch_bytes // max(1, row))
 
 
