@@ -1,22 +1,28 @@
-"""Toy voxel and point-cloud showers, and an in-memory stand-in for a ShowerSet v2 (the data
-layer's contract: ``showers`` (n, n_voxels) or all points (P, 4) plus ``counts`` (n,))."""
+"""Toy voxel and point-cloud ShowerSets (tiny, written once per session) and a cheap
+evaluation configuration."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from calogen.data.showerset import write_showerset
 from calogen.geometry import LayeredVoxelGeometry, PointCloudVolume, VoxelLayer
+from calogen.metrics.classifier import CALOGEN_DEFAULT
+from calogen.metrics.evaluate import EvaluationConfig
+from calogen.particles import gun_conditions
 
 TOY_VOXELS = LayeredVoxelGeometry("toy-voxels", (
     VoxelLayer(0, (0.0, 5.0, 10.0, 20.0), 4),
     VoxelLayer(1, (0.0, 10.0, 30.0), 2),
     VoxelLayer(2, (0.0, 40.0), 1),
 ))
+N_TOY = 1000
+"""Showers per toy file (pairs of repeated conditions)."""
+
 TOY_VOLUME = PointCloudVolume("toy-volume", (-50.0, 50.0), (-50.0, 50.0),
                               (0.0, 10.0, 20.0, 30.0, 40.0), cell_size_mm=(10.0, 10.0))
 
@@ -56,90 +62,47 @@ def toy_points(e_inc_gev: np.ndarray, seed: int, spread_mm: float = 8.0
     return pts.astype(np.float32), counts
 
 
-@dataclass(frozen=True)
-class MemBatch:
-    showers: np.ndarray
-    conditions: np.ndarray
-    pdg: np.ndarray
-    condition_id: np.ndarray
-    counts: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.pdg.shape[0])
-
-
-@dataclass(frozen=True)
-class MemMeta:
-    detector: str
-    geometry: dict[str, Any]
-    kind: str
-    condition_columns: tuple[str, ...] = ("E_inc",)
-    condition_units: tuple[str, ...] = ("GeV",)
-    producer: dict[str, Any] = field(default_factory=dict)
-
-
-class MemShowerSet:
-    """The reading side of a ShowerSet v2, in memory (same methods, same batch contents)."""
-
-    def __init__(self, name: str, geometry: LayeredVoxelGeometry | PointCloudVolume,
-                 showers: np.ndarray, conditions: np.ndarray, pdg: np.ndarray,
-                 condition_id: np.ndarray, counts: np.ndarray | None = None) -> None:
-        self.path = Path(f"/memory/{name}.h5")
-        self.meta = MemMeta(geometry.name, geometry.to_dict(), geometry.kind,
-                            producer={"name": name})
-        self.shower_shape = geometry.shower_shape
-        self._showers, self._cond, self._pdg, self._cid = showers, conditions, pdg, condition_id
-        self._counts = counts
-        self._offsets = None if counts is None else np.concatenate([[0], np.cumsum(counts)])
-
-    def __len__(self) -> int:
-        return len(self._pdg)
-
-    def take(self, indices: Any) -> MemBatch:
-        idx = np.asarray(indices, dtype=np.int64)
-        if self._counts is None:
-            showers, counts = self._showers[idx], None
-        else:
-            o = self._offsets
-            parts = [self._showers[o[i]:o[i + 1]] for i in idx]
-            showers = np.concatenate(parts) if parts else np.zeros((0, 4), np.float32)
-            counts = self._counts[idx]
-        return MemBatch(showers, self._cond[idx], self._pdg[idx], self._cid[idx], counts)
-
-    def iter_batches(self, batch_size: int = 4096, indices: Any = None):
-        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
-        for start in range(0, len(idx), batch_size):
-            yield self.take(idx[start:start + batch_size])
-
-    def conditions(self) -> np.ndarray:
-        return self._cond
-
-    def pdg(self) -> np.ndarray:
-        return self._pdg
-
-    def condition_ids(self) -> np.ndarray:
-        return self._cid
+def _write(path: Path, geometry: LayeredVoxelGeometry | PointCloudVolume, showers: np.ndarray,
+           cond: np.ndarray, pdg: np.ndarray, cid: np.ndarray,
+           counts: np.ndarray | None = None) -> Path:
+    columns, units = gun_conditions("E_inc")
+    return write_showerset(path, showers, cond, pdg, condition_id=cid, counts=counts,
+                           detector=geometry.name, geometry=geometry,
+                           producer={"name": path.stem}, condition_columns=columns,
+                           condition_units=units, shower_units="MeV")
 
 
 @pytest.fixture(scope="session")
-def toy_voxel_sets():
-    """Reference, a perfect model (another draw), a shifted model and a deeper-shower model."""
-    cond, pdg, cid = toy_conditions(1200, 2024)  # not 0: the evaluation seed
-    make = lambda name, x: MemShowerSet(name, TOY_VOXELS, x, cond, pdg, cid)  # noqa: E731
-    return {"ref": make("ref", toy_voxels(cond, 1)),
-            "perfect": make("perfect", toy_voxels(cond, 2)),
-            "scaled": make("scaled", toy_voxels(cond, 3, scale=1.15)),
-            "deeper": make("deeper", toy_voxels(cond, 4, depth=0.8))}
+def fast_config() -> EvaluationConfig:
+    """A cheap evaluation (small nulls and classifier; slices only above 10 000 events)."""
+    return EvaluationConfig(
+        progress=False, n_null=15, n_null_fpd_kpd=3, fpd_points=4, fpd_bootstrap=4,
+        kpd_batches=4, prdc_max_samples=600, low_level_max_per_class=1200,
+        slice_min_events=10_000, batch_size=500,
+        classifier=replace(CALOGEN_DEFAULT, hidden=(32,), max_epochs=8, n_seeds=2,
+                           batch_size=128, max_samples_per_class=1200))
 
 
 @pytest.fixture(scope="session")
-def toy_point_sets():
-    """Reference, a perfect model (another draw) and a model with too wide showers."""
-    cond, pdg, cid = toy_conditions(1200, 2024)  # not 0: the evaluation seed
+def toy_voxel_files(tmp_path_factory) -> dict[str, Path]:
+    """Voxel ShowerSets: the reference, a perfect model (another draw of the same toy), one
+    depositing 15% too much energy and one with deeper showers."""
+    d = tmp_path_factory.mktemp("voxels", numbered=False)
+    cond, pdg, cid = toy_conditions(N_TOY, 2024)  # not seed 0: the evaluation's seed
+    models = {"ref": toy_voxels(cond, 1), "perfect": toy_voxels(cond, 2),
+              "scaled": toy_voxels(cond, 3, scale=1.15),
+              "deeper": toy_voxels(cond, 4, depth=0.8)}
+    return {name: _write(d / f"{name}.h5", TOY_VOXELS, x, cond, pdg, cid)
+            for name, x in models.items()}
 
-    def make(name, seed, spread=8.0):
+
+@pytest.fixture(scope="session")
+def toy_point_files(tmp_path_factory) -> dict[str, Path]:
+    """Point-cloud ShowerSets: the reference, a perfect model and one with too wide showers."""
+    d = tmp_path_factory.mktemp("points", numbered=False)
+    cond, pdg, cid = toy_conditions(N_TOY, 2024)
+    out = {}
+    for name, seed, spread in (("ref", 1, 8.0), ("perfect", 2, 8.0), ("wide", 3, 11.0)):
         pts, counts = toy_points(cond, seed, spread)
-        return MemShowerSet(name, TOY_VOLUME, pts, cond, pdg, cid, counts)
-
-    return {"ref": make("ref", 1), "perfect": make("perfect", 2),
-            "wide": make("wide", 3, spread=11.0)}
+        out[name] = _write(d / f"{name}.h5", TOY_VOLUME, pts, cond, pdg, cid, counts)
+    return out

@@ -1,20 +1,16 @@
-"""evaluate on voxel and point-cloud showers (in-memory ShowerSets of the v2 contract)."""
+"""evaluate and ``calogen evaluate`` on voxel and point-cloud ShowerSets (the toy files of
+conftest.py): a perfect model sits at the floor, a shifted one is caught, the report is drawn."""
 
 from dataclasses import replace
 
+import h5py
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from calogen.metrics.classifier import CALOGEN_DEFAULT
-from calogen.metrics.evaluate import EvaluationConfig, evaluate_sets
+from calogen.cli.main import app
+from calogen.metrics.evaluate import evaluate
 from calogen.report import validate_metrics_json, write_report
-
-FAST = EvaluationConfig(
-    progress=False, n_null=15, n_null_fpd_kpd=3, fpd_points=4, fpd_bootstrap=4, kpd_batches=4,
-    prdc_max_samples=600, low_level_max_per_class=1200, slice_min_events=300, batch_size=500,
-    classifier=replace(CALOGEN_DEFAULT, hidden=(32,), max_epochs=8, n_seeds=2, batch_size=128,
-                       max_samples_per_class=1200),
-)
 
 
 def rows(result):
@@ -22,35 +18,39 @@ def rows(result):
 
 
 @pytest.fixture(scope="module")
-def voxel_results(toy_voxel_sets):
-    s = toy_voxel_sets
-    return {name: evaluate_sets(s["ref"], s[name], config=FAST)
-            for name in ("perfect", "scaled", "deeper")}
+def voxel_results(toy_voxel_files, fast_config):
+    f = toy_voxel_files
+    out = {name: evaluate(f["ref"], f[name], config=fast_config) for name in ("scaled", "deeper")}
+    # the perfect model with slices: the E_inc bins (GeV) are binned
+    out["perfect"] = evaluate(f["ref"], f["perfect"],
+                              config=replace(fast_config, slice_min_events=100))
+    return out
 
 
 @pytest.fixture(scope="module")
-def point_results(toy_point_sets):
-    s = toy_point_sets
-    return {name: evaluate_sets(s["ref"], s[name], config=FAST) for name in ("perfect", "wide")}
+def point_results(toy_point_files, fast_config):
+    f = toy_point_files
+    return {name: evaluate(f["ref"], f[name], config=fast_config) for name in ("perfect", "wide")}
 
 
 def test_voxels_perfect_model_sits_on_the_floor(voxel_results):
     result = voxel_results["perfect"]
     r = rows(result)
-    assert result.protocol["kind"] == "voxels"
-    assert "E_layer0" in result.protocol["observables"]
-    assert "energy_ratio" in result.protocol["observables"]
+    assert result.protocol["kind"] == "voxels" and result.inputs["reference"]["kind"] == "voxels"
+    assert {"E_layer0", "energy_ratio", "sparsity_layer2"} <= set(result.protocol["observables"])
     w1 = r["W1 of standardised observables (mean over observables)"]
     assert w1.value < 1.6 * w1.floor and w1.p_value > 0.01
     for label in ("high-level", "low-level"):
         assert abs(r[f"classifier AUC ({label})"].value - 0.5) < 0.08, label
-    # ZDC-only metrics are absent and say why
+    # ZDC-only metrics are absent, and the protocol says why
     assert "channel Wasserstein (mean of 5 channels)" not in r
     assert "channel MAE paired by condition" not in r
     assert "PMT channels" in next(iter(result.protocol["skipped"].values()))
     assert r["precision (PRDC, k=5, standardised observables)"].value is not None
     div = r["diversity at identical conditions (rel. spread of energy sum)"]
     assert div.value == pytest.approx(div.floor, rel=0.3)
+    energy_bin = result.slices["energy"]["0-10 GeV"]
+    assert energy_bin["n_reference"] > 100 and "metrics" in energy_bin
 
 
 def test_voxels_shifted_models_are_caught(voxel_results):
@@ -93,18 +93,20 @@ def test_points_too_wide_showers_are_caught(point_results):
     assert r["classifier AUC (high-level)"].value > r["classifier AUC (high-level)"].floor + 0.1
 
 
-def test_different_kinds_or_geometries_are_refused(toy_voxel_sets, toy_point_sets):
-    with pytest.raises(ValueError, match=r"/memory/ref.h5.*cannot be compared") as info:
-        evaluate_sets(toy_voxel_sets["ref"], toy_point_sets["ref"], config=FAST)
-    assert "points" in str(info.value) and "voxels" in str(info.value)
-    import copy
-    other = copy.copy(toy_voxel_sets["perfect"])
-    geo = dict(other.meta.geometry)
-    geo["layers"] = [dict(layer, r_edges_mm=[e * 2 for e in layer["r_edges_mm"]])
-                     for layer in geo["layers"]]
-    other.meta = replace(other.meta, geometry=geo)
-    with pytest.raises(ValueError, match="geometry.*cannot be compared"):
-        evaluate_sets(toy_voxel_sets["ref"], other, config=FAST)
+def test_different_kinds_or_geometries_are_refused(toy_voxel_files, toy_point_files,
+                                                   fast_config, tmp_path):
+    ref = toy_voxel_files["ref"]
+    with pytest.raises(ValueError, match=r"points/ref.h5.*points.*voxels/ref.h5.*voxels.*"
+                                         r"cannot be compared"):
+        evaluate(ref, toy_point_files["ref"], config=fast_config)
+    # the same voxel file with other radial edges (and the same number of voxels)
+    other = tmp_path / "other.h5"
+    other.write_bytes(toy_voxel_files["perfect"].read_bytes())
+    with h5py.File(other, "r+") as f:
+        key = next(k for k, v in f.attrs.items() if isinstance(v, str) and '"layers"' in v)
+        f.attrs[key] = f.attrs[key].replace("40.0", "45.0")
+    with pytest.raises(ValueError, match=r"other.h5.*geometry.*voxels/ref.h5.*cannot be compared"):
+        evaluate(ref, other, config=fast_config)
 
 
 @pytest.mark.parametrize("kind", ["voxels", "points"])
@@ -116,5 +118,22 @@ def test_report_for_voxels_and_points(kind, voxel_results, point_results, tmp_pa
     assert {"observables.png", "layer_profiles.png", "correlations.png"} <= names
     assert not names & {"channels_per_species.png", "examples.png", "mean_images.png"}
     page = paths.html.read_text()
-    assert "layer_profiles.png" in page and kind in page
+    assert "layer_profiles.png" in page and f"<td>{kind}</td>" in page
+    assert "not computed" in page
     assert all(np.isfinite(r.value) for r in result.summary if r.value is not None)
+
+
+def test_calogen_evaluate_on_points(toy_point_files, toy_voxel_files, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, [
+        "evaluate", "--reference", str(toy_point_files["ref"]), "--generated",
+        str(toy_point_files["perfect"]), "--out", str(out), "--seeds", "1", "--no-progress",
+        "--point-threshold", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.output
+    validate_metrics_json(out / "metrics.json")
+    assert (out / "layer_profiles.png").is_file() and not (out / "mean_images.png").exists()
+    refused = CliRunner().invoke(app, [
+        "evaluate", "--reference", str(toy_point_files["ref"]), "--generated",
+        str(toy_voxel_files["ref"]), "--out", str(tmp_path / "r2"), "--no-progress"])
+    assert refused.exit_code == 2 and "cannot be compared" in refused.output

@@ -591,15 +591,17 @@ def plot_layer_profiles(plot_data: PlotData, out_dir: str | os.PathLike[str]) ->
             rax = fig.add_subplot(inner[1], sharex=ax)
             x = np.arange(len(cols), dtype=np.float64)
             means = {}
-            for key, side, style in (
-                    ("ref", plot_data.ref, {"color": "black", "marker": "o", "ms": 3}),
-                    ("gen", plot_data.gen, {"color": GEN_COLOUR, "marker": "s", "ms": 3}),
-                    ("floor", plot_data.floor, {"color": FLOOR_COLOUR, "linestyle": "--"})):
+            for key, label, side, style in (
+                    ("ref", "reference", plot_data.ref,
+                     {"color": "black", "marker": "o", "ms": 3}),
+                    ("gen", "generated", plot_data.gen,
+                     {"color": GEN_COLOUR, "marker": "s", "ms": 3}),
+                    ("floor", "floor", plot_data.floor,
+                     {"color": FLOOR_COLOUR, "linestyle": "--"})):
                 m, e = _mean_sem(side.observables[:, cols])
                 means[key] = m
                 ax.errorbar(x, m, yerr=e, linewidth=1.1, capsize=2,
-                            label=f"{'reference' if key == 'ref' else key} (n={len(side)})",
-                            **style)  # type: ignore[arg-type]
+                            label=f"{label} (n={len(side)})", **style)  # type: ignore[arg-type]
             relative = group in ("energy", "width_x", "width_y", "sparsity")
             if group == "energy" and np.all(means["ref"] > 0):
                 ax.set_yscale("log")
