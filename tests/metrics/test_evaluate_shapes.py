@@ -137,3 +137,23 @@ def test_calogen_evaluate_on_points(toy_point_files, toy_voxel_files, tmp_path):
         "evaluate", "--reference", str(toy_point_files["ref"]), "--generated",
         str(toy_voxel_files["ref"]), "--out", str(tmp_path / "r2"), "--no-progress"])
     assert refused.exit_code == 2 and "cannot be compared" in refused.output
+
+
+@pytest.mark.parametrize("kind", ["voxels", "points"])
+def test_large_showers_are_read_in_smaller_batches(kind, toy_voxel_files, toy_point_files,
+                                                   fast_config, monkeypatch):
+    import calogen.metrics.evaluate as ev
+    from calogen.data.showerset import ShowerSet
+
+    path = (toy_voxel_files if kind == "voxels" else toy_point_files)["ref"]
+    with ShowerSet.open(path) as ss:
+        extractor = ev._extractor(ss, fast_config)
+        rows = np.arange(len(ss))
+        assert ev._batch_rows(ss, fast_config) == fast_config.batch_size
+        [(whole, _)] = ev._scan([ss], rows, extractor, fast_config, label=kind)
+        monkeypatch.setattr(ev, "READ_BATCH_VALUES", 400)
+        assert ev._batch_rows(ss, fast_config) < 40
+        [(parts, _)] = ev._scan([ss], rows, extractor, fast_config, label=kind)
+    # equal up to the summation order of the matrix products (1e-13 relative)
+    np.testing.assert_allclose(parts.observables, whole.observables, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(parts.conditions, whole.conditions)

@@ -76,6 +76,14 @@ from calogen.metrics.significance import p_value
 from calogen.metrics.zdc import PixelRMSE, condition_diversity, paired_channel_mae
 from calogen.particles import species_name
 
+READ_BATCH_VALUES = 1 << 25
+"""Shower values (voxels, or point coordinates and energies) read per batch at most (128 MB of
+float32); ZDC images keep ``EvaluationConfig.batch_size``."""
+
+LOW_LEVEL_VALUES = 1 << 27
+"""Low-level classifier inputs per class at most (512 MB of float32): large voxel geometries
+use fewer rows than ``EvaluationConfig.low_level_max_per_class``."""
+
 RESULT_SCHEMA = "calogen.metrics"
 RESULT_SCHEMA_VERSION = 1
 
@@ -264,6 +272,19 @@ def _conditions_match(a: ShowerSet, b: ShowerSet, rows: NDArray[np.int64]) -> bo
                 np.array_equal(a.pdg()[rows], b.pdg()[rows]))
 
 
+def _batch_rows(ss: ShowerSet, cfg: EvaluationConfig) -> int:
+    """Showers per read batch: ``cfg.batch_size``, fewer for large voxel or point showers."""
+    kind = _kind(ss)
+    if kind == "voxels":
+        per_shower = int(np.prod(ss.shower_shape))
+    elif kind == "points":
+        counts = ss.counts()
+        per_shower = 4 * max(1, int(np.ceil(counts.mean()))) if len(counts) else 4
+    else:
+        return cfg.batch_size
+    return max(1, min(cfg.batch_size, READ_BATCH_VALUES // per_shower))
+
+
 def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ObservableExtractor,
           cfg: EvaluationConfig, *, label: str,
           rmse: dict[int, PixelRMSE] | None = None) -> list[tuple[Side, FloatArray]]:
@@ -275,7 +296,8 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: Observable
     image = isinstance(extractor, ZDCObservables)
     sums = [np.zeros(extractor.grid.shape if isinstance(extractor, ZDCObservables) else 0)
             for _ in files]
-    iters = [f.iter_batches(cfg.batch_size, indices=rows) for f in files]
+    batch = _batch_rows(files[0], cfg)
+    iters = [f.iter_batches(batch, indices=rows) for f in files]
     bar = tqdm(total=len(rows), desc=f"read {label}", unit="ev", disable=not cfg.progress)
     for batches in zip(*iters, strict=True):
         for k, b in enumerate(batches):
@@ -573,6 +595,8 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     # Low-level (pixel / voxel) metrics on bounded subsets.
     with timer("load pixels"):
         lim = cfg.low_level_max_per_class
+        if kind == "voxels":
+            lim = min(lim, max(100, LOW_LEVEL_VALUES // int(np.prod(ref_ss.shower_shape))))
         sub = {name: _subsample(side, lim, rng) for name, side in
                (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
         ll: dict[str, NDArray[np.float32]] | None = None
