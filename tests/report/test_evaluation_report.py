@@ -338,3 +338,24 @@ def test_number_formatting_and_flags():
     assert flag(0.3, 0.9, None, lower_is_better=False)
     assert not flag(0.8, 0.9, 0.001, lower_is_better=False)
     assert not flag(None, 1.0, 0.0)
+
+
+def test_display_columns_keep_global_observables_and_spread_layers():
+    """A 45-layer geometry: every non-layer observable and the first and last layers drawn."""
+    n_layers, groups = 45, ("energy", "centre_x", "centre_y", "width_x", "width_y", "sparsity")
+    names = ("energy_sum", "energy_ratio") + tuple(
+        f"{g}_layer{i}" for g in groups for i in range(n_layers))
+    layer_columns = {g: tuple(range(2 + k * n_layers, 2 + (k + 1) * n_layers))
+                     for k, g in enumerate(groups)}
+    pd = make_result(n=50).plot_data
+    pd = PlotData(names, ("",) * len(names), (), pd.ref, pd.gen, pd.floor, pd.ref_corr,
+                  pd.gen_corr, pd.floor_corr, pd.example_ref, pd.example_gen,
+                  pd.example_conditions, pd.example_pdg, pd.mean_ref, pd.mean_gen,
+                  kind="voxels", layer_columns=layer_columns)
+    cols = evaluation_plots.display_columns(pd, 64)
+    chosen = [names[j] for j in cols]
+    assert len(cols) <= 64 and chosen[:2] == ["energy_sum", "energy_ratio"]
+    for g in groups:
+        assert f"{g}_layer0" in chosen and f"{g}_layer44" in chosen
+    assert len({n.rsplit("layer", 1)[1] for n in chosen[2:]}) == 10  # (64 - 2) // 6 layers
+    assert evaluation_plots.display_columns(pd, 1000) == list(range(len(names)))

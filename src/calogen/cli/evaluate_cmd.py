@@ -1,4 +1,5 @@
-"""``calogen evaluate``: every metric beside its reference floor, in a report."""
+"""``calogen evaluate``: every metric beside its reference floor, in a report (ZDC images,
+layered voxels or point clouds: the observables follow the files' geometry)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of every resampling and split."),
     convention: str = typer.Option("o2", "--convention", help="ZDC channel convention: o2 or "
                                    "warsaw."),
+    point_threshold: float = typer.Option(
+        0.0, "--point-threshold", min=0.0, help="Point clouds: cell energy (MeV) from which a "
+        "projected cell counts as hit (CaloClouds II: half a MIP)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     no_validate: bool = no_validate_option(),
 ) -> None:
@@ -57,7 +61,8 @@ def evaluate(
         ], skip=no_validate, progress=progress)
         preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
         cfg = EvaluationConfig(convention=convention, max_events=max_events, seed=seed,  # type: ignore[arg-type]
-                               classifier=replace(preset, n_seeds=seeds), progress=progress)
+                               classifier=replace(preset, n_seeds=seeds), progress=progress,
+                               point_threshold_mev=point_threshold)
         result = run_evaluation(reference, generated, reference_2=reference_2, config=cfg)
         paths = write_report(result, out)
     _print_summary(result)

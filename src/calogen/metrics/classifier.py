@@ -334,8 +334,8 @@ def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.
     Sizes are ``round(f_train * n)``, ``round(f_val * n)`` and the rest, each at least 1. Each
     array is sorted int64; together they cover ``0 .. n-1`` exactly once.
     """
-    fractions = tuple(float(f) for f in fractions)
-    _check_fractions(fractions, "split_indices: fractions")
+    _check_fractions(tuple(float(f) for f in fractions), "split_indices: fractions")
+    fractions = (float(fractions[0]), float(fractions[1]), float(fractions[2]))
     if n < 3:
         raise ValueError(f"split_indices: need at least 3 rows to split, got n={n}")
     n_train = min(max(int(round(fractions[0] * n)), 1), n - 2)
@@ -355,6 +355,8 @@ class _MLP(nn.Module):
     def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: tuple[int, ...],
                  negative_slope: float, generator: torch.Generator) -> None:
         super().__init__()
+        self.mean: torch.Tensor
+        self.inv_std: torch.Tensor
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("inv_std", torch.as_tensor(1.0 / std, dtype=torch.float32))
         layers: list[nn.Module] = []

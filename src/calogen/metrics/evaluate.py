@@ -22,6 +22,13 @@ Protocol (``shared/METRICS.md``):
   ``reference_2`` with the same conditions, or groups of repeated conditions in the reference.
 * **Slices.** The metrics are repeated per particle species and per energy bin (without
   p-values and FPD, and with a 1-seed high-level classifier, to stay affordable).
+* **Shapes.** The observables come from the files' geometry (:func:`extractor_for`): ZDC
+  images, layered voxels (CaloChallenge features) or point clouds. Metrics of the ZDC only (PMT
+  channel W1, paired channel MAE and per-pixel RMSE) are computed for images only; the
+  low-level classifier reads pixels (images) or voxel energies over the incident energy
+  (voxels), and is skipped for point clouds (no fixed-size representation); PRDC reads
+  log10(1 + pixels) for images and the standardised observables otherwise. What was skipped,
+  and why, is listed in ``protocol["skipped"]``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from tqdm.auto import tqdm
 
 from calogen import __version__
 from calogen.data.showerset import ShowerSet
+from calogen.geometry.base import Geometry, geometry_from_dict
 from calogen.geometry.channels import Convention
 from calogen.metrics.classifier import (
     CALOGEN_DEFAULT,
@@ -56,11 +64,25 @@ from calogen.metrics.distances import (
     separation_power,
 )
 from calogen.metrics.frechet import fpd, kpd
-from calogen.metrics.observables import ZDCObservables, extractor_for
+from calogen.metrics.observables import (
+    ENERGY_UNIT_MEV,
+    INCIDENT_ENERGY_COLUMN,
+    ObservableExtractor,
+    ZDCObservables,
+    extractor_for,
+)
 from calogen.metrics.prdc import prdc
 from calogen.metrics.significance import p_value
 from calogen.metrics.zdc import PixelRMSE, condition_diversity, paired_channel_mae
 from calogen.particles import species_name
+
+READ_BATCH_VALUES = 1 << 25
+"""Shower values (voxels, or point coordinates and energies) read per batch at most (128 MB of
+float32); ZDC images keep ``EvaluationConfig.batch_size``."""
+
+LOW_LEVEL_VALUES = 1 << 27
+"""Low-level classifier inputs per class at most (512 MB of float32): large voxel geometries
+use fewer rows than ``EvaluationConfig.low_level_max_per_class``."""
 
 RESULT_SCHEMA = "calogen.metrics"
 RESULT_SCHEMA_VERSION = 1
@@ -93,12 +115,14 @@ class EvaluationConfig:
     prdc_max_samples: int = 10_000
     classifier: ClassifierConfig = CALOGEN_DEFAULT
     low_level_max_per_class: int = 30_000
-    """Rows per class for the low-level (pixel) classifier and PRDC's pool, per side."""
+    """Rows per class for the low-level (pixel / voxel) classifier and PRDC's pool, per side."""
     slice_min_events: int = 400
     """A slice is evaluated when both of its sides have at least this many events."""
     energy_edges_gev: tuple[float, ...] = (0.0, 10.0, 100.0, 1000.0, 1e6)
     slice_classifier_seeds: int = 1
     n_examples: int = 8
+    point_threshold_mev: float = 0.0
+    """Cell threshold (MeV) of the point-cloud observable ``hit_cells``."""
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +186,10 @@ class PlotData:
     example_pdg: NDArray[np.int32]
     mean_ref: FloatArray
     mean_gen: FloatArray
+    kind: str = "image"
+    """Shape of the compared showers: image (examples and mean images exist), voxels, points."""
+    layer_columns: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per-layer observables (voxels, points): group -> one observable column per layer."""
 
 
 @dataclass
@@ -244,29 +272,52 @@ def _conditions_match(a: ShowerSet, b: ShowerSet, rows: NDArray[np.int64]) -> bo
                 np.array_equal(a.pdg()[rows], b.pdg()[rows]))
 
 
-def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ZDCObservables,
+def _batch_rows(ss: ShowerSet, cfg: EvaluationConfig) -> int:
+    """Showers per read batch: ``cfg.batch_size``, fewer for large voxel or point showers."""
+    kind = _kind(ss)
+    if kind == "voxels":
+        per_shower = int(np.prod(ss.shower_shape))
+    elif kind == "points":
+        counts = ss.counts()
+        per_shower = 4 * max(1, int(np.ceil(counts.mean()))) if len(counts) else 4
+    else:
+        return cfg.batch_size
+    return max(1, min(cfg.batch_size, READ_BATCH_VALUES // per_shower))
+
+
+def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ObservableExtractor,
           cfg: EvaluationConfig, *, label: str,
           rmse: dict[int, PixelRMSE] | None = None) -> list[tuple[Side, FloatArray]]:
-    """Stream ``rows`` of the files side by side, once: observables, conditions and the mean
-    image of each; ``rmse[k]`` accumulates the per-pixel RMSE of file ``k`` against file 0."""
+    """Stream ``rows`` of the files side by side, once: observables, conditions and (images)
+    the mean image of each; ``rmse[k]`` accumulates the per-pixel RMSE of file ``k`` against
+    file 0."""
     acc: list[dict[str, list[Any]]] = [{"obs": [], "cond": [], "pdg": [], "cid": []}
                                        for _ in files]
-    sums = [np.zeros(extractor.grid.shape) for _ in files]
-    iters = [f.iter_batches(cfg.batch_size, indices=rows) for f in files]
+    image = isinstance(extractor, ZDCObservables)
+    sums = [np.zeros(extractor.grid.shape if isinstance(extractor, ZDCObservables) else 0)
+            for _ in files]
+    batch = _batch_rows(files[0], cfg)
+    iters = [f.iter_batches(batch, indices=rows) for f in files]
     bar = tqdm(total=len(rows), desc=f"read {label}", unit="ev", disable=not cfg.progress)
     for batches in zip(*iters, strict=True):
         for k, b in enumerate(batches):
-            acc[k]["obs"].append(extractor(b.showers))
+            if image:
+                acc[k]["obs"].append(extractor(b.showers))
+                sums[k] += b.showers.sum(axis=0)
+            else:
+                acc[k]["obs"].append(extractor(b.showers, counts=getattr(b, "counts", None),
+                                               conditions=b.conditions))
             acc[k]["cond"].append(b.conditions)
             acc[k]["pdg"].append(b.pdg)
             acc[k]["cid"].append(b.condition_id)
-            sums[k] += b.showers.sum(axis=0)
         for k, acc_rmse in (rmse or {}).items():
             acc_rmse.update(batches[0].showers, batches[k].showers)
         bar.update(len(batches[0]))
     bar.close()
     out = []
     for k in range(len(files)):
+        if not acc[k]["obs"]:
+            raise ValueError(f"{files[k].path}: no rows to read")
         side = Side(np.concatenate(acc[k]["obs"]), np.concatenate(acc[k]["cond"]),
                     np.concatenate(acc[k]["pdg"]), np.concatenate(acc[k]["cid"]), rows.copy())
         out.append((side, sums[k] / max(len(rows), 1)))
@@ -275,9 +326,21 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ZDCObserva
 
 def _pixels(ss: ShowerSet, rows: NDArray[np.int64]) -> tuple[NDArray[np.generic],
                                                              NDArray[np.float32]]:
-    """Images and conditions of ``rows`` (sorted) for the low-level metrics."""
+    """Images (or voxels) and conditions of ``rows`` (sorted) for the low-level metrics."""
     batch = ss.take(np.sort(rows))
     return batch.showers, batch.conditions
+
+
+def _voxel_features(ss: ShowerSet, rows: NDArray[np.int64],
+                    e_inc: tuple[int, float] | None) -> NDArray[np.float32]:
+    """Low-level classifier inputs of voxel showers (CaloChallenge 2022): voxel energies over
+    the incident energy (MeV / MeV) and the conditions; ``log10(1 + E)`` without ``E_inc``."""
+    voxels, conditions = _pixels(ss, rows)
+    if e_inc is None:
+        return low_level_features(voxels, conditions)
+    e = conditions[:, e_inc[0]].astype(np.float64) * e_inc[1]
+    scaled = voxels.astype(np.float32) / np.where(e > 0, e, 1.0).astype(np.float32)[:, None]
+    return high_level_features(scaled, conditions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,8 +349,9 @@ def _pixels(ss: ShowerSet, rows: NDArray[np.int64]) -> tuple[NDArray[np.generic]
 
 def _stats(a: FloatArray, b: FloatArray, cfg: EvaluationConfig, n_channels: int,
            edges: list[FloatArray]) -> dict[str, Any]:
-    """The cheap two-sample statistics of observables ``a`` (reference) vs ``b``."""
-    cw = channel_wasserstein(a[:, :n_channels], b[:, :n_channels])
+    """The cheap two-sample statistics of observables ``a`` (reference) vs ``b``; the channel
+    W1 over the first ``n_channels`` observables (None without channels)."""
+    cw = channel_wasserstein(a[:, :n_channels], b[:, :n_channels]) if n_channels else None
     bw = batched_w1(a, b, n_batches=cfg.w1_batches, seed=cfg.seed)
     sep = [separation_power(a[:, j], b[:, j], bins=edges[j]) for j in range(a.shape[1])]
     return {"channel_w1": cw, "batched_w1": bw, "separation": sep}
@@ -334,26 +398,86 @@ def evaluate(reference: str | Path, generated: str | Path, *,
              reference_2: str | Path | None = None,
              config: EvaluationConfig | None = None) -> EvaluationResult:
     """Compare a generated ShowerSet with a reference ShowerSet. See the module docstring."""
-    cfg = config or EvaluationConfig()
-    timer = _Timer()
-    rng = np.random.default_rng(cfg.seed)
     with ShowerSet.open(reference) as ref_ss, ShowerSet.open(generated) as gen_ss:
         ref2_ss = ShowerSet.open(reference_2) if reference_2 is not None else None
         try:
-            return _evaluate(ref_ss, gen_ss, ref2_ss, cfg, timer, rng)
+            return evaluate_sets(ref_ss, gen_ss, ref2_ss, config)
         finally:
             if ref2_ss is not None:
                 ref2_ss.close()
 
 
+def evaluate_sets(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None = None,
+                  config: EvaluationConfig | None = None) -> EvaluationResult:
+    """:func:`evaluate` on ShowerSets that are already open."""
+    cfg = config or EvaluationConfig()
+    return _evaluate(ref_ss, gen_ss, ref2_ss, cfg, _Timer(), np.random.default_rng(cfg.seed))
+
+
+def _kind(ss: ShowerSet) -> str:
+    """Shape of a file's showers (files without a kind are ZDC images)."""
+    kind = getattr(ss.meta, "kind", None) or ss.meta.geometry.get("kind", "image")
+    return str(kind)
+
+
+def _geometry(ss: ShowerSet) -> Geometry:
+    """The geometry object of a voxel or point-cloud file."""
+    try:
+        return geometry_from_dict(ss.meta.geometry)
+    except ValueError as exc:
+        raise ValueError(f"{ss.path}: {exc}") from None
+
+
 def _check_compatible(ref: ShowerSet, other: ShowerSet, role: str) -> None:
+    kind_r, kind_o = _kind(ref), _kind(other)
+    if kind_o != kind_r:
+        raise ValueError(f"{other.path}: {role} holds {kind_o} showers, the reference {ref.path} "
+                         f"holds {kind_r} showers; they cannot be compared")
     if other.meta.detector != ref.meta.detector or other.shower_shape != ref.shower_shape:
         raise ValueError(
             f"{other.path}: {role} is {other.meta.detector} {other.shower_shape}, the reference "
             f"{ref.path} is {ref.meta.detector} {ref.shower_shape}; they cannot be compared")
+    if kind_r != "image" and _geometry(other) != _geometry(ref):
+        raise ValueError(
+            f"{other.path}: {role} has the geometry {_geometry(other).to_dict()}, the reference "
+            f"{ref.path} has {_geometry(ref).to_dict()}; they cannot be compared")
     if other.meta.condition_columns != ref.meta.condition_columns:
         raise ValueError(f"{other.path}: condition columns {other.meta.condition_columns} differ "
                          f"from the reference's {ref.meta.condition_columns}")
+
+
+def _extractor(ss: ShowerSet, cfg: EvaluationConfig) -> ObservableExtractor:
+    """The observables of the reference's geometry (ZDC images by detector name, as ever)."""
+    meta = ss.meta
+    if _kind(ss) == "image":
+        return extractor_for(meta.detector, ss.shower_shape, cfg.convention)
+    try:
+        return extractor_for(_geometry(ss), None, cfg.convention,
+                             condition_columns=meta.condition_columns,
+                             condition_units=meta.condition_units,
+                             threshold_mev=cfg.point_threshold_mev)
+    except ValueError as exc:
+        raise ValueError(f"{ss.path}: {exc}") from None
+
+
+def _incident_energy(ss: ShowerSet) -> tuple[int, float] | None:
+    """(column, MeV per unit) of the ``E_inc`` condition column, if any."""
+    cols = list(ss.meta.condition_columns)
+    if INCIDENT_ENERGY_COLUMN not in cols:
+        return None
+    j = cols.index(INCIDENT_ENERGY_COLUMN)
+    return j, ENERGY_UNIT_MEV.get(ss.meta.condition_units[j], 1e3)
+
+
+def _energy_column(ss: ShowerSet) -> tuple[int, float]:
+    """(column, GeV per unit) of the energy the slices bin: ``E_inc``, else ``E``, else the
+    first column (assumed GeV)."""
+    cols = list(ss.meta.condition_columns)
+    for name in (INCIDENT_ENERGY_COLUMN, "E"):
+        if name in cols:
+            j = cols.index(name)
+            return j, ENERGY_UNIT_MEV.get(ss.meta.condition_units[j], 1e3) / 1e3
+    return 0, 1.0
 
 
 def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
@@ -362,9 +486,15 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     _check_compatible(ref_ss, gen_ss, "the generated set")
     if ref2_ss is not None:
         _check_compatible(ref_ss, ref2_ss, "reference 2")
-    extractor = extractor_for(ref_ss.meta.detector, ref_ss.shower_shape, cfg.convention)
-    assert isinstance(extractor, ZDCObservables)
-    n_ch = len(extractor.channel_names)
+    extractor = _extractor(ref_ss, cfg)
+    kind = extractor.kind
+    image = isinstance(extractor, ZDCObservables)
+    channel_names = extractor.channel_names if isinstance(extractor, ZDCObservables) else ()
+    n_ch = len(channel_names)
+    skipped: dict[str, str] = {}
+    if not image:
+        skipped["channel Wasserstein, paired channel MAE, per-pixel RMSE"] = (
+            f"ZDC metrics (PMT channels, pixels): not defined for {kind}")
     for ss, role in ((ref_ss, "the reference"), (ref2_ss, "reference 2")):
         if ss is not None and len(ss) == 0:
             raise ValueError(f"{ss.path}: {role} holds no events")
@@ -381,10 +511,12 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     rmse_value, rmse_floor = PixelRMSE(), PixelRMSE()
     with timer("read + observables"):
         # One pass over the reference, the generated set and a paired reference 2.
-        files, rmse = [ref_ss, gen_ss], {1: rmse_value} if paired else {}
+        files = [ref_ss, gen_ss]
+        rmse = {1: rmse_value} if paired and image else {}
         if ref2_paired and ref2_ss is not None:
             files.append(ref2_ss)
-            rmse[2] = rmse_floor
+            if image:
+                rmse[2] = rmse_floor
         scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse)
         (ref_all, mean_ref), (gen_all, mean_gen) = scanned[:2]
         if ref2_paired:
@@ -418,7 +550,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         nulls = [_stats(*_null_split(pool, rng), cfg, n_ch, edges)
                  for _ in tqdm(range(cfg.n_null), desc="null (W1, separation)",
                                disable=not cfg.progress)]
-    _add_w1_rows(summary, details, val, flo, nulls, names, units, extractor.channel_names)
+    _add_w1_rows(summary, details, val, flo, nulls, names, units, channel_names)
 
     with timer("correlations"):
         cval = correlation_difference(ref_side.observables, gen_side.observables)
@@ -441,51 +573,86 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     details["fpd"] = {"value": fk_val["fpd"].to_dict(), "floor": fk_flo["fpd"].to_dict()}
     details["kpd"] = {"value": fk_val["kpd"].to_dict(), "floor": fk_flo["kpd"].to_dict()}
 
-    with timer("paired MAE + RMSE"):
-        _add_paired_rows(summary, details, ref_all, gen_all,
-                         ref2_all if ref2_ss is not None else None, ref_ss, gen_ss, paired,
-                         ref2_paired, rmse_value, rmse_floor, n_ch, cfg)
+    if image:
+        with timer("paired MAE + RMSE"):
+            _add_paired_rows(summary, details, ref_all, gen_all,
+                             ref2_all if ref2_ss is not None else None, ref_ss, gen_ss, paired,
+                             ref2_paired, rmse_value, rmse_floor, n_ch, cfg)
 
+    total = names.index(extractor.total_name)
     with timer("diversity"):
-        div_ref, n_groups = condition_diversity(ref_all.observables[:, n_ch],
+        div_ref, n_groups = condition_diversity(ref_all.observables[:, total],
                                                 ref_all.condition_id)
-        div_gen, _ = condition_diversity(gen_all.observables[:, n_ch], gen_all.condition_id)
+        div_gen, _ = condition_diversity(gen_all.observables[:, total], gen_all.condition_id)
+    signal = "photon sum" if image else "energy sum"
     summary.append(MetricRow(
-        "diversity at identical conditions (rel. spread of photon sum)", "",
+        f"diversity at identical conditions (rel. spread of {signal})", "",
         div_gen, div_ref, lower_is_better=False,
         note=(f"{n_groups} repeated condition groups; floor = the reference's own spread "
               "(match it, do not minimise it)") if n_groups else
         "no repeated conditions in the reference (simulate with --repeats)"))
 
-    # Low-level (pixel) metrics on bounded subsets.
+    # Low-level (pixel / voxel) metrics on bounded subsets.
     with timer("load pixels"):
         lim = cfg.low_level_max_per_class
+        if kind == "voxels":
+            lim = min(lim, max(100, LOW_LEVEL_VALUES // int(np.prod(ref_ss.shower_shape))))
         sub = {name: _subsample(side, lim, rng) for name, side in
                (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
-        pix_ref, cond_ref = _pixels(ref_ss, sub["ref"].rows)
-        pix_gen, cond_gen = _pixels(gen_ss, sub["gen"].rows)
-        pix_flo, cond_flo = _pixels(floor_files[1], sub["floor"].rows)
-        ll_ref = low_level_features(pix_ref, cond_ref)
-        ll_gen = low_level_features(pix_gen, cond_gen)
-        ll_flo = low_level_features(pix_flo, cond_flo)
-        del pix_gen, pix_flo
+        ll: dict[str, NDArray[np.float32]] | None = None
+        if image:
+            pix_ref, cond_ref = _pixels(ref_ss, sub["ref"].rows)
+            pix_gen, cond_gen = _pixels(gen_ss, sub["gen"].rows)
+            pix_flo, cond_flo = _pixels(floor_files[1], sub["floor"].rows)
+            ll = {"ref": low_level_features(pix_ref, cond_ref),
+                  "gen": low_level_features(pix_gen, cond_gen),
+                  "floor": low_level_features(pix_flo, cond_flo)}
+            del pix_ref, pix_gen, pix_flo
+        elif kind == "voxels":
+            e_inc = _incident_energy(ref_ss)
+            ll = {key: _voxel_features(ss, sub[key].rows, e_inc) for key, ss in
+                  (("ref", ref_ss), ("gen", gen_ss), ("floor", floor_files[1]))}
+        else:
+            skipped["classifier (low-level)"] = (
+                "point clouds have no fixed-size low-level representation (a variable number "
+                "of points per shower)")
     with timer("PRDC"):
-        n_pix = int(np.prod(ref_ss.shower_shape))
-        pv = prdc(ll_ref[:, :n_pix], ll_gen[:, :n_pix], k=cfg.prdc_k,
+        if image:
+            assert ll is not None
+            n_pix = int(np.prod(ref_ss.shower_shape))
+            prdc_in = {k: v[:, :n_pix] for k, v in ll.items()}
+            prdc_label = "log10(1+pixels)"
+        else:
+            mean = sub["ref"].observables.mean(axis=0)
+            std = sub["ref"].observables.std(axis=0)
+            std = np.where(std > 0, std, 1.0)
+            prdc_in = {k: (s.observables - mean) / std for k, s in sub.items()}
+            prdc_label = "standardised observables"
+        pv = prdc(prdc_in["ref"], prdc_in["gen"], k=cfg.prdc_k,
                   max_samples=cfg.prdc_max_samples, seed=cfg.seed)
-        pf = prdc(ll_ref[:, :n_pix], ll_flo[:, :n_pix], k=cfg.prdc_k,
+        pf = prdc(prdc_in["ref"], prdc_in["floor"], k=cfg.prdc_k,
                   max_samples=cfg.prdc_max_samples, seed=cfg.seed)
+        del prdc_in
     for key in ("precision", "recall", "density", "coverage"):
-        summary.append(MetricRow(f"{key} (PRDC, k={cfg.prdc_k}, log10(1+pixels))", "",
+        summary.append(MetricRow(f"{key} (PRDC, k={cfg.prdc_k}, {prdc_label})", "",
                                  getattr(pv, key), getattr(pf, key), lower_is_better=False))
-    details["prdc"] = {"value": pv.to_dict(), "floor": pf.to_dict()}
+    details["prdc"] = {"value": pv.to_dict(), "floor": pf.to_dict(), "inputs": prdc_label}
 
-    with timer("classifier (low-level)"):
-        clf_low_v = classifier_test(ll_ref, ll_gen, cfg.classifier, seed=cfg.seed,
-                                    progress=cfg.progress)
-        clf_low_f = classifier_test(ll_ref, ll_flo, cfg.classifier, seed=cfg.seed,
-                                    progress=cfg.progress)
-    del ll_ref, ll_gen, ll_flo
+    clf_rows = []
+    if ll is not None:
+        with timer("classifier (low-level)"):
+            clf_low_v = classifier_test(ll["ref"], ll["gen"], cfg.classifier, seed=cfg.seed,
+                                        progress=cfg.progress)
+            clf_low_f = classifier_test(ll["ref"], ll["floor"], cfg.classifier, seed=cfg.seed,
+                                        progress=cfg.progress)
+        clf_rows.append(("low-level", clf_low_v, clf_low_f))
+    else:
+        reason = skipped["classifier (low-level)"]
+        summary += [MetricRow("classifier AUC (low-level)", "", None, None,
+                              note=f"skipped: {reason}"),
+                    MetricRow("classifier JSD (low-level)", "", None, None,
+                              note=f"skipped: {reason}")]
+    del ll
     with timer("classifier (high-level)"):
         hl = {k: high_level_features(s.observables, s.conditions)
               for k, s in (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
@@ -493,8 +660,8 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
                                      progress=cfg.progress)
         clf_high_f = classifier_test(hl["ref"], hl["floor"], cfg.classifier, seed=cfg.seed,
                                      progress=cfg.progress)
-    for label, v, f in (("low-level", clf_low_v, clf_low_f), ("high-level", clf_high_v,
-                                                                clf_high_f)):
+    clf_rows.append(("high-level", clf_high_v, clf_high_f))
+    for label, v, f in clf_rows:
         summary.append(MetricRow(f"classifier AUC ({label})", "", v.auc_mean, f.auc_mean,
                                  value_std=v.auc_std, floor_std=f.auc_std,
                                  note=f"{len(v.auc_per_seed)} seeds; 0.5 = indistinguishable"))
@@ -503,20 +670,27 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         details[f"classifier_{label}"] = {"value": v.to_dict(), "floor": f.to_dict()}
 
     with timer("slices"):
-        slices = _slices(ref_side, gen_side, floor_side, paired, floor_kind, ref2_paired, cfg,
-                         edges, n_ch)
+        slices = _slices(ref_side, gen_side, floor_side, paired and image, floor_kind,
+                         ref2_paired, cfg, edges, n_ch, _energy_column(ref_ss))
 
-    examples = _examples(ref_ss, gen_ss, gen_side, cfg)
-    plot = PlotData(names, units, extractor.channel_names, ref_side, gen_side, floor_side,
+    if image:
+        examples = _examples(ref_ss, gen_ss, gen_side, cfg)
+    else:
+        examples = (np.zeros((0,)), np.zeros((0,)), np.zeros((0, len(names)), np.float32),
+                    np.zeros(0, np.int32))
+    plot = PlotData(names, units, channel_names, ref_side, gen_side, floor_side,
                     cval.ref_corr, cval.gen_corr, cflo.gen_corr, *examples,
-                    mean_ref=mean_ref, mean_gen=mean_gen)
+                    mean_ref=mean_ref, mean_gen=mean_gen, kind=kind,
+                    layer_columns=dict(extractor.layer_columns))
     inputs = {"reference": _describe(ref_ss), "generated": _describe(gen_ss),
               "reference_2": _describe(ref2_ss) if ref2_ss is not None else None}
     protocol = {
-        "floor": floor_kind, "paired": paired, "n_reference_rows": int(len(rows)),
+        "kind": kind, "floor": floor_kind, "paired": paired,
+        "n_reference_rows": int(len(rows)),
         "n_compared": {"reference": len(ref_side), "generated": len(gen_side),
                        "floor": len(floor_side)},
         "observables": list(names), "observable_units": list(units),
+        "skipped": skipped,
         "config": cfg.to_dict(),
     }
     return EvaluationResult(summary, details, slices, timer.records, inputs, protocol, plot)
@@ -525,7 +699,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
 def _describe(ss: ShowerSet) -> dict[str, Any]:
     producer = ss.meta.producer
     return {"path": str(Path(ss.path).resolve()), "n_events": len(ss),
-            "detector": ss.meta.detector, "producer": producer.get("name"),
+            "detector": ss.meta.detector, "kind": _kind(ss), "producer": producer.get("name"),
             "note": producer.get("note")}
 
 
@@ -561,15 +735,16 @@ def _fpd_kpd(a: FloatArray, b: FloatArray, cfg: EvaluationConfig) -> dict[str, A
 def _add_w1_rows(summary: list[MetricRow], details: dict[str, Any], val: dict[str, Any],
                  flo: dict[str, Any], nulls: list[dict[str, Any]], names: tuple[str, ...],
                  units: tuple[str, ...], channel_names: tuple[str, ...]) -> None:
-    null_cw = np.array([n["channel_w1"].mean for n in nulls])
-    summary.append(MetricRow(
-        "channel Wasserstein (mean of 5 channels)", "photons", val["channel_w1"].mean,
-        flo["channel_w1"].mean, p_value(val["channel_w1"].mean, null_cw),
-        note="W1 per PMT channel sum, then the mean (ZDC papers' headline)"))
-    details["channel_w1"] = {
-        name: {"value": float(v), "floor": float(f)} for name, v, f in
-        zip(channel_names, val["channel_w1"].per_channel, flo["channel_w1"].per_channel,
-            strict=True)}
+    if channel_names:
+        null_cw = np.array([n["channel_w1"].mean for n in nulls])
+        summary.append(MetricRow(
+            "channel Wasserstein (mean of 5 channels)", "photons", val["channel_w1"].mean,
+            flo["channel_w1"].mean, p_value(val["channel_w1"].mean, null_cw),
+            note="W1 per PMT channel sum, then the mean (ZDC papers' headline)"))
+        details["channel_w1"] = {
+            name: {"value": float(v), "floor": float(f)} for name, v, f in
+            zip(channel_names, val["channel_w1"].per_channel, flo["channel_w1"].per_channel,
+                strict=True)}
     obs: dict[str, Any] = {}
     w1_p, sep_p = [], []
     for j, name in enumerate(names):
@@ -661,25 +836,29 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _slice_masks(side: Side, cfg: EvaluationConfig) -> dict[str, dict[str, NDArray[np.bool_]]]:
+def _slice_masks(side: Side, cfg: EvaluationConfig, energy: tuple[int, float] = (0, 1.0)
+                 ) -> dict[str, dict[str, NDArray[np.bool_]]]:
+    """Rows of each species and of each energy bin (``energy``: column, GeV per unit)."""
     species: dict[str, NDArray[np.bool_]] = {}
     codes, counts = np.unique(side.pdg, return_counts=True)
     for code in codes[np.argsort(-counts)]:
         species[species_name(int(code))] = side.pdg == code
-    energy: dict[str, NDArray[np.bool_]] = {}
-    e = side.conditions[:, 0]
+    bins: dict[str, NDArray[np.bool_]] = {}
+    e = side.conditions[:, energy[0]].astype(np.float64) * energy[1]
     edges = cfg.energy_edges_gev
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        energy[f"{lo:g}-{hi:g} GeV"] = (e >= lo) & (e < hi)
-    return {"species": species, "energy": energy}
+        bins[f"{lo:g}-{hi:g} GeV"] = (e >= lo) & (e < hi)
+    return {"species": species, "energy": bins}
 
 
 def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floor_kind: str,
             ref2_paired: bool, cfg: EvaluationConfig, edges: list[FloatArray],
-            n_ch: int) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per-species and per-energy-bin metrics (value and floor)."""
+            n_ch: int, energy: tuple[int, float] = (0, 1.0)
+            ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per-species and per-energy-bin metrics (value and floor); channel metrics only with
+    ``n_ch`` channels."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    masks_ref, masks_gen, masks_flo = (_slice_masks(s, cfg)
+    masks_ref, masks_gen, masks_flo = (_slice_masks(s, cfg, energy)
                                        for s in (ref_side, gen_side, floor_side))
     clf = replace(cfg.classifier, n_seeds=cfg.slice_classifier_seeds)
     jobs = [(kind, name) for kind in ("species", "energy") for name in masks_ref[kind]]
@@ -699,7 +878,8 @@ def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floo
         sf = _stats(a, f, cfg, n_ch, edges)
         rows = [
             MetricRow("channel Wasserstein (mean of 5 channels)", "photons",
-                      sv["channel_w1"].mean, sf["channel_w1"].mean),
+                      sv["channel_w1"].mean, sf["channel_w1"].mean)] if n_ch else []
+        rows += [
             MetricRow("W1 of standardised observables (mean)", "std. units",
                       float(np.mean(sv["batched_w1"].mean)), float(np.mean(sf["batched_w1"].mean))),
             MetricRow("separation power (mean)", "",

@@ -40,6 +40,13 @@ N_BINS = 50
 MAX_OBSERVABLES_PER_FIGURE = 16
 """Observable panels per PNG of :func:`plot_observables` (more make a second page)."""
 
+MAX_OBSERVABLE_PAGES = 4
+"""Pages of :func:`plot_observables` at most: beyond, per-layer observables are drawn for a few
+evenly spaced layers only (:func:`plot_layer_profiles` shows every layer)."""
+
+MAX_CORRELATION_OBSERVABLES = 24
+"""Observables of :func:`plot_correlations` at most (chosen as for the histograms)."""
+
 OBSERVABLE_COLUMNS = 4
 """Columns of the observable grid."""
 
@@ -212,6 +219,28 @@ def _draw_observable(fig: Figure, cell: SubplotSpec, name: str, unit: str, ref: 
     rax.set_xlim(edges[0], edges[-1])
 
 
+def _layer_of_column(plot_data: PlotData) -> dict[int, int]:
+    """Column -> layer position of every per-layer observable."""
+    return {col: i for cols in plot_data.layer_columns.values() for i, col in enumerate(cols)}
+
+
+def display_columns(plot_data: PlotData, budget: int) -> list[int]:
+    """At most ``budget`` observable columns to draw: all when they fit, else every observable
+    that is not per layer and the per-layer ones of evenly spaced layers (first and last
+    included)."""
+    k = len(plot_data.observable_names)
+    if k <= budget:
+        return list(range(k))
+    layer = _layer_of_column(plot_data)
+    glob = [j for j in range(k) if j not in layer]
+    groups = max(len(plot_data.layer_columns), 1)
+    n_layers = max((len(c) for c in plot_data.layer_columns.values()), default=0)
+    per = max(1, (budget - len(glob)) // groups)
+    chosen = set(np.unique(np.linspace(0, n_layers - 1, min(per, n_layers)).round().astype(int))
+                 .tolist()) if n_layers else set()
+    return (glob + [j for j in range(k) if j in layer and layer[j] in chosen])[:budget]
+
+
 def plot_observables(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Every observable: reference, generated and floor histograms with a ratio panel.
 
@@ -223,16 +252,17 @@ def plot_observables(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> li
 
     Returns:
         ``observables.png`` (``observables_2.png``, ... when there are more than
-        :data:`MAX_OBSERVABLES_PER_FIGURE` observables).
+        :data:`MAX_OBSERVABLES_PER_FIGURE` observables; at most :data:`MAX_OBSERVABLE_PAGES`,
+        see :func:`display_columns`).
     """
     out = Path(out_dir)
     names, units = plot_data.observable_names, plot_data.observable_units
-    k = len(names)
+    cols = display_columns(plot_data, MAX_OBSERVABLE_PAGES * MAX_OBSERVABLES_PER_FIGURE)
+    k = len(cols)
     paths: list[Path] = []
     n_pages = max(1, math.ceil(k / MAX_OBSERVABLES_PER_FIGURE))
     for page in range(n_pages):
-        idx = list(range(page * MAX_OBSERVABLES_PER_FIGURE,
-                         min(k, (page + 1) * MAX_OBSERVABLES_PER_FIGURE)))
+        idx = cols[page * MAX_OBSERVABLES_PER_FIGURE:(page + 1) * MAX_OBSERVABLES_PER_FIGURE]
         ncols = min(OBSERVABLE_COLUMNS, max(len(idx), 1))
         nrows = max(1, math.ceil(len(idx) / ncols))
         with hep_style():
@@ -348,13 +378,15 @@ def plot_correlations(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> P
     Top: reference and generated. Bottom: generated - reference, and floor - reference beside
     it on the same symmetric colour scale: cells of the left difference clearly stronger than
     those of the right one are correlations the model gets wrong. Undefined correlations (a
-    constant observable) are blank and annotated "-".
+    constant observable) are blank and annotated "-". With more than
+    :data:`MAX_CORRELATION_OBSERVABLES` observables a subset is drawn (:func:`display_columns`).
 
     Returns:
         ``correlations.png``.
     """
-    names = plot_data.observable_names
-    ref, gen, flo = (np.asarray(m, dtype=np.float64) for m in
+    cols = display_columns(plot_data, MAX_CORRELATION_OBSERVABLES)
+    names = tuple(plot_data.observable_names[j] for j in cols)
+    ref, gen, flo = (np.asarray(m, dtype=np.float64)[np.ix_(cols, cols)] for m in
                      (plot_data.ref_corr, plot_data.gen_corr, plot_data.floor_corr))
     d_gen, d_flo = gen - ref, flo - ref
     finite = np.abs(np.concatenate([d_gen[np.isfinite(d_gen)], d_flo[np.isfinite(d_flo)]]))
@@ -367,8 +399,8 @@ def plot_correlations(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> P
     with hep_style():
         fig = new_figure(figsize=(width, height))
 
-        def rect(x: float, y: float, w: float, h: float) -> list[float]:
-            return [x / width, y / height, w / width, h / height]
+        def rect(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+            return (x / width, y / height, w / width, h / height)
 
         axes = np.array([[fig.add_axes(rect(left + c * (size + gap_x),
                                             bottom + (1 - r) * (size + gap_y), size, size))
@@ -502,3 +534,95 @@ def plot_mean_images(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> Pa
         axes[2].set_title("difference generated - reference")
         fig.suptitle("mean images", fontsize=13)
         return save_figure(fig, Path(out_dir) / "mean_images.png")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer profiles (voxels, point clouds)
+
+LAYER_GROUP_TITLES = {
+    "energy": ("mean energy per layer", "MeV"),
+    "centre_x": ("mean centre of energy in x", "mm"),
+    "centre_y": ("mean centre of energy in y", "mm"),
+    "width_x": ("mean width in x", "mm"),
+    "width_y": ("mean width in y", "mm"),
+    "sparsity": ("mean fraction of empty voxels", ""),
+}
+"""Panel title and unit of each per-layer group of observables."""
+
+
+def _layer_label(name: str) -> str:
+    """``E_layer12`` -> ``12``."""
+    return name.rsplit("layer", 1)[-1]
+
+
+def _mean_sem(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    v = np.asarray(values, dtype=np.float64)
+    n = max(v.shape[0], 1)
+    return v.mean(axis=0) if v.size else np.zeros(v.shape[1]), (
+        v.std(axis=0) / math.sqrt(n) if v.size else np.zeros(v.shape[1]))
+
+
+def plot_layer_profiles(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> Path:
+    """Per-layer means of the layered observables (energy, centres, widths, sparsity):
+    reference (black), generated (red) and floor (blue, dashed), each with its standard error;
+    below each panel generated / reference and floor / reference (energy and widths) or
+    generated - reference and floor - reference (centres).
+
+    Returns:
+        ``layer_profiles.png``.
+    """
+    groups = [g for g in LAYER_GROUP_TITLES if g in plot_data.layer_columns]
+    groups += [g for g in plot_data.layer_columns if g not in groups]
+    ncols = min(3, max(len(groups), 1))
+    nrows = max(1, math.ceil(len(groups) / ncols))
+    with hep_style():
+        width, height = 5.4 * ncols, 4.8 * nrows + 0.7
+        fig = new_figure(figsize=(width, height))
+        grid = fig.add_gridspec(nrows, ncols, wspace=0.32, hspace=0.35,
+                                **_margins(width, height, left=0.8, right=0.15, bottom=0.6,
+                                           top=0.95))
+        for n, group in enumerate(groups):
+            cols = list(plot_data.layer_columns[group])
+            labels = [_layer_label(plot_data.observable_names[j]) for j in cols]
+            title, unit = LAYER_GROUP_TITLES.get(group, (group, ""))
+            inner = grid[n // ncols, n % ncols].subgridspec(2, 1, height_ratios=[3, 1],
+                                                            hspace=0.06)
+            ax = fig.add_subplot(inner[0])
+            rax = fig.add_subplot(inner[1], sharex=ax)
+            x = np.arange(len(cols), dtype=np.float64)
+            means = {}
+            for key, label, side, style in (
+                    ("ref", "reference", plot_data.ref,
+                     {"color": "black", "marker": "o", "ms": 3}),
+                    ("gen", "generated", plot_data.gen,
+                     {"color": GEN_COLOUR, "marker": "s", "ms": 3}),
+                    ("floor", "floor", plot_data.floor,
+                     {"color": FLOOR_COLOUR, "linestyle": "--"})):
+                m, e = _mean_sem(side.observables[:, cols])
+                means[key] = m
+                ax.errorbar(x, m, yerr=e, linewidth=1.1, capsize=2,
+                            label=f"{label} (n={len(side)})", **style)  # type: ignore[arg-type]
+            relative = group in ("energy", "width_x", "width_y", "sparsity")
+            if group == "energy" and np.all(means["ref"] > 0):
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for key, colour, ls in (("gen", GEN_COLOUR, "-"), ("floor", FLOOR_COLOUR, "--")):
+                    d = (means[key] / means["ref"] if relative else means[key] - means["ref"])
+                    rax.plot(x, d, color=colour, linestyle=ls, linewidth=1.1)
+            rax.axhline(1.0 if relative else 0.0, color="black", linewidth=0.8)
+            if relative:
+                rax.set_ylim(*RATIO_LIMITS)
+            rax.set_ylabel("ratio to ref." if relative else "minus ref.", fontsize=8)
+            ax.set_title(title)
+            ax.set_ylabel(_axis_label("mean", unit))
+            ax.legend(loc="best", fontsize=7, frameon=False)
+            ax.tick_params(labelbottom=False)
+            step = max(1, math.ceil(len(cols) / 15))
+            rax.set_xticks(x[::step], labels[::step], fontsize=8)
+            rax.set_xlabel("layer")
+        if not groups:
+            fig.text(0.5, 0.5, "no per-layer observables", ha="center", va="center")
+        fig.suptitle("layer profiles: reference (black), generated (red), floor (dashed)",
+                     fontsize=13)
+        return save_figure(fig, Path(out_dir) / "layer_profiles.png")

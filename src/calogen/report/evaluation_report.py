@@ -5,8 +5,9 @@ directory::
 
     out_dir/
         metrics.json            EvaluationResult.to_dict(), checked against metrics_schema.json
-        observables.png, channels_per_species.png, correlations.png, examples.png,
-        mean_images.png         (calogen.report.evaluation_plots)
+        observables.png, correlations.png, and for images channels_per_species.png,
+        examples.png, mean_images.png; for voxels and point clouds layer_profiles.png
+                                (calogen.report.evaluation_plots)
         report.html             one page, inline CSS, no scripts, relative links only
 
 Order and failure semantics: the result is validated first (nothing is written if it does not
@@ -142,7 +143,7 @@ _write_text_atomic = write_text_atomic
 
 REPORT_FILE_RE = re.compile(
     r"^(metrics\.json|report\.html|observables(_\d+)?\.png|channels_per_species\.png"
-    r"|correlations\.png|examples\.png|mean_images\.png)$")
+    r"|correlations\.png|examples\.png|mean_images\.png|layer_profiles\.png)$")
 """Names of the files :func:`write_report` writes (a folder holding only these is a report)."""
 
 
@@ -231,19 +232,24 @@ def _move_into(staging: Path, out: Path, names: list[str]) -> None:
 
 def _make_plots(result: EvaluationResult, out: Path,
                 paired: bool | None) -> list[tuple[Path, str]]:
-    """Draw every figure; (path, caption) in page order."""
+    """Draw every figure of the showers' kind; (path, caption) in page order."""
     pd = result.plot_data
     assert pd is not None
     ep = evaluation_plots  # looked up at call time (tests replace functions in the module)
     figs: list[tuple[Path, str]] = []
     for p in ep.plot_observables(pd, out):
         figs.append((p, CAPTIONS["observables"]))
-    steps: list[tuple[str, Callable[[], Path]]] = [
-        ("channels_per_species", lambda: ep.plot_channels_per_species(pd, out)),
-        ("correlations", lambda: ep.plot_correlations(pd, out)),
-        ("examples", lambda: ep.plot_examples(pd, out, paired=paired)),
-        ("mean_images", lambda: ep.plot_mean_images(pd, out)),
-    ]
+    steps: list[tuple[str, Callable[[], Path]]]
+    if pd.kind == "image":
+        steps = [
+            ("channels_per_species", lambda: ep.plot_channels_per_species(pd, out)),
+            ("correlations", lambda: ep.plot_correlations(pd, out)),
+            ("examples", lambda: ep.plot_examples(pd, out, paired=paired)),
+            ("mean_images", lambda: ep.plot_mean_images(pd, out)),
+        ]
+    else:
+        steps = [("layer_profiles", lambda: ep.plot_layer_profiles(pd, out)),
+                 ("correlations", lambda: ep.plot_correlations(pd, out))]
     for key, draw in steps:
         caption = CAPTIONS[key]
         if key == "examples" and paired is False:
@@ -261,7 +267,16 @@ CAPTIONS = {
         "Each histogram is normalised to its number of events; entries outside the reference "
         "range are counted in the legend. Lower panels: generated / reference per bin; the blue "
         "band is floor / reference &plusmn; the reference's Poisson error. Where the red line "
-        "leaves the band, the model differs by more than statistics explain."),
+        "leaves the band, the model differs by more than statistics explain. With many "
+        "per-layer observables only evenly spaced layers are drawn here; the layer profiles "
+        "show every layer."),
+    "layer_profiles": (
+        "Per-layer means over all events: energy, centres of energy and widths in x and y (and "
+        "for voxels the fraction of empty voxels), reference (black), generated (red) and floor "
+        "(blue, dashed), with standard errors. Lower panels: generated and floor relative to "
+        "the reference (ratios for energies, widths and sparsity; differences in mm for the "
+        "centres). Where the red curve departs further than the blue one, the model's "
+        "longitudinal or transverse profile is off."),
     "channels_per_species": (
         "The five PMT channel sums for the most frequent species (rows), reference (filled) "
         "versus generated (red), normalised, log y. Bins from the reference of that species "
@@ -446,7 +461,10 @@ def _protocol_section(protocol: Mapping[str, Any]) -> str:
         "(MAE and RMSE by condition) are computable" if paired else
         "no: the generated rows do not follow the reference's conditions; paired metrics are "
         "not computable")
-    rows = [
+    rows = []
+    if protocol.get("kind"):
+        rows.append(f"<tr><th>showers</th><td>{_e(protocol['kind'])}</td></tr>")
+    rows += [
         f"<tr><th>floor</th><td><strong>{_e(floor)}</strong> &mdash; "
         f"{_e(FLOOR_TEXT.get(str(floor), ''))}</td></tr>",
         f"<tr><th>paired</th><td>{_e(paired_text)}</td></tr>",
@@ -463,11 +481,16 @@ def _protocol_section(protocol: Mapping[str, Any]) -> str:
         obs = ", ".join(f"{_e(n)} [{_e(units[i])}]" if i < len(units) and units[i] else _e(n)
                         for i, n in enumerate(protocol["observables"]))
         rows.append(f"<tr><th>observables</th><td>{obs}</td></tr>")
+    skipped = protocol.get("skipped")
+    if isinstance(skipped, Mapping) and skipped:
+        items = "".join(f"<li><strong>{_e(k)}</strong>: {_e(v)}</li>"
+                        for k, v in skipped.items())
+        rows.append(f"<tr><th>not computed</th><td><ul>{items}</ul></td></tr>")
     out = "<h2>Protocol</h2>\n" + _table(["", ""], rows).replace(
         "<thead><tr><th></th><th></th></tr></thead>", "")
     rest = {k: v for k, v in protocol.items()
-            if k not in ("floor", "paired", "n_reference_rows", "n_compared", "observables",
-                         "observable_units")}
+            if k not in ("kind", "floor", "paired", "n_reference_rows", "n_compared",
+                         "observables", "observable_units", "skipped")}
     if rest:
         cfg_rows = [f"<tr><td><code>{_e(k)}</code></td><td><code>"
                     f"{_e(json.dumps(v) if not isinstance(v, str) else v)}</code></td></tr>"
