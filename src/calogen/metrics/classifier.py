@@ -56,16 +56,8 @@ Two presets
 is practical on a laptop CPU: 2 hidden layers of 256, Adam lr 1e-3, batch 1024, at most 10 epochs
 with patience 2, 5 seeds, at most 50 000 samples per class.
 
-Measured on the development machine (2 shared CPU cores, torch 2.13 CPU, float32, 2 threads):
-one call of the training routine with ``max_epochs=1`` on 100 000 training rows of 1936 inputs
-(a 44 x 44 ZN image) -- train-split standardisation, one epoch of forward + backward + Adam and
-the validation pass over 33 334 rows. Three runs, the spread is due to other jobs on the machine:
-
-* ``CALOCHALLENGE_2022``: 62-115 s per epoch (typ. ~80 s), i.e. 50 epochs x 10 seeds ~ 8-16 h
-  for one comparison at this size;
-* ``CALOGEN_DEFAULT``: 7-28 s per epoch (typ. ~8 s when the machine is quiet); with at most
-  50 000 rows per class (60 000 training rows) and <= 10 epochs x 5 seeds, a full test takes
-  about 3-5 min.
+The published preset takes hours per comparison on a laptop CPU, the default minutes
+(measurements in ``benchmarks/README.md``).
 
 The default therefore exists so that the classifier metric can run routinely after every model
 training; the published preset remains available for numbers to be quoted next to the literature

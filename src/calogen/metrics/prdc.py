@@ -20,11 +20,7 @@ rows against all reference rows, each block at most ``_BLOCK_BYTES`` = 64 MB of 
 distances, accumulating the four counts block by block. No N x M or N x N matrix is ever held.
 
 Speed: every set is subsampled (seeded, without replacement) to at most ``max_samples`` rows
-first. Measured on 2 shared CPU cores (numpy 2.4, scikit-learn 1.9, OpenBLAS; machine load
-3-4), 10k reference vs 10k generated: d = 16 in 1.3-4 s, d = 1936 (ZN 44 x 44 pixels) in 21-32 s
-with float32 distances (41 s in float64). Cost grows as N M d, so pixel-level PRDC on the full
-100k x 100k x 1936 would take ~100 x longer (most of an hour) on a laptop CPU; hence the
-10k default.
+first (the cost grows as N M d; measurements in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
