@@ -4,7 +4,7 @@ ways, exportable to ONNX."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from calogen.models.families.caloflow import CaloFlow
 from calogen.models.registry import register_family
@@ -19,7 +19,7 @@ class CaloINN(CaloFlow):
 
     family: ClassVar[str] = "calo-inn"
     validate_by_sampling: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **CaloFlow.defaults, "stage2_arrangement": "coupling", "stage2_layers": 8,
         "stage2_hidden": [256],
     }

@@ -100,7 +100,7 @@ class CaloFlow(ImageGenerator):
     category: ClassVar[str] = "flow"
     one_step: ClassVar[bool] = False
     validate_by_sampling: ClassVar[bool] = False   # a MAF samples pixel by pixel
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         "stage1_layers": 6, "stage1_hidden": [64, 64], "stage1_elementwise": "spline",
         "bins": 8, "stage2_arrangement": "maf", "stage2_layers": 3,
         "stage2_hidden": [256, 256], "stage2_elementwise": "affine", "stage2_passes": 0,
@@ -113,6 +113,17 @@ class CaloFlow(ImageGenerator):
     """ONNX parity tolerance of the log image: counts are ``share * exp(y)``, so float32
     rounding of the shares (1e-7 relative) moves faint fibres of a 10^4-photon channel by
     ~1e-3 photons, i.e. ~1e-3 in ``log1p`` space; far below the rounding to integers."""
+
+    pixel_channel: Tensor
+    assignment: Tensor
+    channel_size: Tensor
+    anchor: Tensor
+    keep: Tensor
+    y_mean: Tensor
+    y_scale: Tensor
+    x_mean: Tensor
+    x_scale: Tensor
+    initialised: Tensor
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)

@@ -34,7 +34,7 @@ class CaloFlowStudent(CaloFlow):
     family: ClassVar[str] = "caloflow-student"
     built_on: ClassVar[BuiltOn | None] = BuiltOn(("caloflow",), "teacher", ARCHITECTURE_KEYS)
     validate_by_sampling: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **CaloFlow.defaults, "stage2_arrangement": "iaf", "teacher": "", "state_weight": 1.0,
         "z_weight": 1.0,
     }

@@ -28,15 +28,15 @@ teacher is needed only for training; a trained student samples without it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from calogen.models.families.edm import EDM
 from calogen.models.generator import (
     UNET_DEFAULTS,
     BuiltOn,
-    Generator,
     IterativeImageGenerator,
     ModelSpec,
     TrainBatch,
@@ -63,11 +63,13 @@ class ConsistencyDistillation(IterativeImageGenerator):
     category: ClassVar[str] = "diffusion"
     built_on: ClassVar[BuiltOn | None] = BuiltOn(("edm",), "teacher", ARCHITECTURE_KEYS)
     samplers: ClassVar[tuple[str, ...]] = ("consistency",)
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **UNET_DEFAULTS, "teacher": "", "boundaries": 18, "target_ema": 0.95,
         "sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0,
         "steps": 1, "sampler": "consistency",
     }
+
+    initialised: Tensor
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
@@ -78,7 +80,7 @@ class ConsistencyDistillation(IterativeImageGenerator):
         for p in self._target_modules().parameters():
             p.requires_grad_(False)
         self.register_buffer("initialised", torch.zeros((), dtype=torch.int64))
-        self._teacher: Generator | None = None
+        self._teacher: EDM | None = None
 
     def _target_modules(self) -> nn.ModuleList:
         return nn.ModuleList([self.target_embed, self.target_net])
@@ -88,7 +90,7 @@ class ConsistencyDistillation(IterativeImageGenerator):
 
     # -- teacher ----------------------------------------------------------------------------
 
-    def teacher(self) -> Generator:
+    def teacher(self) -> EDM:
         """The EDM teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
             from calogen.models.io import load_frozen_base
@@ -97,8 +99,9 @@ class ConsistencyDistillation(IterativeImageGenerator):
             if not path:
                 raise ValueError("consistency: training needs a teacher (hparam 'teacher', "
                                  "or `calogen train --model consistency --base DIR`)")
-            teacher = load_frozen_base(path, "edm", self.hparams, ARCHITECTURE_KEYS,
-                                       next(self.parameters()).device)
+            # load_frozen_base refuses any family but "edm"
+            teacher = cast(EDM, load_frozen_base(path, "edm", self.hparams, ARCHITECTURE_KEYS,
+                                                 next(self.parameters()).device))
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher

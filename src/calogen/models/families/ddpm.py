@@ -55,10 +55,12 @@ class DDPM(IterativeImageGenerator):
         STEPS, SAMPLER,
         SamplingOption("eta", float, "DDIM stochasticity (0 deterministic, 1 ancestral)"))
     samplers: ClassVar[tuple[str, ...]] = ("ddim",)
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **UNET_DEFAULTS, "timesteps": 1000, "schedule": "cosine", "steps": 50, "eta": 0.0,
         "sampler": "ddim", "x0_max": 8.0, "prediction": "v",
     }
+
+    alpha_bar: Tensor
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)

@@ -8,7 +8,7 @@ sampler (``s_churn``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -46,7 +46,7 @@ class EDM(IterativeImageGenerator):
     sampling_options: ClassVar[tuple[SamplingOption, ...]] = (
         STEPS, SAMPLER, SamplingOption("s_churn", float, "stochasticity of the stochastic sampler"))
     samplers: ClassVar[tuple[str, ...]] = ("heun", "euler", "stochastic")
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **UNET_DEFAULTS, "sigma_data": 0.5, "p_mean": -1.2, "p_std": 1.2, "sigma_min": 0.002,
         "sigma_max": 80.0, "rho": 7.0, "steps": 18, "sampler": "heun", "s_churn": 40.0,
         "s_tmin": 0.05, "s_tmax": 50.0, "s_noise": 1.003,

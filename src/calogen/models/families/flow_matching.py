@@ -35,7 +35,7 @@ class FlowMatching(IterativeImageGenerator):
     family: ClassVar[str] = "flow-matching"
     category: ClassVar[str] = "diffusion"
     samplers: ClassVar[tuple[str, ...]] = ("euler", "midpoint", "heun")
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         **UNET_DEFAULTS, "time_sampling": "logit-normal", "steps": 10, "sampler": "midpoint",
     }
 

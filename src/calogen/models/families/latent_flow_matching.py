@@ -66,6 +66,8 @@ class LatentVelocityField(nn.Module):
     ``t`` enters through ``sin/cos(2 pi f_k t)`` with ``time_features / 2`` frequencies
     ``f_k`` geometric in ``[1, 64]``; the last layer starts at zero (velocity 0)."""
 
+    freqs: Tensor
+
     def __init__(self, dim: int, cond_dim: int, hidden: int = 256, depth: int = 3,
                  time_features: int = 32) -> None:
         super().__init__()
@@ -104,12 +106,16 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     built_on: ClassVar[BuiltOn | None] = BuiltOn(AUTOENCODER_FAMILIES, "autoencoder")
     one_step: ClassVar[bool] = False
     samplers: ClassVar[tuple[str, ...]] = ODE_METHODS
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {
         "autoencoder": "", "ae_family": "", "ae_hparams": {}, "latent_source": "posterior",
         "hidden": 256, "depth": 3, "time_features": 32, "time_sampling": "uniform",
         "steps": 4, "sampler": "midpoint", "cond_dim": 64, "use_species": False,
         "readout": "poisson", "output": "linear",
     }
+
+    z_mean: Tensor
+    z_std: Tensor
+    initialised: Tensor
 
     @classmethod
     def derived_from_base(cls, base: dict[str, Any]) -> dict[str, Any]:

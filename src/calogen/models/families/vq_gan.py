@@ -62,7 +62,9 @@ class VQGAN(VQVAE):
         "discriminator")
     optimizer_defaults: ClassVar[dict[str, Any]] = {"betas": (0.5, 0.9)}
     """Adam betas used by VQGAN (Esser et al.)."""
-    defaults: ClassVar[dict[str, Any]] = {**VQ_DEFAULTS, **GAN_DEFAULTS}
+    defaults = {**VQ_DEFAULTS, **GAN_DEFAULTS}
+
+    gan_scale: Tensor
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)

@@ -131,7 +131,9 @@ class VQVAE(SamplingOptions, ImageGenerator):
         SamplingOption("temperature", float, "prior temperature (0 = greedy)"),
         SamplingOption("top_k", int, "sample among the k most likely tokens (0 = off)"),
         SamplingOption("top_p", float, "nucleus sampling mass (1 = off)"))
-    defaults: ClassVar[dict[str, Any]] = dict(VQ_DEFAULTS)
+    defaults = dict(VQ_DEFAULTS)
+
+    step: Tensor
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)

@@ -56,6 +56,9 @@ class CosineCodebook(nn.Module):
         restart_after: training lookups without use before an entry is restarted (0 = off).
     """
 
+    unused_steps: Tensor
+    counts: Tensor
+
     def __init__(self, n_codes: int, dim: int, restart_after: int = 100) -> None:
         super().__init__()
         if int(n_codes) < 2 or int(dim) < 1 or int(restart_after) < 0:

@@ -40,7 +40,7 @@ the other.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -165,15 +165,18 @@ SCALE_BOUND = 3.0
 class _Coupling(nn.Module):
     """One conditional affine coupling layer with a fixed mask (1 = passed through)."""
 
+    mask: Tensor
+
     def __init__(self, mask: Tensor, cond_dim: int, hidden: int) -> None:
         super().__init__()
         dim = len(mask)
         self.register_buffer("mask", mask.float())
-        self.net = nn.Sequential(
-            nn.Linear(dim + cond_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, 2 * dim))
-        nn.init.zeros_(self.net[-1].weight)  # start at the identity
-        nn.init.zeros_(self.net[-1].bias)
+        trunk = [nn.Linear(dim + cond_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                 nn.SiLU()]
+        out = nn.Linear(hidden, 2 * dim)
+        self.net = nn.Sequential(*trunk, out)
+        nn.init.zeros_(out.weight)  # start at the identity
+        nn.init.zeros_(out.bias)
 
     def _scale_shift(self, u_a: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         s, t = self.net(torch.cat([u_a, cond], dim=1)).chunk(2, dim=1)
@@ -222,7 +225,7 @@ class ConditionalCouplingFlow(nn.Module):
         """Exact ``log p(u | c)`` per row, ``(B,)`` (nats)."""
         logdet = torch.zeros(len(u), device=u.device, dtype=u.dtype)
         for layer in reversed(self.layers):
-            u, ld = layer.inverse(u, cond)
+            u, ld = cast(_Coupling, layer).inverse(u, cond)
             logdet = logdet + ld
         base = -0.5 * (u.pow(2).sum(dim=1) + self.dim * math.log(2 * math.pi))
         return base + logdet

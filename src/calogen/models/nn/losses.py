@@ -17,6 +17,8 @@ Both compare a decoded image ``x_hat`` with the real image ``x``, both in networ
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -51,6 +53,6 @@ def mmd2(a: Tensor, b: Tensor, bandwidths: tuple[float, ...] = _BANDWIDTHS) -> T
     d = a.shape[1]
     xy = torch.cat([a, b])
     dist = torch.cdist(xy, xy).pow(2)
-    k = sum(torch.exp(-dist / (2 * s * s * d)) for s in bandwidths)
+    k = cast(Tensor, sum(torch.exp(-dist / (2 * s * s * d)) for s in bandwidths))
     n = len(a)
     return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -316,6 +317,16 @@ class TokenPrior(nn.Module):
 
     # -- sampling ------------------------------------------------------------------------------
 
+    @overload
+    def sample(self, cond: Tensor, species: Tensor | None = None, *, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None,
+               return_logits: Literal[False] = False) -> Tensor: ...
+
+    @overload
+    def sample(self, cond: Tensor, species: Tensor | None = None, *, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None,
+               return_logits: Literal[True]) -> tuple[Tensor, Tensor]: ...
+
     def sample(self, cond: Tensor, species: Tensor | None = None, *, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None,
                return_logits: bool = False) -> Tensor | tuple[Tensor, Tensor]:
@@ -334,7 +345,7 @@ class TokenPrior(nn.Module):
                                   self.width // self.heads, like=seq)
             h = self._blocks(seq, cache, 0)[:, -1]
             tokens = torch.empty(b, self.n_tokens, dtype=torch.int64, device=cond.device)
-            all_logits = [] if return_logits else None
+            all_logits: list[Tensor] | None = [] if return_logits else None
             for i in range(self.n_tokens):
                 logits = self.logits_of(h)
                 if all_logits is not None:

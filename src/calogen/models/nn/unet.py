@@ -66,6 +66,8 @@ class SinusoidalEmbedding(nn.Module):
     real number, e.g. ``t`` in ``[0, 1]`` or ``log(sigma) / 4``) -> ``(B, dim)``.
     """
 
+    freqs: Tensor
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         if dim < 2 or dim % 2:
@@ -204,6 +206,7 @@ class ConditionalUNet(nn.Module):
         self.out_norm = nn.GroupNorm(_groups(widths[0], groups), widths[0])
         self.out_conv = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
+        assert self.out_conv.bias is not None  # Conv2d has a bias by default
         nn.init.zeros_(self.out_conv.bias)
 
     def embedding(self, noise_level: Tensor, cond: Tensor | None) -> Tensor:
