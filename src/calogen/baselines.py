@@ -635,4 +635,4 @@ def make_baseline(name: str, **kwargs: object) -> Baseline:
     except KeyError:
         raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)}"
                          ) from None
-    return cls(**kwargs)  # type: ignore[arg-type]
+    return cls(**kwargs)

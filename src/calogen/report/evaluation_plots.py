@@ -601,7 +601,7 @@ def plot_layer_profiles(plot_data: PlotData, out_dir: str | os.PathLike[str]) ->
                 m, e = _mean_sem(side.observables[:, cols])
                 means[key] = m
                 ax.errorbar(x, m, yerr=e, linewidth=1.1, capsize=2,
-                            label=f"{label} (n={len(side)})", **style)  # type: ignore[arg-type]
+                            label=f"{label} (n={len(side)})", **style)
             relative = group in ("energy", "width_x", "width_y", "sparsity")
             if group == "energy" and np.all(means["ref"] > 0):
                 ax.set_yscale("log")
