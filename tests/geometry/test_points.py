@@ -32,7 +32,7 @@ def test_shifted_cells_move_deposits_between_cells_but_keep_the_sum():
 def test_empty_showers_and_bad_counts():
     v = ild_like_ecal()
     assert v.project(np.zeros((0, 4)), [0, 0]).shape == (2, 30, 30, 30)
-    with pytest.raises(ValueError, match="sum to 1"):
+    with pytest.raises(ValueError, match="sum to the 1 points"):
         v.project(np.zeros((1, 4)), [2])
 
 

@@ -18,6 +18,20 @@ from numpy.typing import ArrayLike, NDArray
 from calogen.geometry.base import ShapeKind, register_geometry
 
 
+def ragged_points(points: ArrayLike, counts: ArrayLike
+                  ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """``(P, 4)`` float64 points ``(x, y, z, E)`` and ``(N,)`` int64 points per shower, checked to
+    agree (``ValueError`` otherwise): the ragged form every point-cloud function takes."""
+    p = np.asarray(points, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.int64)
+    if p.ndim != 2 or p.shape[1] != 4:
+        raise ValueError(f"points must have shape (P, 4) (x, y, z, E), found {p.shape}")
+    if n.ndim != 1 or np.any(n < 0) or int(n.sum()) != len(p):
+        raise ValueError(f"counts must be (N,) non-negative and sum to the {len(p)} points, "
+                         f"found {'sum ' + str(int(n.sum())) if n.ndim == 1 else n.shape}")
+    return p, n
+
+
 @dataclass(frozen=True)
 class PointCloudVolume:
     """A box of layers read out as points, and the cell grid points are projected onto.
@@ -100,13 +114,7 @@ class PointCloudVolume:
 
         Points outside the volume are dropped.
         """
-        p = np.asarray(points, dtype=np.float64)
-        n = np.asarray(counts, dtype=np.int64)
-        if p.ndim != 2 or p.shape[1] != 4:
-            raise ValueError(f"points must have shape (P, 4), found {p.shape}")
-        if n.ndim != 1 or np.any(n < 0) or int(n.sum()) != len(p):
-            raise ValueError(f"counts must be (N,) non-negative and sum to {len(p)} points, "
-                             f"found sum {int(n.sum()) if n.ndim == 1 else n.shape}")
+        p, n = ragged_points(points, counts)
         n_layers, ny, nx = self.grid_shape
         xe, ye = self._cell_edges(0), self._cell_edges(1)
         shower = np.repeat(np.arange(len(n)), n)

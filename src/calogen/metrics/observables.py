@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from calogen.geometry.base import Geometry, ShapeKind
 from calogen.geometry.channels import Convention, channel_names, channel_sums
-from calogen.geometry.points import PointCloudVolume
+from calogen.geometry.points import PointCloudVolume, ragged_points
 from calogen.geometry.voxels import LayeredVoxelGeometry
 from calogen.geometry.zdc import FibreGrid, get_grid
 
@@ -382,15 +382,9 @@ class PointObservables:
 
     def __call__(self, showers: NDArray[np.generic], *, counts: NDArray[np.integer] | None = None,
                  conditions: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
-        p = np.asarray(showers, dtype=np.float64)
         if counts is None:
             raise ValueError("point-cloud showers need the per-shower point counts")
-        c = np.asarray(counts, dtype=np.int64)
-        if p.ndim != 2 or p.shape[1] != 4:
-            raise ValueError(f"points must have shape (P, 4) (x, y, z, E), found {p.shape}")
-        if c.ndim != 1 or np.any(c < 0) or int(c.sum()) != len(p):
-            raise ValueError(f"counts must be (N,) non-negative and sum to the {len(p)} points, "
-                             f"found {'sum ' + str(int(c.sum())) if c.ndim == 1 else c.shape}")
+        p, c = ragged_points(showers, counts)
         n, n_layers = len(c), self.volume.n_layers
         shower = np.repeat(np.arange(n), c)
         x, y, z, e = p.T
