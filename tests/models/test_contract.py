@@ -18,7 +18,7 @@ import torch
 
 from calogen.data.transforms import Transforms
 from calogen.models.families import family_names
-from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.generator import Generator, ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import hparams_on_top_of, load_model, save_model
 from calogen.models.registry import FAMILIES, families_for, family_class, make_model
 
@@ -48,7 +48,7 @@ ADVERSARIAL = {"adversarial"}
 
 def _spec() -> ModelSpec:
     rng = np.random.default_rng(0)
-    return ModelSpec(SHAPE, Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
+    return ModelSpec(image_geometry(SHAPE), Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
 
 
 def _batch(spec: ModelSpec, n: int = 32) -> TrainBatch:

@@ -16,7 +16,7 @@ from calogen.train.data import load_training_data
 
 def test_grouped_split_keeps_groups_together(toy_file):
     data = load_training_data(toy_file, fractions=(0.6, 0.2, 0.2), seed=1)
-    groups = {name: set(getattr(data, name).group.tolist()) for name in ("train", "val", "test")}
+    groups = {name: set(getattr(data, name).condition_id.tolist()) for name in ("train", "val", "test")}
     assert groups["train"] and groups["val"] and groups["test"]
     assert not groups["train"] & groups["val"]
     assert not groups["train"] & groups["test"]
@@ -39,7 +39,7 @@ def test_tensors_match_the_file(toy_file):
     assert torch.allclose(t.cond, data.transforms.conditions(batch.conditions))
     assert torch.equal(t.species, data.transforms.species(batch.pdg))
     b = t.batch([3, 1])
-    assert torch.equal(b.x, t.x[[3, 1]]) and torch.equal(b.group, t.group[[3, 1]])
+    assert torch.equal(b.x, t.x[[3, 1]]) and torch.equal(b.condition_id, t.condition_id[[3, 1]])
     assert data.spec.shape == (8, 8) and data.spec.detector == "TOY"
     assert np.allclose(t.photons(), batch.showers)
 

@@ -171,7 +171,8 @@ def generate(
             check_conditions_fit(net.spec, model, conditions)
             validate_inputs("generate", [InputFile(conditions, showers=False)],
                             skip=no_validate)
-            path = generate_to_showerset(sample, conditions, out, producer=producer, seed=seed,
+            path = generate_to_showerset(sample, conditions, out, producer=producer,
+                                         geometry=net.spec.geometry, seed=seed,
                                          batch_size=batch_size, overwrite=overwrite,
                                          progress=progress)
     typer.echo(f"wrote {path.resolve()}")
@@ -189,7 +190,7 @@ def export(
     with fail_on_user_errors():
         if format != "onnx":
             raise ValueError(f"--format {format!r}: only onnx is supported")
-        res = export_onnx(load_model(model), out)
+        res = export_onnx(load_model(model), out, source=model)
     typer.echo(f"wrote {res.onnx.resolve()}")
     typer.echo(f"wrote {res.scales.resolve()}")
 
