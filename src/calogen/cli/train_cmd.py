@@ -75,8 +75,8 @@ def train(
         hparams = _on_top_of(model, parse_hparams(hparam), base=base, teacher=teacher,
                              autoencoder=autoencoder)
         with ShowerSet.open(data) as ss:
-            detector = ss.meta.detector
-        validate_inputs("train", [InputFile(data, counts=True, min_events=1)],
+            detector, kind = ss.meta.detector, ss.meta.kind
+        validate_inputs("train", [InputFile(data, counts=kind == "image", min_events=1)],
                         skip=no_validate, progress=progress)
         opt = family_optimizer_settings(model, lr, betas)
         config = TrainConfig(**opt, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
