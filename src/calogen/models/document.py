@@ -184,8 +184,8 @@ MODEL_SCHEMA: dict[str, Any] = {
                      "y_range_mm": {"$ref": "#/$defs/pair"},
                      "cell_size_mm": {"$ref": "#/$defs/pair"},
                      "cell_offset_mm": {"$ref": "#/$defs/pair"}}}},
-                {"if": {"not": {"properties": {"kind": {"enum": ["voxels", "points"]}},
-                                "required": ["kind"]}},
+                {"if": {"anyOf": [{"not": {"required": ["kind"]}},
+                                  {"properties": {"kind": {"const": "image"}}}]},
                  "then": {"required": ["shape"], "properties": {
                      "shape": {"type": "array", "minItems": 2, "maxItems": 2,
                                "description": f"[H, W], two integers in 1..{MAX_AXIS}",
