@@ -177,7 +177,8 @@ def test_restarts_prevent_codebook_collapse(restart_after: int) -> None:
 
 def test_defaults_give_36_tokens_on_zn() -> None:
     rng = np.random.default_rng(0)
-    spec = ModelSpec(image_geometry((44, 44)), Transforms.fit(rng.normal(size=(20, 9)), np.full(20, 2112), COLS))
+    spec = ModelSpec(image_geometry((44, 44)),
+                     Transforms.fit(rng.normal(size=(20, 9)), np.full(20, 2112), COLS))
     model = make_model("vq-vae", spec)
     assert isinstance(model, VQVAE) and not model.one_step and not model.exportable()
     assert model.n_tokens == 36 and model.network_calls() == 37

@@ -16,7 +16,8 @@ from calogen.train.data import load_training_data
 
 def test_grouped_split_keeps_groups_together(toy_file):
     data = load_training_data(toy_file, fractions=(0.6, 0.2, 0.2), seed=1)
-    groups = {name: set(getattr(data, name).condition_id.tolist()) for name in ("train", "val", "test")}
+    groups = {name: set(getattr(data, name).condition_id.tolist())
+              for name in ("train", "val", "test")}
     assert groups["train"] and groups["val"] and groups["test"]
     assert not groups["train"] & groups["val"]
     assert not groups["train"] & groups["test"]

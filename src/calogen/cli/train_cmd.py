@@ -153,7 +153,7 @@ def generate(
         producer = {"name": f"calogen.models.{net.family}", "version": doc["calogen_version"],
                     "model": str(model.resolve()), "note": note}
 
-        sample = model_sampler(net, batch_size=batch_size)
+        sample_fn = model_sampler(net, batch_size=batch_size)
         if conditions.suffix == ".npz":
             from calogen.data.alice_npz import read_alice_particles
             from calogen.data.validation import validate_particles
@@ -164,14 +164,14 @@ def generate(
                 validate_inputs("generate", [InputFile(conditions)], skip=True)
             else:
                 validate_particles(cond, pdg, path=conditions)
-            path = generate_for_particles(sample, cond, pdg, out, detector=detector,
+            path = generate_for_particles(sample_fn, cond, pdg, out, detector=detector,
                                           producer=producer, seed=seed, batch_size=batch_size,
                                           overwrite=overwrite, progress=progress)
         else:
             check_conditions_fit(net.spec, model, conditions)
             validate_inputs("generate", [InputFile(conditions, showers=False)],
                             skip=no_validate)
-            path = generate_to_showerset(sample, conditions, out, producer=producer,
+            path = generate_to_showerset(sample_fn, conditions, out, producer=producer,
                                          geometry=net.spec.geometry, seed=seed,
                                          batch_size=batch_size, overwrite=overwrite,
                                          progress=progress)
