@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from calogen.data.transforms import Transforms
-from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.generator import Generator, ModelSpec, TrainBatch, image_geometry
 from calogen.models.registry import make_model, register_family
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
@@ -45,7 +45,8 @@ def one_thread():
 
 @pytest.fixture
 def toy_model():
-    spec = ModelSpec((6, 5), Transforms.fit(np.random.default_rng(0).normal(size=(50, 9)),
-                                            np.full(50, 2112), COLS))
+    spec = ModelSpec(image_geometry((6, 5)),
+                     Transforms.fit(np.random.default_rng(0).normal(size=(50, 9)),
+                                    np.full(50, 2112), COLS))
     torch.manual_seed(0)
     return make_model("toy-linear", spec, latent_dim=3)

@@ -14,7 +14,7 @@ from calogen.data.transforms import Transforms
 from calogen.geometry.channels import N_CHANNELS
 from calogen.models.export_onnx import export_onnx
 from calogen.models.families.caloflow import pixel_channels
-from calogen.models.generator import ModelSpec
+from calogen.models.generator import ModelSpec, image_geometry
 from calogen.models.io import hparams_on_top_of, load_model, save_model
 from calogen.models.nn.flow_preprocessing import dequantise
 from calogen.models.registry import make_model
@@ -62,7 +62,8 @@ def teacher_dir(teacher, tmp_path_factory) -> Path:
 
 def _tiny_spec() -> ModelSpec:
     cond = np.random.default_rng(0).normal(size=(20, 9))
-    return ModelSpec((4, 4), Transforms.fit(cond, np.full(20, 2112), list("abcdefghi")), "test")
+    return ModelSpec(image_geometry((4, 4), "test"),
+                     Transforms.fit(cond, np.full(20, 2112), list("abcdefghi")))
 
 
 def test_channels_cover_every_pixel_once():

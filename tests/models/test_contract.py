@@ -1,26 +1,33 @@
-"""One contract over every registered family (tiny 8x8 images, a few steps each).
+"""One contract over every registered family and every kind of showers it supports (tiny 8x8
+images, 36 toy voxels; a few steps each).
 
 Loss finite (and decreasing for the likelihood / regression families), seeded sampling
 reproducible, save -> load -> sample identical, outputs of the geometry's shape and
-non-negative, ONNX parity where exportable, and a clear refusal for unsupported shapes.
-Families built on another model get their base trained tiny once per session.
+non-negative, exact resume through the trainer, ONNX parity where exportable, and a clear
+refusal for unsupported shapes. Families built on another model get their base trained tiny
+once per session.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from calogen.data.showerset import write_showerset
 from calogen.data.transforms import Transforms
+from calogen.geometry import Geometry
 from calogen.models.families import family_names
-from calogen.models.generator import Generator, ModelSpec, TrainBatch
+from calogen.models.generator import Generator, ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import hparams_on_top_of, load_model, save_model
 from calogen.models.registry import FAMILIES, families_for, family_class, make_model
+from calogen.testing.showersets import TOY_VOLUME, TOY_VOXELS
+from calogen.train.checkpoint import load_checkpoint
+from calogen.train.data import load_training_data
+from calogen.train.trainer import TrainConfig, Trainer
 
 COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 SHAPE = (8, 8)
@@ -44,16 +51,20 @@ TINY: dict[str, dict[str, Any]] = {
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}
+GEOMETRIES: dict[str, Geometry] = {"image": image_geometry(SHAPE), "voxels": TOY_VOXELS,
+                                   "points": TOY_VOLUME}
 
 
-def _spec() -> ModelSpec:
+def _spec(kind: str = "image") -> ModelSpec:
     rng = np.random.default_rng(0)
-    return ModelSpec(SHAPE, Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
+    return ModelSpec(GEOMETRIES[kind],
+                     Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
 
 
 def _batch(spec: ModelSpec, n: int = 32) -> TrainBatch:
+    """Poisson(3) cell values (photons or MeV) in network space, of the spec's shape."""
     gen = torch.Generator().manual_seed(0)
-    counts = torch.poisson(torch.full((n, 1, *SHAPE), 3.0), generator=gen)
+    counts = torch.poisson(torch.full((n, *spec.tensor_shape), 3.0), generator=gen)
     return TrainBatch(torch.log1p(counts), torch.randn(n, spec.n_conditions, generator=gen),
                       torch.zeros(n, dtype=torch.int64), torch.arange(n) // 2)
 
@@ -96,13 +107,23 @@ def _classes() -> list[type[Generator]]:
     return [FAMILIES[n] for n in family_names()]
 
 
-def _build(family: str, bases: dict[str, Path]) -> Generator:
+def _hparams(family: str, bases: dict[str, Path]) -> dict[str, Any]:
     cls = family_class(family)
     hp = TINY[family]
     if cls.built_on is not None:
         hp = hparams_on_top_of(family, bases[cls.built_on.default_family], hp)
+    return hp
+
+
+def _build(family: str, kind: str, bases: dict[str, Path]) -> Generator:
+    hp = _hparams(family, bases)
     torch.manual_seed(0)
-    return make_model(family, _spec(), **hp)
+    return make_model(family, _spec(kind), **hp)
+
+
+def _pairs() -> list[tuple[str, str]]:
+    """Every (family, kind of showers it supports)."""
+    return [(c.family, kind) for c in _classes() for kind in sorted(c.shapes)]
 
 
 def test_every_family_module_registers_its_family() -> None:
@@ -110,11 +131,16 @@ def test_every_family_module_registers_its_family() -> None:
     assert set(TINY) >= set(family_names()), "add tiny hparams for the new family"
 
 
-@pytest.fixture(scope="module", params=family_names())
+def test_a_family_runs_on_voxels() -> None:
+    assert ("vae", "voxels") in _pairs() and ("ae-noise", "voxels") in _pairs()
+
+
+@pytest.fixture(scope="module", params=_pairs(), ids=lambda p: f"{p[0]}-{p[1]}")
 def trained(request: pytest.FixtureRequest, bases: dict[str, Path]
             ) -> tuple[Generator, list[float]]:
     torch.set_num_threads(1)
-    model = _build(request.param, bases)
+    family, kind = request.param
+    model = _build(family, kind, bases)
     losses = _train(model, _batch(model.spec))
     return model.eval(), losses
 
@@ -135,7 +161,9 @@ def test_seeded_sampling_shape_and_sign(trained: tuple[Generator, list[float]]) 
     model, _ = trained
     a, b = _sample(model), _sample(model)
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (5, *SHAPE) and (a >= 0).all()
+    assert a.shape == (5, *model.spec.shape) and (a >= 0).all()
+    if model.spec.kind == "voxels":  # energies in MeV, never rounded to counts
+        assert a.dtype == np.float32 and not np.array_equal(a, np.round(a))
 
 
 def test_save_load_sample_identical(trained: tuple[Generator, list[float]],
@@ -159,11 +187,76 @@ def test_onnx_parity_where_exportable(trained: tuple[Generator, list[float]],
 
 @pytest.mark.parametrize("kind", ["voxels", "points"])
 def test_unsupported_shapes_are_refused_with_the_supporting_families(kind: str) -> None:
-    spec = SimpleNamespace(kind=kind, detector="test-geometry", shape=(10,))
+    spec = _spec(kind)
     supporting = families_for(kind)
     for cls in _classes():
         if kind in cls.shapes:
             continue
         with pytest.raises(ValueError, match=f"does not support {kind!r}") as info:
-            make_model(cls.family, spec)  # type: ignore[arg-type]
+            make_model(cls.family, spec)
         assert str(supporting or "none yet") in str(info.value)
+
+
+# -- exact resume through the trainer -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def data_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny ShowerSet per kind: 48 showers in pairs of repeats, 9 condition columns."""
+    root = tmp_path_factory.mktemp("contract-data")
+    rng = np.random.default_rng(0)
+    out = {}
+    for kind in ("image", "voxels"):
+        spec = _spec(kind)
+        showers = rng.poisson(3.0, size=(48, *spec.shape))
+        cond = np.repeat(rng.normal(size=(24, 9)), 2, axis=0).astype(np.float32)
+        out[kind] = write_showerset(
+            root / f"{kind}.h5", showers.astype(np.int32 if kind == "image" else np.float32),
+            cond, np.full(48, 2112, np.int32), condition_id=np.arange(48) // 2,
+            detector=spec.detector, geometry=spec.geometry, condition_columns=COLS,
+            condition_units=["GeV"] * 9, producer={"name": "tests/models"})
+    return out
+
+
+def _state_equal(a: Any, b: Any, where: str) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _state_equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _state_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize(("family", "kind"), _pairs(), ids=lambda v: str(v))
+def test_exact_resume(family: str, kind: str, bases: dict[str, Path],
+                      data_files: dict[str, Path], tmp_path: Path) -> None:
+    """k steps, checkpoint, resume to 2k == 2k steps without interruption (weights,
+    optimisers, step)."""
+    torch.set_num_threads(1)
+    data = load_training_data(data_files[kind], seed=0)
+    hp = _hparams(family, bases)
+    k = 2
+
+    def run(steps: int, out: Path, resume: bool = False, seed: int = 0) -> None:
+        config = TrainConfig(lr=3e-3, batch_size=16, max_steps=steps, schedule_steps=2 * k,
+                             warmup_steps=1, checkpoint_every=k,
+                             val_every=0, val_events=8, log_every=1, seed=1, device="cpu",
+                             tensorboard=False, ema_decay=0.9)
+        torch.manual_seed(seed)
+        model = make_model(family, data.spec, **hp)
+        Trainer(model, data, config, out, resume=resume, progress=False).fit()
+
+    run(2 * k, tmp_path / "full")
+    run(k, tmp_path / "cut")
+    run(2 * k, tmp_path / "cut", resume=True, seed=99)  # everything comes from the checkpoint
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 2 * k
+    for key in ("model", "optimizers", "ema", "step"):
+        _state_equal(a[key], b[key], key)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from calogen.data.transforms import Transforms
-from calogen.models.generator import ModelSpec, TrainBatch
+from calogen.models.generator import ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import load_model, save_model
 from calogen.models.registry import make_model
 
@@ -33,8 +33,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _spec() -> ModelSpec:
     rng = np.random.default_rng(0)
-    return ModelSpec(SHAPE, Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS),
-                     "test")
+    return ModelSpec(image_geometry(SHAPE, "test"),
+                     Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
 
 
 def _batch(n: int, gen: torch.Generator) -> TrainBatch:

@@ -13,7 +13,7 @@ import torch
 from calogen.data.transforms import Transforms
 from calogen.models.families.gan import ConditionalGAN, group_diversity, hottest_position
 from calogen.models.families.sdi_gan import SDIGAN
-from calogen.models.generator import ModelSpec, TrainBatch
+from calogen.models.generator import ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import load_model, save_model
 from calogen.models.registry import make_model
 
@@ -48,18 +48,18 @@ class Data:
         cond = rng.normal(size=(N_PARTICLES, 9))
         cond[:, 0] = rng.uniform(50, 200, N_PARTICLES)
         self.cond = np.repeat(cond, REPEATS, axis=0)
-        self.group = np.repeat(np.arange(N_PARTICLES), REPEATS)
+        self.condition_id = np.repeat(np.arange(N_PARTICLES), REPEATS)
         scale = rng.lognormal(0.0, 0.25, len(self.cond))[:, None, None]
         self.photons = rng.poisson(_templates(self.cond) * scale).astype(np.int32)
         self.pdg = np.full(len(self.cond), 2112)
         self.transforms = Transforms.fit(self.cond, self.pdg, COLS)
-        self.spec = ModelSpec(SHAPE, self.transforms, "test")
+        self.spec = ModelSpec(image_geometry(SHAPE, "test"), self.transforms)
 
     def batch(self, idx: np.ndarray) -> TrainBatch:
         t = self.transforms
         return TrainBatch(Transforms.showers(self.photons[idx])[:, None],
                           t.conditions(self.cond[idx]), t.species(self.pdg[idx]),
-                          torch.as_tensor(self.group[idx], dtype=torch.int64))
+                          torch.as_tensor(self.condition_id[idx], dtype=torch.int64))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -348,7 +348,7 @@ def test_l2_and_aux_terms_pair_rows_with_their_own_condition(data: Data) -> None
     model._generate = _lookup_generator(batch)
     _, logs = model.loss(batch, "generator")
     assert logs["l2"] == 0.0
-    shuffled = TrainBatch(batch.x.flip(0), batch.cond, batch.species, batch.group)
+    shuffled = TrainBatch(batch.x.flip(0), batch.cond, batch.species, batch.condition_id)
     model._generate = _lookup_generator(batch)
     _, logs = model.loss(shuffled, "generator")
     assert logs["l2"] > 0.1  # a mispairing is visible
@@ -405,10 +405,10 @@ def test_sdi_diversity_term_uses_each_rows_own_condition(data: Data) -> None:
     assert torch.allclose(ratio, expected, rtol=1e-5)
     wrong = dz / ((batch.cond.flip(0)[:, 0] * (z1[:, 0] - z2[:, 0])).abs() + 1e-3)
     assert not torch.allclose(ratio, wrong, rtol=1e-2)
-    assert torch.allclose(weight, group_diversity(batch.x, batch.group))
+    assert torch.allclose(weight, group_diversity(batch.x, batch.condition_id))
     # brighter particles fluctuate more in log space? whatever the order, weights follow groups
-    for g in batch.group.unique():
-        rows = batch.group == g
+    for g in batch.condition_id.unique():
+        rows = batch.condition_id == g
         assert torch.allclose(weight[rows], weight[rows][0].expand(int(rows.sum())))
     # the generator loss includes the term
     real = _model("sdi-gan", data)

@@ -278,3 +278,61 @@ def test_gan_saved_before_the_shared_discriminator_still_loads(toy_model, tmp_pa
     for a, b in zip(gan.discriminate(x, cond, None), loaded.discriminate(x, cond, None),
                     strict=True):
         assert torch.equal(a, b)
+
+
+# -- the spec carries the geometry; the earlier {"shape", "detector"} form still loads --------
+
+
+def test_spec_writes_the_geometry_and_reads_the_earlier_form(toy_model, tmp_path):
+    from calogen.geometry import ZN
+    from calogen.models.generator import ModelSpec, image_geometry
+
+    path = save_model(toy_model, tmp_path / "m")
+    doc = json.loads((path / "model.json").read_text())
+    assert doc["spec"]["geometry"] == image_geometry((6, 5)).to_dict()
+    assert "shape" not in doc["spec"]
+    # a model.json of the earlier form: shape and detector, no geometry
+    del doc["spec"]["geometry"]
+    doc["spec"].update(shape=[6, 5], detector="test")
+    (path / "model.json").write_text(json.dumps(doc))
+    old = load_model(path)
+    assert old.spec.kind == "image" and old.spec.shape == (6, 5)
+    assert old.spec.detector == "test"
+    cond = np.random.default_rng(1).normal(size=(4, 9)).astype(np.float32)
+    np.testing.assert_array_equal(
+        old.sample(cond, np.full(4, 2112), torch.Generator().manual_seed(3)),
+        toy_model.sample(cond, np.full(4, 2112), torch.Generator().manual_seed(3)))
+    # ZN's shape and name give the ZN grid itself
+    legacy = {"shape": [44, 44], "detector": "ZN", "transforms": doc["spec"]["transforms"]}
+    assert ModelSpec.from_dict(legacy).geometry is ZN
+    assert ModelSpec.from_dict({**legacy, "detector": "ZP"}).geometry.shape == (44, 44)
+
+
+def test_voxel_spec_round_trip_and_bounds(toy_model, tmp_path):
+    from calogen.geometry import uniform_layers
+    from calogen.models.generator import ModelSpec
+    from calogen.testing.showersets import TOY_VOXELS
+
+    spec = ModelSpec(TOY_VOXELS, toy_model.spec.transforms)
+    assert spec.kind == "voxels" and spec.shape == (36,) and spec.tensor_shape == (36,)
+    assert spec.detector == "toy-voxels"
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    model = make_model("vae", spec, mlp_hidden=[8, 8], cond_dim=4, latent_dim=2)
+    path = save_model(model, tmp_path / "v")
+    assert load_model(path).spec == spec
+    doc = json.loads((path / "model.json").read_text())
+    huge = uniform_layers("huge", 1000, list(range(1001)), 10)  # 10 million voxels
+    doc["spec"]["geometry"] = huge.to_dict()
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=r"field 'spec.geometry.layers': expected at most "
+                                             r"4,194,304 voxels, found 1000 layers"):
+        load_model(path)
+    doc["spec"]["geometry"] = {**TOY_VOXELS.to_dict(), "layers": [{"id": 0, "n_alpha": 0,
+                                                                   "r_edges_mm": [0, 1]}]}
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=r"field 'spec.geometry.layers\[0\].n_alpha'"):
+        load_model(path)
+    doc["spec"]["geometry"] = {"kind": "cubes", "name": "x"}
+    (path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=r"field 'spec.geometry.kind'"):
+        load_model(path)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from calogen.data.transforms import Transforms
 from calogen.models.families.vq_gan import VQGAN
 from calogen.models.families.vq_vae import VQVAE
-from calogen.models.generator import ModelSpec
+from calogen.models.generator import ModelSpec, image_geometry
 from calogen.models.io import load_model, save_model
 from calogen.models.nn.codebook import CosineCodebook
 from calogen.models.registry import make_model
@@ -177,7 +177,8 @@ def test_restarts_prevent_codebook_collapse(restart_after: int) -> None:
 
 def test_defaults_give_36_tokens_on_zn() -> None:
     rng = np.random.default_rng(0)
-    spec = ModelSpec((44, 44), Transforms.fit(rng.normal(size=(20, 9)), np.full(20, 2112), COLS))
+    spec = ModelSpec(image_geometry((44, 44)),
+                     Transforms.fit(rng.normal(size=(20, 9)), np.full(20, 2112), COLS))
     model = make_model("vq-vae", spec)
     assert isinstance(model, VQVAE) and not model.one_step and not model.exportable()
     assert model.n_tokens == 36 and model.network_calls() == 37

@@ -16,7 +16,8 @@ from calogen.train.data import load_training_data
 
 def test_grouped_split_keeps_groups_together(toy_file):
     data = load_training_data(toy_file, fractions=(0.6, 0.2, 0.2), seed=1)
-    groups = {name: set(getattr(data, name).group.tolist()) for name in ("train", "val", "test")}
+    groups = {name: set(getattr(data, name).condition_id.tolist())
+              for name in ("train", "val", "test")}
     assert groups["train"] and groups["val"] and groups["test"]
     assert not groups["train"] & groups["val"]
     assert not groups["train"] & groups["test"]
@@ -39,7 +40,7 @@ def test_tensors_match_the_file(toy_file):
     assert torch.allclose(t.cond, data.transforms.conditions(batch.conditions))
     assert torch.equal(t.species, data.transforms.species(batch.pdg))
     b = t.batch([3, 1])
-    assert torch.equal(b.x, t.x[[3, 1]]) and torch.equal(b.group, t.group[[3, 1]])
+    assert torch.equal(b.x, t.x[[3, 1]]) and torch.equal(b.condition_id, t.condition_id[[3, 1]])
     assert data.spec.shape == (8, 8) and data.spec.detector == "TOY"
     assert np.allclose(t.photons(), batch.showers)
 
@@ -87,3 +88,49 @@ def test_non_image_file_is_refused(make_showerset):
     path = make_showerset(shape=(16,))
     with pytest.raises(ShowerSetError, match="2-D showers"):
         load_training_data(path)
+
+
+def test_voxel_file_loads_as_flat_log1p_tensors(tmp_path):
+    from calogen.testing.showersets import TOY_VOXELS, write_toy_voxels
+
+    path = write_toy_voxels(tmp_path / "v.h5", n=40, seed=2)
+    data = load_training_data(path, seed=0)
+    assert data.spec.kind == "voxels" and data.spec.geometry == TOY_VOXELS
+    assert data.spec.transforms.condition_columns == ["E_inc"]
+    t = data.train
+    with ShowerSet.open(path) as ss:
+        showers = ss.take(t.rows).showers
+    assert t.x.shape == (len(t), 36) and t.counts is None
+    assert torch.equal(t.x, torch.log1p(torch.as_tensor(showers)))
+    b = t.batch([2, 0])
+    assert b.x.shape == (2, 36) and b.mask is None
+    np.testing.assert_allclose(t.showers(), showers, rtol=1e-6)
+
+
+def test_point_file_loads_ragged_and_pads_per_batch(tmp_path):
+    from calogen.testing.showersets import TOY_VOLUME, write_toy_points
+
+    path = write_toy_points(tmp_path / "p.h5", n=30, seed=3)
+    data = load_training_data(path, fractions=(1.0, 0.0, 0.0), seed=0)
+    assert data.spec.kind == "points" and data.spec.geometry == TOY_VOLUME
+    t = data.train
+    assert len(t) == 30 and t.counts is not None
+    with ShowerSet.open(path) as ss:
+        ref = ss.take(t.rows)
+    np.testing.assert_array_equal(t.counts.numpy(), ref.counts)
+    np.testing.assert_array_equal(t.x.numpy(), ref.showers)  # features as they are (mm, MeV)
+    empty = int(np.flatnonzero(ref.counts == 0)[0])
+    one = int(np.flatnonzero(ref.counts == 1)[0])
+    big = int(np.argmax(ref.counts))
+    b = t.batch([empty, one, big])
+    width = int(ref.counts[big])
+    assert b.x.shape == (3, width, 4) and b.mask is not None and b.mask.shape == (3, width)
+    assert b.mask.sum(1).tolist() == [0, 1, width]
+    assert not b.x[~b.mask].any()  # zero padding
+    starts = np.concatenate([[0], np.cumsum(ref.counts)[:-1]])
+    np.testing.assert_array_equal(b.x[1, :1].numpy(), ref.showers[starts[one]:starts[one] + 1])
+    np.testing.assert_array_equal(b.x[2].numpy(), ref.showers[starts[big]:starts[big] + width])
+    assert t.batch([empty]).x.shape == (1, 0, 4)  # a batch of empty showers
+    sub = t.subset([big, one])
+    np.testing.assert_array_equal(sub.counts.numpy(), ref.counts[[big, one]])
+    assert torch.equal(sub.batch([0, 1]).x, t.batch([big, one]).x)

@@ -75,8 +75,8 @@ def train(
         hparams = _on_top_of(model, parse_hparams(hparam), base=base, teacher=teacher,
                              autoencoder=autoencoder)
         with ShowerSet.open(data) as ss:
-            detector = ss.meta.detector
-        validate_inputs("train", [InputFile(data, counts=True, min_events=1)],
+            detector, kind = ss.meta.detector, ss.meta.kind
+        validate_inputs("train", [InputFile(data, counts=kind == "image", min_events=1)],
                         skip=no_validate, progress=progress)
         opt = family_optimizer_settings(model, lr, betas)
         config = TrainConfig(**opt, batch_size=batch_size, max_steps=steps, max_epochs=epochs,
@@ -153,7 +153,7 @@ def generate(
         producer = {"name": f"calogen.models.{net.family}", "version": doc["calogen_version"],
                     "model": str(model.resolve()), "note": note}
 
-        sample = model_sampler(net, batch_size=batch_size)
+        sample_fn = model_sampler(net, batch_size=batch_size)
         if conditions.suffix == ".npz":
             from calogen.data.alice_npz import read_alice_particles
             from calogen.data.validation import validate_particles
@@ -164,14 +164,15 @@ def generate(
                 validate_inputs("generate", [InputFile(conditions)], skip=True)
             else:
                 validate_particles(cond, pdg, path=conditions)
-            path = generate_for_particles(sample, cond, pdg, out, detector=detector,
+            path = generate_for_particles(sample_fn, cond, pdg, out, detector=detector,
                                           producer=producer, seed=seed, batch_size=batch_size,
                                           overwrite=overwrite, progress=progress)
         else:
             check_conditions_fit(net.spec, model, conditions)
             validate_inputs("generate", [InputFile(conditions, showers=False)],
                             skip=no_validate)
-            path = generate_to_showerset(sample, conditions, out, producer=producer, seed=seed,
+            path = generate_to_showerset(sample_fn, conditions, out, producer=producer,
+                                         geometry=net.spec.geometry, seed=seed,
                                          batch_size=batch_size, overwrite=overwrite,
                                          progress=progress)
     typer.echo(f"wrote {path.resolve()}")
@@ -189,7 +190,7 @@ def export(
     with fail_on_user_errors():
         if format != "onnx":
             raise ValueError(f"--format {format!r}: only onnx is supported")
-        res = export_onnx(load_model(model), out)
+        res = export_onnx(load_model(model), out, source=model)
     typer.echo(f"wrote {res.onnx.resolve()}")
     typer.echo(f"wrote {res.scales.resolve()}")
 

@@ -22,8 +22,14 @@ MAX_AXIS = 2**20
 """Largest image axis (cells) in ``spec.shape``."""
 
 MAX_IMAGE_SIZE = 2**22
-"""Largest number of cells per shower, ``H * W`` (a CaloChallenge dataset 3 shower has 40 500
-voxels, a ZN image 1 936)."""
+"""Largest number of cells per shower, ``H * W`` or ``n_voxels`` (a CaloChallenge dataset 3
+shower has 40 500 voxels, a ZN image 1 936)."""
+
+MAX_LAYERS = 1024
+"""Most layers of a voxel geometry or a point-cloud volume."""
+
+MAX_EDGES = 4096
+"""Most radial bin edges of one voxel layer."""
 
 MAX_CONDITIONS = 256
 """Largest number of condition columns."""
@@ -87,9 +93,11 @@ MODEL_SCHEMA: dict[str, Any] = {
                     "description": "an object of hyperparameters"},
         "spec": {
             "type": "object",
-            "description": "an object with 'shape' and 'transforms'",
-            "required": ["shape", "transforms"],
+            "description": "an object with 'geometry' (or the earlier 'shape') and 'transforms'",
+            "required": ["transforms"],
+            "anyOf": [{"required": ["geometry"]}, {"required": ["shape"]}],
             "properties": {
+                "geometry": {"$ref": "#/$defs/geometry"},
                 "shape": {
                     "type": "array", "minItems": 2, "maxItems": 2,
                     "description": f"[H, W], two integers in 1..{MAX_AXIS}",
@@ -135,6 +143,57 @@ MODEL_SCHEMA: dict[str, Any] = {
         "created": {"type": "string", "description": "a string"},
     },
     "$defs": {
+        "number": {"type": "number", "description": "a number"},
+        "pair": {"type": "array", "minItems": 2, "maxItems": 2,
+                 "items": {"$ref": "#/$defs/number"}, "description": "two numbers"},
+        "geometry": {
+            "type": "object",
+            "description": "an object describing the readout geometry (kind, name, ...)",
+            "properties": {
+                "kind": {"enum": ["image", "voxels", "points"],
+                         "description": "'image', 'voxels' or 'points'"},
+                "name": {"type": "string", "maxLength": 100,
+                         "description": "a geometry name (<= 100 characters)"},
+            },
+            "allOf": [
+                {"if": {"properties": {"kind": {"const": "voxels"}}, "required": ["kind"]},
+                 "then": {"required": ["layers"], "properties": {"layers": {
+                     "type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
+                     "description": f"a list of 1..{MAX_LAYERS} layers",
+                     "items": {
+                         "type": "object", "required": ["id", "r_edges_mm", "n_alpha"],
+                         "description": "an object with id, r_edges_mm and n_alpha",
+                         "properties": {
+                             "id": {"type": "integer", "minimum": -(2**31),
+                                    "maximum": 2**31 - 1, "description": "an integer"},
+                             "r_edges_mm": {"type": "array", "minItems": 2,
+                                            "maxItems": MAX_EDGES,
+                                            "items": {"$ref": "#/$defs/number"},
+                                            "description": f"2..{MAX_EDGES} radial edges (mm)"},
+                             "n_alpha": {"type": "integer", "minimum": 1,
+                                         "maximum": MAX_AXIS,
+                                         "description": f"an integer in 1..{MAX_AXIS}"},
+                         }}}}}},
+                {"if": {"properties": {"kind": {"const": "points"}}, "required": ["kind"]},
+                 "then": {"required": ["layer_edges_mm"], "properties": {
+                     "layer_edges_mm": {"type": "array", "minItems": 2,
+                                        "maxItems": MAX_LAYERS + 1,
+                                        "items": {"$ref": "#/$defs/number"},
+                                        "description": f"2..{MAX_LAYERS + 1} layer edges (mm)"},
+                     "x_range_mm": {"$ref": "#/$defs/pair"},
+                     "y_range_mm": {"$ref": "#/$defs/pair"},
+                     "cell_size_mm": {"$ref": "#/$defs/pair"},
+                     "cell_offset_mm": {"$ref": "#/$defs/pair"}}}},
+                {"if": {"anyOf": [{"not": {"required": ["kind"]}},
+                                  {"properties": {"kind": {"const": "image"}}}]},
+                 "then": {"required": ["shape"], "properties": {
+                     "shape": {"type": "array", "minItems": 2, "maxItems": 2,
+                               "description": f"[H, W], two integers in 1..{MAX_AXIS}",
+                               "items": {"type": "integer", "minimum": 1, "maximum": MAX_AXIS,
+                                         "description": f"an integer in 1..{MAX_AXIS}"}},
+                     "pitch_cm": {"$ref": "#/$defs/pair"}}}},
+            ],
+        },
         "object": {
             "type": "object", "maxProperties": MAX_HPARAM_KEYS,
             "description": f"an object of <= {MAX_HPARAM_KEYS} keys",
@@ -236,13 +295,36 @@ def check_model_document(doc: Any, path: str | PathLike[str] | None = None) -> N
             raise ModelFileError.bad_field(path, field_name(parts), expected,
                                            found + _column_hint(doc, parts))
     spec = doc["spec"]
-    h, w = spec["shape"]
-    if h * w > MAX_IMAGE_SIZE:
-        raise ModelFileError.bad_field(path, "spec.shape", f"at most {MAX_IMAGE_SIZE:,} cells "
-                                       f"(H * W)", f"{short(spec['shape'])} = {h * w:,} cells")
+    if "shape" in spec:
+        h, w = spec["shape"]
+        if h * w > MAX_IMAGE_SIZE:
+            raise ModelFileError.bad_field(path, "spec.shape", f"at most {MAX_IMAGE_SIZE:,} "
+                                           f"cells (H * W)",
+                                           f"{short(spec['shape'])} = {h * w:,} cells")
+    if "geometry" in spec:
+        _check_geometry_size(spec["geometry"], path)
     t = spec["transforms"]
     columns, mean, std = t["condition_columns"], t["condition_mean"], t["condition_std"]
     if not len(columns) == len(mean) == len(std):
         raise ModelFileError.bad_field(
             path, "spec.transforms", "as many condition means and stds as columns",
             f"{len(columns)} columns, {len(mean)} means, {len(std)} stds")
+
+
+def _check_geometry_size(geometry: dict[str, Any], path: str | PathLike[str] | None) -> None:
+    """Refuse a geometry of more than :data:`MAX_IMAGE_SIZE` cells (image or voxels)."""
+    kind = geometry.get("kind", "image")
+    if kind == "voxels":
+        cells = sum((len(layer["r_edges_mm"]) - 1) * layer["n_alpha"]
+                    for layer in geometry["layers"])
+        if cells > MAX_IMAGE_SIZE:
+            raise ModelFileError.bad_field(path, "spec.geometry.layers", f"at most "
+                                           f"{MAX_IMAGE_SIZE:,} voxels",
+                                           f"{len(geometry['layers'])} layers of {cells:,} "
+                                           f"voxels")
+    elif kind == "image":
+        h, w = geometry["shape"]
+        if h * w > MAX_IMAGE_SIZE:
+            raise ModelFileError.bad_field(path, "spec.geometry.shape", f"at most "
+                                           f"{MAX_IMAGE_SIZE:,} cells (H * W)",
+                                           f"{short(geometry['shape'])} = {h * w:,} cells")

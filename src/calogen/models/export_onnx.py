@@ -111,13 +111,19 @@ def export_onnx(model: Generator, out: str | Path, *, opset: int = OPSET,
                 source: str | Path | None = None) -> ExportResult:
     """Write ``model`` as ONNX (atomically) and its input/output description as JSON.
 
-    Raises ``ValueError`` for families that are not one network pass from noise to image, or
+    Raises ``ValueError`` for models of voxels or point clouds, for families that are not one
+    network pass from noise to image, or
     that need the species as an input (the O2 signature has none), and for condition scales
     that cannot standardise (:func:`check_scales`; ``source``, the model directory, is named
     in the message). The exported file is run in onnxruntime at batch sizes 1 and 3 and
     compared with PyTorch before it is moved into place (:func:`check_parity`).
     """
     check_scales(model, source)
+    if model.spec.kind != "image":
+        where = "" if source is None else f"{source}: "
+        raise ValueError(f"{where}this {model.family!r} model generates {model.spec.kind} "
+                         f"showers (geometry {model.spec.detector!r}); ONNX export writes the "
+                         f"ALICE O2 image signature and takes image models only (for now)")
     if not model.exportable():
         raise ValueError(f"this {model.family!r} model is not a deterministic function of "
                          f"(noise, conditions) with its sampling options; only one-step "

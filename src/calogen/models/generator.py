@@ -1,12 +1,15 @@
-"""The ``Generator`` interface every generative family implements, and the family registry.
+"""The ``Generator`` interface every generative family implements, and its model spec.
 
 A family is a ``torch.nn.Module`` that
 
 * trains through :meth:`Generator.loss`, called once per *phase* per step; a phase is one
   optimiser (``("main",)`` for a VAE; ``("discriminator", "generator")`` for a GAN), so the
   trainer handles two-optimiser families without special cases;
+* declares the kinds of showers it supports (:attr:`Generator.shapes`: ``"image"``,
+  ``"voxels"``, ``"points"``); the model's :class:`ModelSpec` carries the geometry;
 * samples in network space with :meth:`Generator.sample_network` and in physical units with
-  :meth:`Generator.sample` (photon counts, rounded to integers, non-negative);
+  :meth:`Generator.sample` (images: photon counts, rounded, non-negative; voxels: energies in
+  MeV) or, for point clouds, :meth:`Generator.sample_points`;
 * is one network pass from noise to image when ``one_step`` is true, exposing
   :meth:`Generator.decode` ``(noise [B, latent], standardised conditions [B, k]) -> log image``
   for ONNX export with the ALICE O2 signature.
@@ -29,6 +32,8 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from calogen.data.transforms import Transforms
+from calogen.geometry import SHAPE_KINDS, Geometry, ShapeKind, geometry_from_dict
+from calogen.geometry.zdc import GRIDS, FibreGrid
 from calogen.models.nn.backbones import ConditionEmbedding, output_activation, resolve_hparams
 from calogen.models.nn.unet import ConditionalUNet
 
@@ -38,37 +43,83 @@ class TrainBatch:
     """One training batch in network space.
 
     Attributes:
-        x: transformed showers ``(B, 1, H, W)`` float32 (``log1p`` of photon counts).
+        x: transformed showers of the model's geometry: images ``(B, 1, H, W)`` and voxels
+            ``(B, n_voxels)`` float32 ``log1p`` of the cell values (photons, MeV); point clouds
+            ``(B, P, 4)`` float32 ``(x, y, z, E)`` in mm and MeV, untransformed, zero after each
+            shower's points (``P`` is the largest shower of the batch).
         cond: standardised conditions ``(B, k)`` float32.
         species: species indices ``(B,)`` int64.
-        group: condition-group ids ``(B,)`` int64 (equal for repeats of one particle).
+        condition_id: condition-group ids ``(B,)`` int64 (equal for repeats of one particle;
+            the ShowerSet's ``condition_id``).
+        mask: point clouds: ``(B, P)`` bool, true for real points; ``None`` for images and
+            voxels.
     """
 
     x: Tensor
     cond: Tensor
     species: Tensor
-    group: Tensor
+    condition_id: Tensor
+    mask: Tensor | None = None
 
     def to(self, device: torch.device | str) -> TrainBatch:
         return TrainBatch(self.x.to(device), self.cond.to(device), self.species.to(device),
-                          self.group.to(device))
+                          self.condition_id.to(device),
+                          None if self.mask is None else self.mask.to(device))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
 
+def image_geometry(shape: tuple[int, int] | list[int], name: str = "image") -> FibreGrid:
+    """The image geometry of ``shape`` named ``name``: the ZN or ZP grid when ``name`` and
+    ``shape`` are theirs, else a grid of 1 cm cells (the pitch is unknown).
+
+    Used for model documents written before specs carried their geometry, and for tests."""
+    rows, cols = (int(v) for v in shape)
+    known = GRIDS.get(str(name).upper())
+    if known is not None and known.shape == (rows, cols):
+        return known
+    return FibreGrid(name=str(name), shape=(rows, cols), pitch_cm=(1.0, 1.0), depth_cm=0.0,
+                     quadrant_split=(rows // 2, cols // 2))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a model is built for: image shape, condition count, species count, transforms."""
+    """What a model is built for: the readout geometry (its kind and shower shape) and the
+    fitted transforms (condition columns, species)."""
 
-    shape: tuple[int, int]
+    geometry: Geometry
     transforms: Transforms
-    detector: str = "ZN"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.geometry, Geometry) or self.geometry.kind not in SHAPE_KINDS:
+            raise TypeError(f"ModelSpec: geometry must be a calogen.geometry object (e.g. ZN or "
+                            f"image_geometry((H, W))), got {type(self.geometry).__name__}")
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> ShapeKind:
         """The kind of showers: ``"image"``, ``"voxels"`` or ``"points"``."""
-        return "image"
+        return self.geometry.kind
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one shower: ``(H, W)``, ``(n_voxels,)``, or ``(4,)`` (one point)."""
+        return tuple(int(d) for d in self.geometry.shower_shape)
+
+    @property
+    def detector(self) -> str:
+        """The geometry's name (``"ZN"``, ``"toy-voxels"``, ...)."""
+        return str(self.geometry.name)
+
+    @property
+    def tensor_shape(self) -> tuple[int, ...]:
+        """Shape of one shower in :attr:`TrainBatch.x`: ``(1, H, W)`` or ``(n_voxels,)``;
+        ``ValueError`` for point clouds (their length varies)."""
+        if self.kind == "image":
+            return (1, *self.shape)
+        if self.kind == "voxels":
+            return self.shape
+        raise ValueError("point clouds have no fixed tensor shape: (B, P, 4) with a mask")
 
     @property
     def n_conditions(self) -> int:
@@ -79,27 +130,37 @@ class ModelSpec:
         return self.transforms.n_species
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "detector": self.detector,
-                "transforms": self.transforms.to_dict()}
+        return {"geometry": self.geometry.to_dict(), "transforms": self.transforms.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_dict`; ``ValueError`` naming the field (``spec.shape``, ...)
-        for a malformed entry (bounds are checked by :mod:`calogen.models.document`)."""
+        """Inverse of :meth:`to_dict`; also reads the earlier form ``{"shape": [H, W],
+        "detector": ...}`` (an image: :func:`image_geometry`). ``ValueError`` naming the field
+        (``spec.geometry``, ``spec.shape``, ...) for a malformed entry (bounds are checked by
+        :mod:`calogen.models.document`)."""
         if not isinstance(d, dict):
             raise ValueError(f"field 'spec': expected an object, found {type(d).__name__}")
-        shape = d.get("shape")
-        if not (isinstance(shape, (list, tuple)) and len(shape) == 2
-                and all(_positive_integer(v) for v in shape)):
-            raise ValueError(f"field 'spec.shape': expected [H, W] (two positive integers), "
-                             f"found {shape!r:.60}")
+        geometry: Geometry
+        if "geometry" in d:
+            try:
+                geometry = geometry_from_dict(d["geometry"])
+            except ValueError as exc:
+                raise ValueError(f"field 'spec.geometry': {exc}") from None
+        else:
+            shape = d.get("shape")
+            if not (isinstance(shape, (list, tuple)) and len(shape) == 2
+                    and all(_positive_integer(v) for v in shape)):
+                raise ValueError(f"field 'spec.shape': expected [H, W] (two positive integers), "
+                                 f"found {shape!r:.60}")
+            geometry = image_geometry((int(shape[0]), int(shape[1])),
+                                      str(d.get("detector", "ZN")))
         if not isinstance(d.get("transforms"), dict):
             raise ValueError("field 'spec.transforms': expected an object")
         try:
             transforms = Transforms.from_dict(d["transforms"])
         except ValueError as exc:
             raise ValueError(f"field 'spec.transforms': {exc}") from None
-        return cls((int(shape[0]), int(shape[1])), transforms, str(d.get("detector", "ZN")))
+        return cls(geometry, transforms)
 
 
 @dataclass(frozen=True)
@@ -237,17 +298,20 @@ class Generator(nn.Module, ABC):
     def exportable(self) -> bool:
         """Whether :meth:`decode` maps (noise, conditions) to an image deterministically, so
         that :func:`calogen.models.export_onnx.export_onnx` can write it (one-step families;
-        iterative ones with a deterministic sampler, unrolled)."""
-        return self.one_step
+        iterative ones with a deterministic sampler, unrolled). Image models only: the ONNX
+        signature is ALICE O2's."""
+        return self.one_step and self.spec.kind == "image"
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
-        """One-step families: log image ``(B, 1, H, W)`` from noise and standardised
-        conditions (the ALICE O2 ONNX signature)."""
+        """One-step families: showers in network space from noise and standardised conditions:
+        the log image ``(B, 1, H, W)`` (the ALICE O2 ONNX signature) or ``log1p`` voxel
+        energies ``(B, n_voxels)``."""
         raise NotImplementedError(f"{self.family} is not a one-step generator")
 
     def sample_network(self, cond: Tensor, species: Tensor,
                        generator: torch.Generator | None = None) -> Tensor:
-        """Showers in network space ``(B, 1, H, W)`` for standardised conditions."""
+        """Showers in network space (``(B, 1, H, W)`` or ``(B, n_voxels)``) for standardised
+        conditions."""
         z = self.noise(len(cond), generator, cond.device)
         return self.decode(z, cond, species)
 
@@ -255,14 +319,22 @@ class Generator(nn.Module, ABC):
     def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
                generator: torch.Generator | None = None, *, batch_size: int = 4096,
                rounding: bool = True) -> np.ndarray:
-        """Showers in physical units for physical conditions (O2 order and units).
+        """Showers in physical units for physical conditions (the model's condition columns).
 
-        Returns photon counts ``(N, H, W)``: int32 when ``rounding``, else the float32 expected
+        Images: photon counts ``(N, H, W)``, int32 when ``rounding``, else the float32 expected
         counts. How counts are made is the hparam ``readout``: ``"round"`` (nearest integer,
         the default) or ``"poisson"`` (the network's output is the expected photon count per
         fibre and the counts are drawn from a Poisson law, as the photon-counting readout does;
         it restores pixel-level fluctuations that a smooth decoder lacks).
+
+        Voxels: energies ``(N, n_voxels)`` float32 in MeV (never rounded).
+
+        Point clouds: use :meth:`sample_points` (``ValueError`` here).
         """
+        kind = self.spec.kind
+        if kind == "points":
+            raise ValueError(f"{self.family}: point-cloud models are sampled with "
+                             f"sample_points() -> (points (P, 4), counts (N,))")
         readout = str(self.hparams.get("readout", "round"))
         if readout not in READOUTS:
             raise ValueError(f"{self.family}: hparam 'readout' must be one of {READOUTS}, "
@@ -276,6 +348,9 @@ class Generator(nn.Module, ABC):
         for start in range(0, len(cond), batch_size):
             y = self.sample_network(cond[start:start + batch_size],
                                     species[start:start + batch_size], generator)
+            if kind == "voxels":
+                out.append(Transforms.inverse_showers(y).float().cpu())
+                continue
             rate = Transforms.inverse_showers(y[:, 0]).float()
             if not rounding:
                 out.append(rate.cpu())
@@ -285,9 +360,17 @@ class Generator(nn.Module, ABC):
                 out.append(rate.round().to(torch.int32).cpu())
         self.train(was_training)
         if not out:
-            h, w = self.spec.shape
-            return np.zeros((0, h, w), np.int32 if rounding else np.float32)
+            integral = rounding and kind == "image"
+            return np.zeros((0, *self.spec.shape), np.int32 if integral else np.float32)
         return torch.cat(out).numpy()
+
+    def sample_points(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
+                      generator: torch.Generator | None = None, *, batch_size: int = 4096
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Point-cloud families: the showers for physical conditions as ``(P, 4)`` float32
+        points ``(x, y, z, E)`` (mm, MeV), the showers one after the other, and ``(N,)``
+        int64 points per shower (the ShowerSet's ragged form). No family implements it yet."""
+        raise NotImplementedError(f"{self.family} does not generate point clouds")
 
     def extra_state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state beyond the weights (e.g. a post-processing scale)."""
@@ -300,6 +383,10 @@ class Generator(nn.Module, ABC):
 READOUTS: tuple[str, ...] = ("round", "poisson")
 """How :meth:`Generator.sample` turns expected photon counts into counts."""
 
+VOXEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "recon_loss": "mse", "readout": "round"}
+"""Defaults of the autoencoder families on voxels: the flat MLP backbone, a squared error in
+``log1p`` energy (voxels hold energies in MeV, not photon counts) and no count readout."""
+
 
 class ImageGenerator(Generator):
     """Common plumbing of the one-step image families: hparams with defaults (stored whole,
@@ -307,16 +394,35 @@ class ImageGenerator(Generator):
     sampling. Subclasses set :attr:`defaults` and build their networks."""
 
     defaults: dict[str, Any] = {}
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Defaults that differ by kind of showers (e.g. ``{"voxels": {"backbone": "mlp"}}``),
+    applied over :attr:`defaults` before the given hparams."""
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
-        hp = resolve_hparams(self.family, self.defaults, hparams)
+        defaults = {**self.defaults, **self.kind_defaults.get(spec.kind, {})}
+        hp = resolve_hparams(self.family, defaults, hparams)
         super().__init__(spec, **hp)
-        if len(spec.shape) != 2 or min(spec.shape) < 1:
+        if spec.kind == "image" and (len(spec.shape) != 2 or min(spec.shape) < 1):
             raise ValueError(f"{self.family}: spec.shape must be (H, W), got {spec.shape}")
+        if spec.kind == "voxels" and hp.get("readout", "round") != "round":
+            raise ValueError(f"{self.family}: hparam 'readout' {hp['readout']!r} makes photon "
+                             f"counts; voxel showers are sampled as energies (MeV): leave it "
+                             f"'round' (unused)")
+        if spec.kind == "voxels" and hp.get("recon_loss") == "poisson":
+            raise ValueError(f"{self.family}: hparam 'recon_loss' 'poisson' is the likelihood "
+                             f"of photon counts; voxel showers hold energies (MeV): use 'mse'")
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The image shape ``(H, W)``; ``ValueError`` for voxels (see :attr:`shower_shape`)."""
+        if self.spec.kind != "image":
+            raise ValueError(f"{self.family}: a {self.spec.kind} model has no image shape")
         return (int(self.spec.shape[0]), int(self.spec.shape[1]))
+
+    @property
+    def shower_shape(self) -> tuple[int, ...]:
+        """Shape of one shower: ``(H, W)`` for images, ``(n_voxels,)`` for voxels."""
+        return self.spec.shape
 
     def condition_embedding(self) -> ConditionEmbedding:
         """A new condition embedding sized by the spec and hparams."""
@@ -324,7 +430,7 @@ class ImageGenerator(Generator):
                                   int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]))
 
     def activate(self, y: Tensor) -> Tensor:
-        """Decoder pre-activation -> ``log1p`` image (:func:`output_activation`)."""
+        """Decoder pre-activation -> ``log1p`` image or voxels (:func:`output_activation`)."""
         return output_activation(y, str(self.hparams["output"]))
 
     def sample_network(self, cond: Tensor, species: Tensor,

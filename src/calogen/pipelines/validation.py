@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from calogen.geometry.channels import Convention, channel_sums
-from calogen.geometry.zdc import get_grid
+from calogen.geometry.zdc import GRIDS, get_grid
 from calogen.metrics.distances import channel_wasserstein
 
 
@@ -34,11 +34,13 @@ def channel_w1_validator(detector: str, convention: Convention = "o2", seed: int
 
 
 def validator_for(family: str, detector: str) -> Callable[[Any, Any], dict[str, float]] | None:
-    """The validation metric to train ``family`` with: :func:`channel_w1_validator`, or
-    ``None`` (the trainer's validation loss) for families that cannot afford to sample the
-    validation subset (:attr:`calogen.models.generator.Generator.validate_by_sampling`)."""
+    """The validation metric to train ``family`` with on ``detector``'s showers:
+    :func:`channel_w1_validator` for the ZDC (ZN, ZP), or ``None`` (the trainer's validation
+    loss) for other geometries (voxels, point clouds, other images) and for families that
+    cannot afford to sample the validation subset
+    (:attr:`calogen.models.generator.Generator.validate_by_sampling`)."""
     from calogen.models.registry import family_class
 
-    if not family_class(family).validate_by_sampling:
+    if not family_class(family).validate_by_sampling or detector.upper() not in GRIDS:
         return None
     return channel_w1_validator(detector)

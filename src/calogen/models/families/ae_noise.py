@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.generator import VOXEL_DEFAULTS, ImageGenerator, ModelSpec, TrainBatch
 from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, mmd2, reconstruction_loss
@@ -50,12 +50,17 @@ class AENoise(ImageGenerator):
     ``latent_prior`` (``"mmd"``: MLP trained by MMD; ``"flow"``: conditional coupling flow
     with ``flow_layers`` layers of width ``gen_hidden``, noise size ``code_dim``), plus the
     backbone keys of :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
+
+    Images and voxels: on voxels the showers are flat vectors (the MLP backbone, a squared
+    error in ``log1p`` energy: :data:`~calogen.models.generator.VOXEL_DEFAULTS`).
     """
 
     family: ClassVar[str] = "ae-noise"
     category: ClassVar[str] = "autoencoder"
     phases: ClassVar[tuple[str, ...]] = ("autoencoder", "latent")
     one_step: ClassVar[bool] = True
+    shapes: ClassVar[frozenset[str]] = frozenset({"image", "voxels"})
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"voxels": VOXEL_DEFAULTS}
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "code_dim": 16, "gen_hidden": 128,
         "code_reg": 1e-3, "mmd_cond_scale": 1.0, "recon_loss": "poisson",
@@ -70,8 +75,8 @@ class AENoise(ImageGenerator):
         cd, code, hidden = int(hp["cond_dim"]), int(hp["code_dim"]), int(hp["gen_hidden"])
         # autoencoder
         self.cond_embed = self.condition_embedding()
-        self.encoder = make_encoder(hp, self.shape, cd, code)
-        self.decoder = make_decoder(hp, code, cd, self.shape)
+        self.encoder = make_encoder(hp, self.shower_shape, cd, code)
+        self.decoder = make_decoder(hp, code, cd, self.shower_shape)
         # latent generator
         self.latent_embed = self.condition_embedding()
         if hp["latent_prior"] == "flow":

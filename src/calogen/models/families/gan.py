@@ -55,7 +55,7 @@ def hottest_position(x: Tensor) -> Tensor:
     return torch.stack([row, col], dim=1)
 
 
-def group_diversity(x: Tensor, group: Tensor, fallback: float = 1.0) -> Tensor:
+def group_diversity(x: Tensor, condition_id: Tensor, fallback: float = 1.0) -> Tensor:
     """Per-row diversity weight of the training responses of each row's condition group.
 
     For each group with ``>= 2`` rows in the batch: the mean over pixels of the (unbiased)
@@ -65,7 +65,7 @@ def group_diversity(x: Tensor, group: Tensor, fallback: float = 1.0) -> Tensor:
     """
     with torch.no_grad():
         flat = x.detach().flatten(1).float()
-        uniq, inverse, counts = torch.unique(group, return_inverse=True, return_counts=True)
+        uniq, inverse, counts = torch.unique(condition_id, return_inverse=True, return_counts=True)
         n_groups = len(uniq)
         sums = torch.zeros(n_groups, flat.shape[1], device=x.device).index_add_(0, inverse, flat)
         sq = torch.zeros_like(sums).index_add_(0, inverse, flat * flat)

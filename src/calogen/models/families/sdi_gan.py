@@ -9,13 +9,13 @@ generator loss: for two noise vectors
 
 so minimising it maximises ``|G(z1, c) - G(z2, c)| / |z1 - z2|``, weighted per condition by how
 diverse the training responses of that condition are. Here ``w_i`` is measured in the batch: rows
-sharing a ``group`` id are repeats of one particle; a group with >= 2 rows gets the mean per-pixel
-standard deviation of its images (``log1p`` space), normalised by the mean over such groups in the
-batch; rows of singleton groups get the hparam ``div_fallback`` (1 = average diversity). The
-conditions fed to ``G`` are the batch's own conditions in their own order: the public SDI-GAN
-code shuffled the generator's conditions but compared auxiliary losses against unshuffled ones
-(MODELS.md); every auxiliary term here pairs row ``i``'s output with row ``i``'s condition,
-image and group.
+sharing a ``condition_id`` are repeats of one particle; a group with >= 2 rows gets the mean
+per-pixel standard deviation of its images (``log1p`` space), normalised by the mean over such
+groups in the batch; rows of singleton groups get the hparam ``div_fallback`` (1 = average
+diversity). The conditions fed to ``G`` are the batch's own conditions in their own order: the
+public SDI-GAN code shuffled the generator's conditions but compared auxiliary losses against
+unshuffled ones (MODELS.md); every auxiliary term here pairs row ``i``'s output with row ``i``'s
+condition, image and group.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class SDIGAN(ConditionalGAN):
         dz = (z1 - z2).abs().flatten(1).mean(1)
         dx = (fake1 - fake2).abs().flatten(1).mean(1)
         ratio = dz / (dx + float(self.hparams["div_eps"]))
-        weight = group_diversity(batch.x, batch.group, float(self.hparams["div_fallback"]))
+        weight = group_diversity(batch.x, batch.condition_id, float(self.hparams["div_fallback"]))
         return ratio, weight
 
     def _extra_generator_loss(self, batch: TrainBatch, z: Tensor, fake: Tensor,

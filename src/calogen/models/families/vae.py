@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from calogen.models.generator import ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.generator import VOXEL_DEFAULTS, ImageGenerator, ModelSpec, TrainBatch
 from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
@@ -63,6 +63,8 @@ class ConditionalVAE(ImageGenerator):
     category: ClassVar[str] = "autoencoder"
     phases: ClassVar[tuple[str, ...]] = ("main",)
     one_step: ClassVar[bool] = True
+    shapes: ClassVar[frozenset[str]] = frozenset({"image", "voxels"})
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"voxels": VOXEL_DEFAULTS}
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 1.0, "kl_warmup": 0,
         "recon_reduction": "sum", "recon_loss": "poisson", "prior": "flow", "flow_layers": 6,
@@ -77,8 +79,8 @@ class ConditionalVAE(ImageGenerator):
             raise ValueError(f"vae: hparam 'recon_loss' must be one of {RECON_LOSSES}")
         hp, d = self.hparams, int(self.hparams["latent_dim"])
         self.cond_embed = self.condition_embedding()
-        self.encoder = make_encoder(hp, self.shape, int(hp["cond_dim"]), 2 * d)
-        self.decoder = make_decoder(hp, d, int(hp["cond_dim"]), self.shape)
+        self.encoder = make_encoder(hp, self.shower_shape, int(hp["cond_dim"]), 2 * d)
+        self.decoder = make_decoder(hp, d, int(hp["cond_dim"]), self.shower_shape)
         if self.hparams["prior"] == "flow":
             self.prior_embed = self.condition_embedding()
             self.prior_flow: ConditionalCouplingFlow | None = ConditionalCouplingFlow(

@@ -358,39 +358,40 @@ class ViTEncoder(_ViTBase):
 
 
 class MLPDecoder(nn.Module):
-    """Fully connected decoder ``(z, condition vector) -> (B, 1, H, W)``: the fast backbone.
+    """Fully connected decoder ``(z, condition vector) -> (B, 1, H, W)`` for an image shape
+    ``(H, W)``, or ``(B, n)`` for a flat shape ``(n,)`` (voxels): the fast backbone.
 
     A few hundred thousand multiply-adds per image, so it trains at tens of steps per second on
     a laptop CPU where the residual CNN manages about one; it has no translation prior, which
     the conditions (impact point) make up for on the fixed ZDC grids.
     """
 
-    def __init__(self, latent_dim: int, cond_dim: int, shape: tuple[int, int],
+    def __init__(self, latent_dim: int, cond_dim: int, shape: tuple[int, ...],
                  hidden: Sequence[int]) -> None:
         super().__init__()
-        self.shape = shape
+        self.out_shape = (1, *shape) if len(shape) == 2 else tuple(shape)
         layers: list[nn.Module] = []
         width = latent_dim + cond_dim
         for h in hidden:
             layers += [nn.Linear(width, int(h)), nn.LayerNorm(int(h)), nn.SiLU()]
             width = int(h)
-        layers.append(nn.Linear(width, shape[0] * shape[1]))
+        layers.append(nn.Linear(width, math.prod(shape)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, c: Tensor | None) -> Tensor:
         h = z if c is None else torch.cat([z, c], dim=1)
-        return self.net(h).view(z.shape[0], 1, *self.shape)
+        return self.net(h).view(z.shape[0], *self.out_shape)
 
 
 class MLPEncoder(nn.Module):
-    """Fully connected encoder ``(image, condition vector) -> (B, out_dim)``."""
+    """Fully connected encoder ``(image or voxels, condition vector) -> (B, out_dim)``."""
 
-    def __init__(self, shape: tuple[int, int], cond_dim: int, out_dim: int,
+    def __init__(self, shape: tuple[int, ...], cond_dim: int, out_dim: int,
                  hidden: Sequence[int]) -> None:
         super().__init__()
         self.cond_dim = cond_dim
         layers: list[nn.Module] = []
-        width = shape[0] * shape[1] + cond_dim
+        width = math.prod(shape) + cond_dim
         for h in hidden:
             layers += [nn.Linear(width, int(h)), nn.LayerNorm(int(h)), nn.SiLU()]
             width = int(h)
@@ -404,26 +405,38 @@ class MLPEncoder(nn.Module):
         return self.net(h)
 
 
+def _image_shape(hp: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[int, int]:
+    """``shape`` as ``(H, W)``; ``ValueError`` for a flat shape, which only the MLP takes."""
+    if len(shape) != 2:
+        raise ValueError(f"backbone {hp['backbone']!r} needs images (H, W); showers of shape "
+                         f"{tuple(shape)} (voxels) need backbone 'mlp'")
+    return (int(shape[0]), int(shape[1]))
+
+
 def make_decoder(hp: Mapping[str, Any], latent_dim: int, cond_dim: int,
-                 shape: tuple[int, int]) -> nn.Module:
-    """Decoder chosen by ``hp["backbone"]`` (keys as in :data:`BACKBONE_DEFAULTS`)."""
+                 shape: tuple[int, ...]) -> nn.Module:
+    """Decoder chosen by ``hp["backbone"]`` (keys as in :data:`BACKBONE_DEFAULTS`) for showers
+    of ``shape``: ``(H, W)`` (any backbone) or ``(n_voxels,)`` (the MLP only)."""
     if hp["backbone"] == "mlp":
         return MLPDecoder(latent_dim, cond_dim, shape, hp["mlp_hidden"])
+    image = _image_shape(hp, shape)
     if hp["backbone"] == "vit":
-        return ViTDecoder(latent_dim, cond_dim, shape, int(hp["vit_patch"]), int(hp["vit_width"]),
+        return ViTDecoder(latent_dim, cond_dim, image, int(hp["vit_patch"]), int(hp["vit_width"]),
                           int(hp["vit_depth"]), int(hp["vit_heads"]))
-    return ResidualDecoder(latent_dim, cond_dim, shape, hp["channels"], int(hp["groups"]))
+    return ResidualDecoder(latent_dim, cond_dim, image, hp["channels"], int(hp["groups"]))
 
 
-def make_encoder(hp: Mapping[str, Any], shape: tuple[int, int], cond_dim: int,
+def make_encoder(hp: Mapping[str, Any], shape: tuple[int, ...], cond_dim: int,
                  out_dim: int) -> nn.Module:
-    """Encoder chosen by ``hp["backbone"]`` (keys as in :data:`BACKBONE_DEFAULTS`)."""
+    """Encoder chosen by ``hp["backbone"]`` (keys as in :data:`BACKBONE_DEFAULTS`) for showers
+    of ``shape``: ``(H, W)`` (any backbone) or ``(n_voxels,)`` (the MLP only)."""
     if hp["backbone"] == "mlp":
         return MLPEncoder(shape, cond_dim, out_dim, list(reversed(hp["mlp_hidden"])))
+    image = _image_shape(hp, shape)
     if hp["backbone"] == "vit":
-        return ViTEncoder(shape, cond_dim, out_dim, int(hp["vit_patch"]), int(hp["vit_width"]),
+        return ViTEncoder(image, cond_dim, out_dim, int(hp["vit_patch"]), int(hp["vit_width"]),
                           int(hp["vit_depth"]), int(hp["vit_heads"]))
-    return ResidualEncoder(shape, cond_dim, out_dim, hp["channels"], int(hp["groups"]))
+    return ResidualEncoder(image, cond_dim, out_dim, hp["channels"], int(hp["groups"]))
 
 
 class TokenEncoder(ViTEncoder):
