@@ -393,7 +393,7 @@ class ImageGenerator(Generator):
     so a saved model rebuilds the same network), the output non-linearity and clamping at
     sampling. Subclasses set :attr:`defaults` and build their networks."""
 
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     """Defaults that differ by kind of showers (e.g. ``{"voxels": {"backbone": "mlp"}}``),
     applied over :attr:`defaults` before the given hparams."""

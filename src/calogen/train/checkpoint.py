@@ -23,7 +23,7 @@ import os
 import random
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,7 +68,8 @@ def capture_rng_state() -> dict[str, Any]:
     """torch (CPU and CUDA), numpy (legacy global) and Python ``random`` states, as tensors
     and plain numbers."""
     py_version, py_state, py_gauss = random.getstate()
-    np_key, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    np_key, np_keys, np_pos, np_has_gauss, np_gauss = legacy
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {"key": str(np_key), "keys": torch.from_numpy(np_keys.astype(np.int64)),

@@ -60,6 +60,7 @@ class ConditionalVAE(ImageGenerator):
     """
 
     family: ClassVar[str] = "vae"
+    step: Tensor
     category: ClassVar[str] = "autoencoder"
     phases: ClassVar[tuple[str, ...]] = ("main",)
     one_step: ClassVar[bool] = True

@@ -462,7 +462,7 @@ class TokenDecoder(ViTDecoder):
         super().__init__(0, cond_dim, shape, patch, width, depth, heads)
         self.token_in = nn.Linear(code_dim, width)
 
-    def forward(self, q: Tensor, c: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(self, q: Tensor, c: Tensor | None) -> Tensor:
         if q.shape[1] != self.n_tokens:
             raise ValueError(f"TokenDecoder: expected {self.n_tokens} tokens, got {q.shape[1]}")
         if c is None:
