@@ -300,9 +300,9 @@ def main() -> None:
     args = ap.parse_args()
     n, minutes = (3_000, 0.15) if args.smoke else (args.n, args.minutes)
     if args.smoke:  # a smoke run checks that every stage runs, in a few minutes: small samples
-        args.eval_events = min(args.eval_events, 300)
-        args.curve_events = min(args.curve_events, 300)
-        args.timing_batch = min(args.timing_batch, 64)
+        args.eval_events = min(args.eval_events, 200)
+        args.curve_events = min(args.curve_events, 100)
+        args.timing_batch = min(args.timing_batch, 32)
     hparams = {**UNET, **{k: json.loads(v) for k, _, v in
                           (h.partition("=") for h in args.hparam)}}
     if args.smoke:
