@@ -178,7 +178,7 @@ def test_onnx_parity_where_exportable(trained: tuple[Generator, list[float]],
                                       tmp_path: Path) -> None:
     model, _ = trained
     if not model.exportable():
-        pytest.skip(f"{model.family} is not exportable")
+        pytest.skip(f"{model.family} on {model.spec.kind} is not exportable")
     from calogen.models.export_onnx import export_onnx
 
     res = export_onnx(model, tmp_path / "m.onnx")  # runs the parity check itself
