@@ -33,10 +33,7 @@ from calogen.train.trainer import TrainConfig
 
 DEFAULT_MODEL = "vae"
 """The family the quickstart trains by default: the conditional VAE (Poisson likelihood, flow
-prior). ``calogen quickstart`` (5 min of training, 2 cores; 3k held-out conditions), model /
-shuffled baseline / floor: vae channel W1 10.2 / 17.5 / 10.9 photons, high-level AUC 0.73 /
-0.88 / 0.52; ae-noise (without EMA) 17.5 and 0.61. On 100k events and 20 minutes
-(benchmarks/fast_families.py) the VAE reached 1.02x the channel-W1 floor, ae-noise 1.30x."""
+prior), the closest to the floor of the fast families (``benchmarks/README.md``)."""
 
 DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
 """The fast MLP backbone (tens of steps per second on a laptop CPU) for every family with a

@@ -27,12 +27,6 @@ Architecture:
   feature turns by only 1 rad over that range). An MLP maps the features to ``time_dim``; a
   linear projection of ``cond`` is added, giving the one embedding ``emb`` every block uses.
 
-Cost of the default configuration (``channels=(32, 64, 96)``, ``attention=True``, ``heads=4``,
-``time_dim=128``, here with ``cond_dim=64``): 1,319,809 parameters (the count does not depend
-on ``H x W``); one forward pass of a batch of 64 at 44x44 (0.35 GMAC per image) took
-1.45 s on one CPU thread (PyTorch 2.13 CPU, ``OMP_NUM_THREADS=1``, no grad, median of 5;
-measured once at ``nice 19`` while both cores ran another benchmark, so an upper bound).
-
 ``torch.export`` / ONNX export keeps the batch size symbolic: attention uses
 :func:`torch.nn.functional.scaled_dot_product_attention` and no size is read from the batch
 dimension (it only appears as ``-1`` in reshapes).
