@@ -6,7 +6,6 @@ Importing this package does not import Geant4; the first run does (offline, see
 """
 
 from calogen.physics.geant4.detectors import DETECTORS, get_detector
-from calogen.physics.geant4.environment import available
 from calogen.physics.geant4.engine import (
     DEFAULT_CUT_MM,
     PHYSICS_LISTS,
@@ -17,6 +16,7 @@ from calogen.physics.geant4.engine import (
     run_showers,
     run_totals,
 )
+from calogen.physics.geant4.environment import available
 
 __all__ = [
     "DEFAULT_CUT_MM", "DETECTORS", "PHYSICS_LISTS", "EngineConfig", "available",

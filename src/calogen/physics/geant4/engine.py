@@ -114,7 +114,7 @@ class _Engine:
     def _detector_construction(self) -> Any:
         g4, d, keep = self.g4, self.detector, self._keep
 
-        class Construction(g4.G4VUserDetectorConstruction):  # type: ignore[name-defined, misc]
+        class Construction(g4.G4VUserDetectorConstruction):  # type: ignore[name-defined]
             def Construct(self) -> Any:  # noqa: N802 (Geant4's name)
                 nist = g4.G4NistManager.Instance()
                 world_mat = nist.FindOrBuildMaterial(det.WORLD_MATERIAL)
@@ -141,13 +141,19 @@ class _Engine:
                     keep.extend([solid, lv, pv])
 
                 if isinstance(d, det.CylinderDetector):
-                    r = d.r_inner_mm
+                    # Nested shells (each holds the rest of the stack): one daughter per
+                    # volume, so navigation does not test all 180 concentric shells per step.
+                    r, mother, r_out = d.r_inner_mm, world_lv, d.r_outer_mm
                     for i in range(d.n_sublayers):
                         for name, material, thick in (("W", absorber, d.absorber_mm),
                                                       ("Si", sensitive, d.sensitive_mm)):
-                            solid = g4.G4Tubs(f"{name}{i}", r * mm, (r + thick) * mm,
+                            solid = g4.G4Tubs(f"{name}{i}", r * mm, r_out * mm,
                                               d.half_length_mm * mm, 0.0, 2 * np.pi)
-                            place(solid, material, f"{name}{i}", 0.0, i)
+                            lv = g4.G4LogicalVolume(solid, material, f"{name}{i}")
+                            pv = g4.G4PVPlacement(None, g4.G4ThreeVector(), lv, f"{name}{i}",
+                                                  mother, False, i, False)
+                            keep.extend([solid, lv, pv])
+                            mother = lv
                             r += thick
                 else:
                     edges = d.volume.layer_edges_mm
@@ -171,14 +177,14 @@ class _Engine:
     def _physics_list(self) -> Any:
         g4, lib, cut = self.g4, self.lib, self.config.cut_mm
 
-        class DataFreeEm(g4.G4VPhysicsConstructor):  # type: ignore[name-defined, misc]
+        class DataFreeEm(g4.G4VPhysicsConstructor):  # type: ignore[name-defined]
             def ConstructParticle(self) -> None:  # noqa: N802
                 lib.cg4_construct_particles()
 
             def ConstructProcess(self) -> None:  # noqa: N802
                 lib.cg4_construct_em()
 
-        class PhysicsList(g4.G4VModularPhysicsList):  # type: ignore[name-defined, misc]
+        class PhysicsList(g4.G4VModularPhysicsList):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 super().__init__()
                 self.SetVerboseLevel(0)
@@ -194,7 +200,7 @@ class _Engine:
     def _primary_generator(self) -> Any:
         g4, engine = self.g4, self
 
-        class Primaries(g4.G4VUserPrimaryGeneratorAction):  # type: ignore[name-defined, misc]
+        class Primaries(g4.G4VUserPrimaryGeneratorAction):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 super().__init__()
                 self.gun = g4.G4ParticleGun(1)
@@ -211,7 +217,7 @@ class _Engine:
                 self.gun.SetParticleEnergy(float(batch.energies[i]) * g4.MeV)
                 self.gun.GeneratePrimaryVertex(event)
 
-        class Events(g4.G4UserEventAction):  # type: ignore[name-defined, misc]
+        class Events(g4.G4UserEventAction):  # type: ignore[name-defined]
             def EndOfEventAction(self, event: Any) -> None:  # noqa: N802
                 batch = primaries.batch
                 assert batch is not None
