@@ -148,3 +148,24 @@ def test_engine_refuses_a_second_set_up_and_bad_input() -> None:
         run_showers("ds2", 22, [-1.0], seed=1)
     with pytest.raises(ValueError, match="unknown Geant4 physics list"):
         run_showers("ds2", 22, [100.0], seed=1, physics="qgsp")
+
+
+@geant4
+def test_ild_points_lie_in_si_layers_and_are_seeded() -> None:
+    """In its own process (one Geant4 set-up per process): 1 GeV photons as point clouds."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from calogen.physics.geant4 import get_detector, run_points
+        p, n = run_points("ild", 22, [1000.0] * 3, seed=4)
+        q, m = run_points("ild", 22, [1000.0] * 3, seed=4)
+        assert np.array_equal(p, q) and np.array_equal(n, m)
+        assert n.shape == (3,) and n.sum() == len(p) and np.all(n > 20)
+        mids = [0.5 * (a + b) for a, b in get_detector("ild").sensitive_edges_mm()]
+        assert np.isclose(p[:, 2][:, None], np.array(mids)[None, :], atol=1e-3).any(axis=1).all()
+        assert np.all(p[:, 3] > 0) and 10 < p[:, 3].sum() / 3 < 60
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": SRC}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
