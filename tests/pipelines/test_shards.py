@@ -24,8 +24,11 @@ from calogen.pipelines.shards import (
 
 
 @pytest.fixture(autouse=True)
-def fixed_creation_time(monkeypatch):
+def fixed_creation_time_and_one_physics_shard_per_file(monkeypatch):
+    import calogen.pipelines.reference as reference
+
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setattr(reference, "SHARDS_PER_FILE", 1)  # many shards in tiny runs
 
 
 def simulate(out, **kw):
@@ -63,6 +66,16 @@ def test_same_seed_same_file_with_one_and_two_workers(tmp_path):
     other = simulate(tmp_path / "other.h5", seed=8, workers=1)
     assert other.path.read_bytes() != one.path.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.h5", "other.h5", "two.h5"]
+
+
+def test_physics_shards_per_file_do_not_change_the_file(tmp_path, monkeypatch):
+    import calogen.pipelines.reference as reference
+
+    one = simulate(tmp_path / "one.h5", n=1000)
+    monkeypatch.setattr(reference, "SHARDS_PER_FILE", 3)
+    three = simulate(tmp_path / "three.h5", n=1000)
+    assert three.n_shards == -(-one.n_shards // 3)
+    assert one.path.read_bytes() == three.path.read_bytes()
 
 
 def _patch_engine(monkeypatch, engine_factory):
@@ -116,8 +129,7 @@ def test_resume_with_other_parameters_is_refused_naming_them(tmp_path, monkeypat
     _patch_engine(monkeypatch, lambda *a: Flaky(ReferenceEngine(*a), fail_on=2))
     with pytest.raises(RuntimeError):
         simulate(out, resume=True, seed=3)
-    monkeypatch.undo()
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    _patch_engine(monkeypatch, ReferenceEngine)
     with pytest.raises(ValueError, match=r"seed: 4 \(this run\) vs 3 \(the kept shards\)"):
         simulate(out, resume=True, seed=4)
     with pytest.raises(ValueError, match=r"repeats: 2 \(this run\) vs 1"):
@@ -135,8 +147,7 @@ def test_overwrite_discards_a_stopped_run(tmp_path, monkeypatch):
     _patch_engine(monkeypatch, lambda *a: Flaky(ReferenceEngine(*a), fail_on=2))
     with pytest.raises(RuntimeError):
         simulate(out, resume=True)
-    monkeypatch.undo()
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    _patch_engine(monkeypatch, ReferenceEngine)
     rep = simulate(out, overwrite=True)
     assert rep.n_run == rep.n_shards  # nothing reused
 

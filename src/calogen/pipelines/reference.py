@@ -35,7 +35,19 @@ from calogen.pipelines.shards import (
 )
 
 MAX_EMPTY_SHARDS = 400
-"""Give up when this many shards in a row keep no response (the selection is too tight)."""
+"""Give up when this many physics shards in a row keep no response (the selection is too
+tight)."""
+
+SHARDS_PER_FILE = 8
+"""Physics shards (:data:`~calogen.physics.simulator.SHARD_PARTICLES` particles each) per
+shard file of the runner, fewer when their responses would exceed
+:data:`~calogen.physics.simulator.MAX_TASK_BYTES` (many repeats): amortises the cost of a
+file. Does not change the output, only what a resumed run must match."""
+
+
+def shards_per_file(config: SimulatorConfig, repeats: int) -> int:
+    """Physics shards per runner shard for this detector and ``repeats``."""
+    return max(1, min(SHARDS_PER_FILE, max_shards_per_task(config, repeats)))
 
 
 @dataclass(frozen=True)
@@ -60,18 +72,27 @@ class SimulationReport:
 @dataclass(frozen=True)
 class ReferenceEngine:
     """The parametrised simulator as a shard engine (:mod:`calogen.pipelines.shards`):
-    shard ``k`` is :func:`~calogen.physics.simulator.simulate_shard` of ``(seed, k)``."""
+    runner shard ``k`` holds the physics shards ``k * group .. (k + 1) * group - 1``
+    (:func:`~calogen.physics.simulator.simulate_shard` of ``(seed, shard)``), in order."""
 
     config: SimulatorConfig
     repeats: int = 1
     min_photons: int = 0
     particles: Particles | None = None
+    group: int = 1
 
     def __call__(self, spec: ShardSpec) -> ShardOutput:
-        res = simulate_shard(self.config, spec.seed, spec.index, repeats=self.repeats,
-                             min_photons=self.min_photons, particles=self.particles)
-        return ShardOutput(ShowerBatch(res.showers, res.conditions, res.pdg, res.condition_id),
-                           res.n_simulated)
+        first = spec.index * self.group
+        last = first + self.group
+        if self.particles is not None:
+            last = min(last, math.ceil(len(self.particles) / SHARD_PARTICLES))
+        parts = [simulate_shard(self.config, spec.seed, k, repeats=self.repeats,
+                                min_photons=self.min_photons, particles=self.particles)
+                 for k in range(first, last)]
+        return ShardOutput(
+            ShowerBatch(*(np.concatenate([getattr(r, name) for r in parts])
+                          for name in ("showers", "conditions", "pdg", "condition_id"))),
+            sum(r.n_simulated for r in parts))
 
 
 def particles_digest(particles: Particles) -> str:
@@ -138,11 +159,12 @@ def simulate_to_file(
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if min_photons is None:
         min_photons = config.min_photons if particles is None else 0
+    group = shards_per_file(config, repeats)
     if particles is None:
         plan = ShardPlan(target=n)
     else:
         total = len(particles) * repeats
-        plan = ShardPlan(n_shards=math.ceil(len(particles) / SHARD_PARTICLES),
+        plan = ShardPlan(n_shards=math.ceil(len(particles) / (SHARD_PARTICLES * group)),
                          target=None if n is None or n >= total else n)
     producer = producer_info(config, seed=seed, repeats=repeats, min_photons=min_photons,
                              particles_file=particles_file)
@@ -152,15 +174,15 @@ def simulate_to_file(
                           shower_shape=config.grid.shape, shower_dtype="int32")
     params = {"engine": "reference", "detector": config.grid.name, "n": n,
               "repeats": repeats, "min_photons": min_photons, "config": config.to_dict(),
-              "shard_particles": SHARD_PARTICLES,
+              "shard_particles": SHARD_PARTICLES, "shards_per_file": group,
               "particles": None if particles is None else particles_digest(particles)}
-    per_task = min(max(1, math.ceil(batch_size / SHARD_PARTICLES)),
-                   max_shards_per_task(config, repeats))
+    per_task = max(1, min(math.ceil(batch_size / SHARD_PARTICLES),
+                          max_shards_per_task(config, repeats)) // group)
     report = run_shards(
-        ReferenceEngine(config, repeats, min_photons, particles), out, layout=layout,
+        ReferenceEngine(config, repeats, min_photons, particles, group), out, layout=layout,
         plan=plan, params=params, seed=seed, workers=workers, scheduler=scheduler,
         resume=resume, overwrite=overwrite, shards_per_task=per_task,
-        max_empty_shards=MAX_EMPTY_SHARDS if particles is None else None,
+        max_empty_shards=-(-MAX_EMPTY_SHARDS // group) if particles is None else None,
         empty_message=(f"the selection min_photons={min_photons} kept nothing in "
                        f"{MAX_EMPTY_SHARDS * SHARD_PARTICLES} simulated particles; lower it"),
         progress=progress, label=f"simulate {config.grid.name}")

@@ -19,13 +19,14 @@ An *engine* is a picklable callable ``engine(spec: ShardSpec) -> ShardOutput``:
 The runner
 ----------
 :func:`run_shards` runs the shards in-process (one worker) or on ``dask.distributed`` (a
-local cluster of single-threaded worker processes, or an existing scheduler), writes each
-finished shard as a small ShowerSet in a hidden folder beside the output
+local cluster of single-threaded worker processes, or an existing scheduler); whoever runs a
+shard writes it as a small ShowerSet in a hidden folder beside the output
 (``.<name>.shards/shard-000042.h5``, renamed into place when complete, so a present file is a
-complete shard), then merges the shards in shard order into the output, written atomically,
-and removes the folder. The folder holds ``manifest.json``, the run's parameters: a run with
-``resume=True`` re-runs only the missing shards of a stopped run and refuses to continue one
-made with other parameters, naming the difference. Without ``resume`` a failed or stopped
+complete shard) and reports only its counts. The runner then merges the shards in shard
+order into the output, written atomically, and removes the folder. The folder holds
+``manifest.json``, the run's parameters: a run with ``resume=True`` re-runs only the missing
+shards of a stopped run and refuses to continue one made with other parameters, naming the
+difference. Without ``resume`` a failed or stopped
 run removes its shards; with it, they are kept for the next ``resume``.
 """
 
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -325,8 +325,24 @@ def n_workers_of(client: Any, default: int) -> int:
         return max(1, default)
 
 
-def _run_specs(engine: ShardEngine, specs: Sequence[ShardSpec]) -> list[ShardOutput]:
-    return [engine(spec) for spec in specs]
+@dataclass(frozen=True)
+class _Job:
+    """What every task needs: the engine, the output layout and the shard folder."""
+
+    engine: ShardEngine
+    layout: OutputLayout
+    folder: Path
+
+
+def _run_specs(job: _Job, specs: Sequence[ShardSpec]) -> list[tuple[int, int, int]]:
+    """Run and write shards where the task runs (workers compress in parallel and only
+    counts travel back): ``[(index, events, n_simulated)]``."""
+    done = []
+    for spec in specs:
+        result = job.engine(spec)
+        _write_shard(job.layout, job.folder, spec, result)
+        done.append((spec.index, len(result.batch), int(result.n_simulated)))
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,7 +424,8 @@ def run_shards(engine: ShardEngine, out: str | os.PathLike[str], *, layout: Outp
         seed: run seed, passed to every :class:`ShardSpec`.
         workers: ``1`` runs in-process; more start a local Dask cluster.
         scheduler: address of an existing Dask scheduler (``workers`` is then ignored);
-            its workers must import calogen and see the input files the engine reads.
+            its workers must import calogen and see, under the same paths, the shard folder
+            beside ``out`` and the files the engine reads (a shared file system).
         resume: continue the shards of a stopped run (the same ``params``); keep the shards
             if this run stops.
         overwrite: replace an existing ``out`` (and a stopped run's shards, without
@@ -449,26 +466,26 @@ def run_shards(engine: ShardEngine, out: str | os.PathLike[str], *, layout: Outp
             bar = stack.enter_context(tqdm(total=plan.n_shards, unit="shard", desc=label,
                                            disable=not progress, initial=state.prefix))
 
-            def finished(outputs: Sequence[tuple[ShardSpec, ShardOutput]]) -> None:
-                for spec, result in outputs:
-                    _write_shard(layout, folder, spec, result)
-                    state.done[spec.index] = (len(result.batch), result.n_simulated)
+            def finished(done: Sequence[tuple[int, int, int]]) -> None:
+                for index, events, simulated in done:
+                    state.done[index] = (events, simulated)
                 before = state.prefix
                 state.advance()
                 bar.update(state.prefix - before)
                 if plan.target is not None:
                     bar.set_postfix_str(f"{state.kept}/{plan.target} events", refresh=False)
 
-            client = stack.enter_context(dask_client(workers, scheduler))
-            if on_client is not None:
-                on_client(client)
-            if client is None:
-                for group in state.tasks(1):
-                    specs = [plan.spec(k, seed) for k in group]
-                    finished(list(zip(specs, _run_specs(engine, specs), strict=True)))
-            else:
-                _run_on_dask(client, engine, plan, seed, state, finished, shards_per_task,
-                             n_workers_of(client, workers))
+            job = _Job(engine, layout, folder.resolve())
+            # The cluster is closed before the folder may be removed: no late shard writes.
+            with dask_client(workers, scheduler) as client:
+                if on_client is not None:
+                    on_client(client)
+                if client is None:
+                    for group in state.tasks(1):
+                        finished(_run_specs(job, [plan.spec(k, seed) for k in group]))
+                else:
+                    _run_on_dask(client, job, plan, seed, state, finished, shards_per_task,
+                                 n_workers_of(client, workers))
             n_run = len(state.done) - n_before
             if not state.finished:  # cannot happen unless an engine misreports
                 raise RuntimeError("the shard runner stopped before the plan was done")
@@ -484,17 +501,16 @@ def run_shards(engine: ShardEngine, out: str | os.PathLike[str], *, layout: Outp
                           time.perf_counter() - t0)
 
 
-def _run_on_dask(client: Any, engine: ShardEngine, plan: ShardPlan, seed: int,
-                 state: _Progress,
-                 finished: Callable[[Sequence[tuple[ShardSpec, ShardOutput]]], None],
+def _run_on_dask(client: Any, job: _Job, plan: ShardPlan, seed: int, state: _Progress,
+                 finished: Callable[[Sequence[tuple[int, int, int]]], None],
                  shards_per_task: int, n_workers: int) -> None:
     """Submit groups of missing shards (a bounded number ahead) and hand in results as they
     arrive; pending tasks are cancelled when the plan is done or on an error."""
     from distributed import as_completed
 
-    engine_ref = client.scatter(engine, broadcast=True, hash=False)
+    job_ref = client.scatter(job, broadcast=True, hash=False)
     todo = state.tasks(shards_per_task)
-    pending: dict[Any, list[ShardSpec]] = {}
+    pending: set[Any] = set()
     queue = as_completed()
 
     def submit() -> None:
@@ -502,16 +518,16 @@ def _run_on_dask(client: Any, engine: ShardEngine, plan: ShardPlan, seed: int,
             group = next(todo, None)
             if group is None:
                 return
-            specs = [plan.spec(k, seed) for k in group]
-            future = client.submit(_run_specs, engine_ref, specs, pure=False)
-            pending[future] = specs
+            future = client.submit(_run_specs, job_ref, [plan.spec(k, seed) for k in group],
+                                   pure=False)
+            pending.add(future)
             queue.add(future)
 
     try:
         submit()
         for future in queue:
-            specs = pending.pop(future)
-            finished(list(zip(specs, future.result(), strict=True)))
+            pending.discard(future)
+            finished(future.result())
             if state.finished:
                 break
             submit()
@@ -541,13 +557,3 @@ def _merge(writer: ShowerSetWriter, folder: Path, used: list[tuple[int, int]]) -
         writer.append(batch.showers, batch.conditions, batch.pdg, batch.condition_id,
                       counts=batch.counts)
     writer.close()
-
-
-def rows_per_shard_for(n_rows: int, rows_per_shard: int) -> int:
-    """``rows_per_shard`` clipped to ``[1, n_rows]``."""
-    return max(1, min(rows_per_shard, max(n_rows, 1)))
-
-
-def ceil_div(a: int, b: int) -> int:
-    """``ceil(a / b)`` for positive integers."""
-    return int(math.ceil(a / b))
