@@ -307,6 +307,15 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]
             except (OSError, TimeoutError) as exc:
                 raise ValueError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
         else:
+            import dask
+
+            # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's
+            # adaptive mmap threshold: numpy's large temporaries are then mapped and faulted
+            # in anew each time (twice the CPU for the simulator). Keep the thread limits only.
+            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+            environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+            stack.enter_context(dask.config.set(
+                {"distributed.nanny.pre-spawn-environ": environ}))
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=None, silence_logs=logging.ERROR,
