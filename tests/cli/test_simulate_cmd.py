@@ -130,15 +130,31 @@ def _wait_for(predicate, seconds):
     return predicate()
 
 
-def _start_long_simulation(out):
-    """``calogen simulate`` with 2 workers, far from done; returns (process, worker pids)
-    once the workers run and the temporary file exists."""
+def _worker_children(pid):
+    """The Dask worker processes (spawned by multiprocessing) among ``pid``'s children."""
+    found = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(child)
+    return found
+
+
+def _start_long_simulation(out, *extra):
+    """``calogen simulate`` with 2 workers, far from done; returns (process, child pids: the
+    workers and any helper such as multiprocessing's resource tracker) once both workers run,
+    the temporary file exists and a shard is done."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "calogen", "simulate", "zn", "--n", "10000000", "--workers", "2",
-         "--out", str(out), "--no-progress"],
+         "--out", str(out), "--no-progress", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    started = _wait_for(lambda: len(_children(proc.pid)) == 2
-                        and any(out.parent.glob(f".{out.name}.tmp-*")), 60)
+    shards = out.parent / f".{out.name}.shards"
+    started = _wait_for(lambda: len(_worker_children(proc.pid)) == 2
+                        and any(out.parent.glob(f".{out.name}.tmp-*"))
+                        and any(shards.glob("shard-*.h5")), 60)
     workers = _children(proc.pid)
     if not started:
         os.killpg(proc.pid, signal.SIGKILL)

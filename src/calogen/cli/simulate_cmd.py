@@ -20,7 +20,15 @@ def simulate(
     seed: int = typer.Option(0, "--seed", "-s", min=0,
                              help="Run seed, a non-negative integer (same seed, same file)."),
     workers: int = typer.Option(min(os.cpu_count() or 1, 8), "--workers", "-w", min=1,
-                                help="Worker processes (does not change the output)."),
+                                help="Worker processes: 1 runs in this process, more start a "
+                                     "local Dask cluster (does not change the output)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Run on the existing Dask scheduler at this address (e.g. "
+                                  "tcp://host:8786) instead of a local cluster."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue a stopped run of the same parameters (only its "
+                                "missing shards run); a run with --resume keeps its finished "
+                                "shards if it stops."),
     repeats: int = typer.Option(1, "--repeats", "-r", min=1,
                                 help="Simulate each particle R times (identical conditions)."),
     particles: Path | None = typer.Option(
@@ -46,7 +54,7 @@ def simulate(
     from calogen.physics.gun import GunConfig, Particles
     from calogen.pipelines.reference import simulate_to_file
 
-    # SIGTERM raises, so the writer deletes its temporary file and the workers are stopped.
+    # SIGTERM raises, so the temporary files go and the Dask workers are stopped.
     with raise_on_sigterm(), fail_on_user_errors():
         parts = None
         if particles is not None:
@@ -59,13 +67,16 @@ def simulate(
             except (OSError, json.JSONDecodeError, TypeError, ValueError) as exc:
                 raise ValueError(f"{gun_config}: not a valid gun configuration: {exc}") from None
         report = simulate_to_file(
-            out, detector=detector.value, n=n, seed=seed, workers=workers, repeats=repeats,
+            out, detector=detector.value, n=n, seed=seed, workers=workers,
+            scheduler=scheduler, resume=resume, repeats=repeats,
             particles=parts, particles_file=str(particles) if particles else None,
             min_photons=min_photons, batch_size=batch_size, gun=gun, overwrite=overwrite,
             progress=progress)
+    resumed = report.n_shards - report.n_run
     typer.echo(f"wrote {report.n_written} {detector.value.upper()} responses "
-               f"({report.n_simulated} simulated, {report.efficiency:.1%} kept) in "
-               f"{report.seconds:.1f} s to {report.path.resolve()}")
+               f"({report.n_simulated} simulated, {report.efficiency:.1%} kept; "
+               f"{report.n_shards} shards" + (f", {resumed} resumed" if resumed > 0 else "")
+               + f") in {report.seconds:.1f} s to {report.path.resolve()}")
 
 
 def gun_config(
