@@ -138,7 +138,8 @@ class VoxelScorer : public RowScorer {
 // trapped() is the fraction of the Cherenkov cone (half-angle theta_c around the step, which
 // makes an angle psi with the fibre axis) that travels downstream within the fibre's
 // acceptance half-angle theta_t (sin(theta_t) = NA / n; meridional rays). At the end of the
-// event each fibre's count is drawn from a Poisson law of its mean.
+// event each fibre's count is drawn from a Poisson law of its mean. Only steps that deposit
+// energy reach the scorer (every charged step does, through ionisation).
 class FibreScorer : public RowScorer {
  public:
   FibreScorer(int n_rows, int n_cols, double pitch_mm, double refractive_index,
