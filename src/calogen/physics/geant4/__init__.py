@@ -8,6 +8,7 @@ Importing this package does not import Geant4; the first run does (offline, see
 from calogen.physics.geant4.detectors import DETECTORS, get_detector
 from calogen.physics.geant4.engine import (
     DEFAULT_CUT_MM,
+    PHYSICS_LIST_CONTENT,
     PHYSICS_LISTS,
     EngineConfig,
     producer_info,
@@ -19,7 +20,7 @@ from calogen.physics.geant4.engine import (
 from calogen.physics.geant4.environment import available
 
 __all__ = [
-    "DEFAULT_CUT_MM", "DETECTORS", "PHYSICS_LISTS", "EngineConfig", "available",
-    "get_detector", "producer_info", "readout_geometry", "run_points", "run_showers",
+    "DEFAULT_CUT_MM", "DETECTORS", "PHYSICS_LISTS", "PHYSICS_LIST_CONTENT", "EngineConfig",
+    "available", "get_detector", "producer_info", "readout_geometry", "run_points", "run_showers",
     "run_totals",
 ]

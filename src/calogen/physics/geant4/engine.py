@@ -12,6 +12,11 @@ Physics lists (see the README for their limits):
   ionisation, bremsstrahlung with the relativistic model in both slots (no radiation below
   1 MeV), annihilation; mu+-: multiple scattering, ionisation, bremsstrahlung, pair production.
   No fluorescence, no general gamma process.
+- ``em+hadronic``: ``em`` plus hadron and ion EM, decays, hadron inelastic (FTFP above 3 GeV,
+  Bertini below 12 GeV, on Barashenkov-Glauber-Gribov cross sections for pions and nucleons,
+  the neutron included) and hadron elastic (``G4HadronElastic``): every model and cross
+  section reads no data file (:data:`PHYSICS_LIST_CONTENT`). No neutron capture, no ion
+  inelastic; not validated against test-beam data.
 """
 
 from __future__ import annotations
@@ -29,8 +34,25 @@ from calogen.physics.geant4.environment import import_geant4
 
 PHYSICS_LISTS: dict[str, tuple[int, ...]] = {
     "em": (22, 11, -11, 13, -13),
+    "em+hadronic": (22, 11, -11, 13, -13, 211, -211, 321, -321, 130, 310, 2212, -2212, 2112,
+                    -2112),
 }
 """Physics lists and the primary particles (PDG codes) each can shoot."""
+
+PHYSICS_LIST_CONTENT: dict[str, str] = {
+    "em": "data-free EM: gamma PE (G4PEEffectFluoModel), Compton (Klein-Nishina), conversion "
+          "(Bethe-Heitler 5D); e+-: Urban msc, ionisation, relativistic bremsstrahlung in both "
+          "model slots (no radiation below 1 MeV), annihilation; mu+-: msc, ionisation, "
+          "bremsstrahlung, pair production; no fluorescence",
+    "em+hadronic": "the em list; hadron and ion EM (Urban msc, Bragg/Bethe-Bloch ionisation); "
+                   "G4DecayPhysics; inelastic FTFP (> 3 GeV) + Bertini (< 12 GeV) for pi, K, "
+                   "p, n, hyperons, FTFP for anti-nucleons, on G4BGGPionInelasticXS / "
+                   "G4BGGNucleonInelasticXS (pi+-, p, n) and Glauber-Gribov (others); elastic "
+                   "G4HadronElastic on G4BGGPionElasticXS / G4BGGNucleonElasticXS (pi+-, p, n) "
+                   "and Glauber-Gribov (K, anti-nucleons); no neutron capture, no ion "
+                   "inelastic; not validated against data",
+}
+"""What each physics list is made of (recorded in the producer attribute)."""
 
 DEFAULT_CUT_MM = 0.7
 """Production cut (range) for gammas, e+- and protons, mm."""
@@ -91,10 +113,10 @@ class _Engine:
         self.primaries = self._primary_generator()
         self.run_manager.SetUserAction(self.primaries)
         self.run_manager.Initialize()
-        if lib.cg4_install_scoring(det.SENSITIVE_MATERIAL.encode()) != 0:
-            raise RuntimeError("could not install the Geant4 engine's scoring (no run manager "
-                               f"or no material {det.SENSITIVE_MATERIAL})")
         d = self.detector
+        if lib.cg4_install_scoring(d.sensitive_material.encode()) != 0:
+            raise RuntimeError("could not install the Geant4 engine's scoring (no run manager "
+                               f"or no material {d.sensitive_material})")
 
         def vec(values: tuple[float, float, float]) -> Any:
             return (np.ctypeslib.as_ctypes(np.asarray(values, dtype=np.float64)))
@@ -102,6 +124,12 @@ class _Engine:
         lib.cg4_set_frame(vec(d.entrance_mm), vec(d.direction), vec(d.transverse_axis))
         if isinstance(d, det.CylinderDetector):
             lib.cg4_set_voxel_scorer(d.n_layers, d.layer_mm, d.n_rings, d.r_ring_mm, d.n_alpha)
+        elif isinstance(d, det.FibreBlockDetector):
+            rows, cols = d.grid.shape
+            if d.pitch_mm[0] != d.pitch_mm[1]:
+                raise ValueError(f"detector {d.name!r}: the fibre scorer needs a square pitch")
+            lib.cg4_set_fibre_scorer(rows, cols, d.pitch_mm[0], d.refractive_index,
+                                     d.numerical_aperture, d.yield_per_mm)
         else:
             edges = [z for pair in d.sensitive_edges_mm() for z in pair]
             # Clusters are binned by Si layer: pass each Si layer as one depth bin, gaps dropped.
@@ -124,6 +152,10 @@ class _Engine:
                 if isinstance(d, det.CylinderDetector):
                     half = (d.r_outer_mm + 10.0) * mm
                     world = g4.G4Box("World", half, half, (d.half_length_mm + 10.0) * mm)
+                elif isinstance(d, det.FibreBlockDetector):
+                    hx, hy = d.half_width_mm
+                    world = g4.G4Box("World", (hx + 10.0) * mm, (hy + 10.0) * mm,
+                                     (d.depth_mm + 20.0) * mm)
                 else:
                     gap = nist.FindOrBuildMaterial(det.GAP_MATERIAL)
                     depth = d.volume.layer_edges_mm[-1]
@@ -140,7 +172,9 @@ class _Engine:
                                           world_lv, False, copy, False)
                     keep.extend([solid, lv, pv])
 
-                if isinstance(d, det.CylinderDetector):
+                if isinstance(d, det.FibreBlockDetector):
+                    _build_fibre_block(g4, d, world_lv, keep)
+                elif isinstance(d, det.CylinderDetector):
                     # Nested shells (each holds the rest of the stack): one daughter per
                     # volume, so navigation does not test all 180 concentric shells per step.
                     r, mother, r_out = d.r_inner_mm, world_lv, d.r_outer_mm
@@ -184,15 +218,31 @@ class _Engine:
             def ConstructProcess(self) -> None:  # noqa: N802
                 lib.cg4_construct_em()
 
+        class DataFreeHadronic(g4.G4VPhysicsConstructor):  # type: ignore[name-defined]
+            def ConstructParticle(self) -> None:  # noqa: N802
+                pass
+
+            def ConstructProcess(self) -> None:  # noqa: N802
+                lib.cg4_construct_hadronic()
+
+        hadronic = self.config.physics == "em+hadronic"
+
         class PhysicsList(g4.G4VModularPhysicsList):  # type: ignore[name-defined]
             def __init__(self) -> None:
                 super().__init__()
                 self.SetVerboseLevel(0)
                 self.SetDefaultCutValue(cut * g4.mm)
-                self.em = DataFreeEm("calogen-em")
-                self.RegisterPhysics(self.em)
+                self.constructors = [DataFreeEm("calogen-em")]
+                if hadronic:
+                    # G4DecayPhysics makes every particle and gives the unstable ones G4Decay.
+                    self.constructors += [g4.G4DecayPhysics(),
+                                          DataFreeHadronic("calogen-hadronic")]
+                for constructor in self.constructors:
+                    self.RegisterPhysics(constructor)
 
         lib.cg4_configure_em()
+        if hadronic:
+            lib.cg4_configure_hadronic()
         physics = PhysicsList()
         self._keep.append(physics)
         return physics
@@ -214,6 +264,10 @@ class _Engine:
                 assert batch is not None
                 i = event.GetEventID()
                 batch.begin(engine.lib, i)
+                if batch.impacts is not None:
+                    x, y = batch.impacts[i]
+                    z = engine.detector.gun_position_mm[2]
+                    self.gun.SetParticlePosition(g4.G4ThreeVector(x, y, z) * g4.mm)
                 self.gun.SetParticleEnergy(float(batch.energies[i]) * g4.MeV)
                 self.gun.GeneratePrimaryVertex(event)
 
@@ -231,7 +285,7 @@ class _Engine:
 
     # --- running -------------------------------------------------------------------------------
     def run(self, pdg: int, energies_mev: NDArray[np.float64], seed: int,
-            first_index: int) -> _Batch:
+            first_index: int, impacts_mm: NDArray[np.float64] | None = None) -> _Batch:
         g4 = self.g4
         allowed = PHYSICS_LISTS[self.config.physics]
         if pdg not in allowed:
@@ -241,9 +295,12 @@ class _Engine:
         if particle is None:
             raise ValueError(f"Geant4 does not know PDG code {pdg}")
         self.primaries.gun.SetParticleDefinition(particle)
-        n_voxels = self.detector.n_voxels if isinstance(self.detector,
-                                                         det.CylinderDetector) else 0
-        batch = _Batch(energies_mev, seed, first_index, n_voxels)
+        self.primaries.gun.SetParticlePosition(g4.G4ThreeVector(*self.detector.gun_position_mm)
+                                               * g4.mm)
+        d = self.detector
+        n_cells = d.n_voxels if isinstance(d, det.CylinderDetector) else (
+            d.n_cells if isinstance(d, det.FibreBlockDetector) else 0)
+        batch = _Batch(energies_mev, seed, first_index, n_cells, impacts_mm)
         self.primaries.batch = batch
         try:
             if len(energies_mev):
@@ -255,12 +312,39 @@ class _Engine:
         return batch
 
 
+def _build_fibre_block(g4: Any, d: det.FibreBlockDetector, world_lv: Any,
+                       keep: list[Any]) -> None:
+    """The absorber block (front face at z = 0) and its fibres, placed in ``world_lv``."""
+    mm = g4.mm
+    nist = g4.G4NistManager.Instance()
+    alloy = g4.G4Material(f"calogen_{d.name}_absorber", d.absorber_density * g4.g / g4.cm3,
+                          len(d.absorber_mass_fractions))
+    for symbol, fraction in d.absorber_mass_fractions:
+        alloy.AddElement(nist.FindOrBuildElement(symbol), fraction)
+    fibre_mat = nist.FindOrBuildMaterial(d.fibre_material)
+    hx, hy = d.half_width_mm
+    half_z = 0.5 * d.depth_mm
+    block = g4.G4Box("Block", hx * mm, hy * mm, half_z * mm)
+    block_lv = g4.G4LogicalVolume(block, alloy, "Block")
+    block_pv = g4.G4PVPlacement(None, g4.G4ThreeVector(0, 0, half_z * mm), block_lv, "Block",
+                                world_lv, False, 0, False)
+    fibre = g4.G4Tubs("Fibre", 0.0, 0.5 * d.fibre_diameter_mm * mm, half_z * mm, 0.0,
+                      2 * np.pi)
+    fibre_lv = g4.G4LogicalVolume(fibre, fibre_mat, "Fibre")
+    keep.extend([alloy, block, block_lv, block_pv, fibre, fibre_lv])
+    for index, x, y in d.fibre_centres_mm():
+        keep.append(g4.G4PVPlacement(None, g4.G4ThreeVector(x * mm, y * mm, 0.0), fibre_lv,
+                                     "Fibre", block_lv, False, index, False))
+
+
 class _Batch:
-    """Inputs and outputs of one ``BeamOn``: per-event seeds, voxel rows, points, totals."""
+    """Inputs and outputs of one ``BeamOn``: per-event seeds, impact points, rows (voxel
+    deposits or fibre counts), points, totals."""
 
     def __init__(self, energies_mev: NDArray[np.float64], seed: int, first_index: int,
-                 n_voxels: int) -> None:
+                 n_voxels: int, impacts_mm: NDArray[np.float64] | None = None) -> None:
         self.energies = energies_mev
+        self.impacts = impacts_mm
         self.seed = seed
         self.first_index = first_index
         n = len(energies_mev)
@@ -276,6 +360,7 @@ class _Batch:
                             row.ctypes.data_as(lib.cg4_begin_event.argtypes[1]))
 
     def end(self, lib: Any, i: int) -> None:
+        lib.cg4_end_event()
         lib.cg4_event_totals(self.totals[i].ctypes.data_as(lib.cg4_event_totals.argtypes[0]))
         n = lib.cg4_point_count()
         pts = np.zeros((n, 4), dtype=np.float64)
@@ -308,10 +393,30 @@ def _energies(energies_mev: ArrayLike) -> NDArray[np.float64]:
     return e
 
 
+def _impacts(impact_mm: ArrayLike, n: int, d: det.FibreBlockDetector) -> NDArray[np.float64]:
+    xy = np.asarray(impact_mm, dtype=np.float64)
+    if xy.shape == (2,):
+        xy = np.tile(xy, (n, 1))
+    if xy.shape != (n, 2) or not np.all(np.isfinite(xy)):
+        raise ValueError(f"impact_mm must be finite (x, y) in mm, one pair or one per shower "
+                         f"({n}, 2), found shape {xy.shape}")
+    hx, hy = d.half_width_mm
+    if np.any(np.abs(xy[:, 0]) > hx) or np.any(np.abs(xy[:, 1]) > hy):
+        raise ValueError(f"impact_mm must lie on the {d.name} face (|x| <= {hx} mm, "
+                         f"|y| <= {hy} mm)")
+    return xy
+
+
 def run_showers(detector: str, pdg: int, energies_mev: ArrayLike, seed: int, *,
                 physics: str = "em", cut_mm: float = DEFAULT_CUT_MM,
-                first_index: int = 0) -> NDArray[np.float32]:
-    """Voxel showers ``(N, n_voxels)`` float32 MeV of a cylinder detector (``ds2``, ``ds3``).
+                first_index: int = 0, impact_mm: ArrayLike = (0.0, 0.0)) -> NDArray[Any]:
+    """Showers of a cylinder detector (``ds2``, ``ds3``) or of the ZN (``zn``).
+
+    Cylinders: voxel deposits ``(N, n_voxels)`` float32 MeV, voxels below the detector's
+    threshold (15.15 keV) set to zero. ZN: images ``(N, 44, 44)`` int32 of Cherenkov photons per
+    fibre, in the orientation of :data:`calogen.geometry.ZN` (row 0 at the top, i.e. largest y;
+    column 0 at the left, smallest x); the particle enters the face at ``impact_mm`` along the
+    block's axis (+z).
 
     Args:
         detector: detector name (:data:`calogen.physics.geant4.detectors.DETECTORS`).
@@ -320,14 +425,20 @@ def run_showers(detector: str, pdg: int, energies_mev: ArrayLike, seed: int, *,
         seed: run seed; event ``first_index + i`` is seeded from ``(seed, first_index + i)``.
         physics, cut_mm: physics list and production cut (fixed per process).
         first_index: global index of the first event (for shards).
-
-    Voxels below the detector's threshold (15.15 keV) are zero.
+        impact_mm: ZN only: entry point (x, y) on the face, mm from its centre (x to the
+            right, y up), one pair for all showers or ``(N, 2)``; the default is the centre.
     """
     cfg = EngineConfig(detector, physics, cut_mm)
     d = det.get_detector(detector)
+    energies = _energies(energies_mev)
+    if isinstance(d, det.FibreBlockDetector):
+        impacts = _impacts(impact_mm, len(energies), d)
+        batch = engine(cfg).run(int(pdg), energies, int(seed), int(first_index), impacts)
+        counts = np.rint(batch.voxels).astype(np.int32)
+        return counts.reshape(len(energies), *d.grid.shape)
     if not isinstance(d, det.CylinderDetector):
         raise ValueError(f"detector {detector!r} is read out as points: use run_points")
-    batch = engine(cfg).run(int(pdg), _energies(energies_mev), int(seed), int(first_index))
+    batch = engine(cfg).run(int(pdg), energies, int(seed), int(first_index))
     out = batch.voxels.astype(np.float32)
     out[out < d.threshold_mev] = 0.0
     return out
@@ -373,12 +484,13 @@ def producer_info(detector: str, seed: int, *, physics: str = "em",
     """What the ShowerSet's producer attribute records about a Geant4 run."""
     cfg = EngineConfig(detector, physics, cut_mm)
     return {"engine": "geant4", "geant4_version": geant4_version(), "physics_list": cfg.physics,
+            "physics_list_content": PHYSICS_LIST_CONTENT[cfg.physics],
             "production_cut_mm": cfg.cut_mm, "seed": int(seed), "random_engine": "MixMaxRng",
             "seeding": "per event from (seed, event index)",
             "detector": det.get_detector(detector).to_dict()}
 
 
 def readout_geometry(detector: str) -> Any:
-    """The readout of ``detector``: a ``LayeredVoxelGeometry`` (cylinders) or a
-    ``PointCloudVolume`` (slabs)."""
+    """The readout of ``detector``: a ``LayeredVoxelGeometry`` (cylinders), a
+    ``PointCloudVolume`` (slabs) or a ``FibreGrid`` (the ZN)."""
     return det.get_detector(detector).geometry()

@@ -5,6 +5,7 @@
 // particle gun; this library adds what needs C++: the EM processes (no Python bindings exist
 // for them) and a stepping action that scores energy deposits without Python per step.
 // Units are Geant4's: mm, MeV.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -38,7 +39,12 @@ constexpr std::size_t kStepEdep = 0;
 constexpr std::size_t kStepPre = 16;
 constexpr std::size_t kStepPost = 24;
 constexpr std::size_t kPointPosition = 0;
+constexpr std::size_t kPointKineticEnergy = 72;
 constexpr std::size_t kPointMaterial = 96;
+// ... G4double fSafety; G4ThreeVector fPolarization; G4StepStatus fStepStatus;
+//     const G4VProcess* fpProcessDefinedStep; G4double fMass, fCharge; ...
+constexpr std::size_t kPointMass = 168;
+constexpr std::size_t kPointCharge = 176;
 
 template <class T>
 inline T read(const void* base, std::size_t offset) {
@@ -69,19 +75,37 @@ class Scorer {
   virtual void begin_event() = 0;
   // A deposit of `edep` MeV at local coordinates (a, b, depth) mm.
   virtual void add(double a, double b, double depth, double edep) = 0;
+  // Whether the scorer wants charged steps in the sensitive material (add_charged).
+  virtual bool wants_charged_steps() const { return false; }
+  // A charged step in the sensitive material: middle at (a, b, depth) mm, length `length` mm,
+  // cosine `cos_axis` between the step and the depth axis, speed beta (the mean of its pre- and
+  // post-step values), charge in units of e.
+  virtual void add_charged(double, double, double, double, double, double, double) {}
+  // End of the event (after the last step).
+  virtual void end_event() {}
+};
+
+// Output rows: scorers that fill a caller's row of doubles per event.
+class RowScorer : public Scorer {
+ public:
+  void set_output(double* row) { row_ = row; }
+  virtual int n_cells() const = 0;
+  void begin_event() override {
+    if (row_ != nullptr)
+      std::memset(row_, 0, sizeof(double) * static_cast<std::size_t>(n_cells()));
+  }
+
+ protected:
+  double* row_ = nullptr;
 };
 
 // The CaloChallenge cylindrical mesh: n_layers of `layer_mm` in depth, n_r rings of `r_mm`,
 // n_alpha angle bins over (-pi, pi]; index = layer * n_alpha * n_r + alpha_bin * n_r + r_bin.
-class VoxelScorer : public Scorer {
+class VoxelScorer : public RowScorer {
  public:
   VoxelScorer(int n_layers, double layer_mm, int n_r, double r_mm, int n_alpha)
       : n_layers_(n_layers), layer_mm_(layer_mm), n_r_(n_r), r_mm_(r_mm), n_alpha_(n_alpha) {}
-  void set_output(double* row) { row_ = row; }
-  void begin_event() override {
-    if (row_ != nullptr)
-      std::memset(row_, 0, sizeof(double) * static_cast<std::size_t>(n_voxels()));
-  }
+  int n_cells() const override { return n_voxels(); }
   void add(double a, double b, double depth, double edep) override {
     if (row_ == nullptr || depth < 0) return;
     const int layer = static_cast<int>(depth / layer_mm_);
@@ -102,7 +126,70 @@ class VoxelScorer : public Scorer {
   int n_r_;
   double r_mm_;
   int n_alpha_;
-  double* row_ = nullptr;
+};
+
+// Cherenkov photons counted per fibre of a grid of fibres along the depth axis: n_rows x n_cols
+// fibres at `pitch_mm`, centred on the axis; row 0 at the top (largest b), column 0 at the left
+// (smallest a); cell index = row * n_cols + col. A charged step of length L with speed beta and
+// charge z adds a mean of
+//   yield_per_mm * z^2 * L * sin^2(theta_c) * trapped(theta_c, psi)
+// photons to its fibre (Frank-Tamm: yield_per_mm = 2 pi alpha (1/lambda_1 - 1/lambda_2) times
+// the detection efficiency; cos(theta_c) = 1 / (n beta), nothing below beta = 1/n), where
+// trapped() is the fraction of the Cherenkov cone (half-angle theta_c around the step, which
+// makes an angle psi with the fibre axis) that travels downstream within the fibre's
+// acceptance half-angle theta_t (sin(theta_t) = NA / n; meridional rays). At the end of the
+// event each fibre's count is drawn from a Poisson law of its mean. Only steps that deposit
+// energy reach the scorer (every charged step does, through ionisation).
+class FibreScorer : public RowScorer {
+ public:
+  FibreScorer(int n_rows, int n_cols, double pitch_mm, double refractive_index,
+              double numerical_aperture, double yield_per_mm)
+      : n_rows_(n_rows), n_cols_(n_cols), pitch_mm_(pitch_mm), n_(refractive_index),
+        yield_per_mm_(yield_per_mm) {
+    const double sin_t = numerical_aperture / refractive_index;
+    cos_trap_ = std::sqrt(1.0 - sin_t * sin_t);
+  }
+  int n_cells() const override { return n_rows_ * n_cols_; }
+  bool wants_charged_steps() const override { return true; }
+  void add(double, double, double, double) override {}
+  void add_charged(double a, double b, double, double length, double cos_axis, double beta,
+                   double charge) override {
+    if (row_ == nullptr) return;
+    const double cos_c = 1.0 / (n_ * beta);
+    if (!(cos_c < 1.0)) return;
+    const double trapped = trapped_fraction(cos_c, cos_axis);
+    if (!(trapped > 0)) return;
+    const int col = static_cast<int>(std::floor(a / pitch_mm_ + 0.5 * n_cols_));
+    const int row = static_cast<int>(std::floor(0.5 * n_rows_ - b / pitch_mm_));
+    if (row < 0 || row >= n_rows_ || col < 0 || col >= n_cols_) return;
+    row_[row * n_cols_ + col] +=
+        yield_per_mm_ * charge * charge * length * (1.0 - cos_c * cos_c) * trapped;
+  }
+  void end_event() override {
+    if (row_ == nullptr) return;
+    for (int i = 0; i < n_cells(); ++i)
+      row_[i] = row_[i] > 0 ? static_cast<double>(CLHEP::RandPoisson::shoot(row_[i])) : 0.0;
+  }
+  // Fraction of the cone's azimuth with a photon direction k such that k . axis > cos_trap_.
+  double trapped_fraction(double cos_c, double cos_psi) const {
+    const double sin_c = std::sqrt(std::max(0.0, 1.0 - cos_c * cos_c));
+    const double sin_psi = std::sqrt(std::max(0.0, 1.0 - cos_psi * cos_psi));
+    const double denominator = sin_c * sin_psi;
+    const double numerator = cos_trap_ - cos_c * cos_psi;
+    if (denominator < 1e-12) return numerator < 0 ? 1.0 : 0.0;
+    const double x = numerator / denominator;
+    if (x >= 1.0) return 0.0;
+    if (x <= -1.0) return 1.0;
+    return std::acos(x) / M_PI;
+  }
+
+ private:
+  int n_rows_;
+  int n_cols_;
+  double pitch_mm_;
+  double n_;
+  double yield_per_mm_;
+  double cos_trap_;
 };
 
 // Deposits clustered onto a transverse grid (`cell_mm` squares, one corner at the axis) per
@@ -176,7 +263,25 @@ class ScoringAction : public G4UserSteppingAction {
     const Vec3 p1 = read<Vec3>(post, kPointPosition);
     const Vec3 mid{0.5 * (p0.x + p1.x), 0.5 * (p0.y + p1.y), 0.5 * (p0.z + p1.z)};
     const Vec3 d = sub(mid, frame_.origin);
-    scorer_->add(dot(d, frame_.u), dot(d, frame_.v), dot(d, frame_.w), edep);
+    const double a = dot(d, frame_.u), b = dot(d, frame_.v), depth = dot(d, frame_.w);
+    scorer_->add(a, b, depth, edep);
+    if (!scorer_->wants_charged_steps()) return;
+    const double charge = read<double>(pre, kPointCharge);
+    if (charge == 0.0) return;
+    const Vec3 chord = sub(p1, p0);
+    const double length = std::sqrt(dot(chord, chord));
+    if (!(length > 0)) return;
+    const double mass = read<double>(pre, kPointMass);
+    const double beta = 0.5 * (speed(read<double>(pre, kPointKineticEnergy), mass) +
+                               speed(read<double>(post, kPointKineticEnergy), mass));
+    scorer_->add_charged(a, b, depth, length, dot(chord, frame_.w) / length, beta, charge);
+  }
+  // beta of a particle of kinetic energy t and mass m (MeV).
+  static double speed(double t, double m) {
+    return t > 0 ? std::sqrt(t * (t + 2 * m)) / (t + m) : 0.0;
+  }
+  void end_event() {
+    if (scorer_ != nullptr) scorer_->end_event();
   }
   void begin_event() {
     totals_[0] = totals_[1] = 0;
@@ -274,6 +379,55 @@ void cg4_construct_em() {
   construct_muon(G4MuonMinus::MuonMinus());
 }
 
+// Hadronic verbosity off (before any hadronic object is made).
+void cg4_configure_hadronic() { G4HadronicParameters::Instance()->SetVerboseLevel(0); }
+
+// The hadronic part of `em+hadronic` (called from ConstructProcess, after cg4_construct_em and
+// after G4DecayPhysics has made every particle):
+// - EM of charged hadrons and ions: multiple scattering and ionisation (Urban msc, Bragg and
+//   Bethe-Bloch models) for pi, K, p and their antiparticles, light ions, GenericIon and the
+//   heavier charged hadrons;
+// - inelastic: FTFP above 3 GeV and Bertini below 12 GeV for pi+-, p, n, kaons and hyperons,
+//   FTFP alone for anti-nucleons, on Glauber-Gribov cross sections, replaced by the
+//   Barashenkov-Glauber-Gribov ones for pi+- (G4BGGPionInelasticXS) and nucleons
+//   (G4BGGNucleonInelasticXS, also for the neutron: G4NeutronInelasticXS reads G4PARTICLEXS);
+// - elastic: G4HadronElastic on Glauber-Gribov cross sections, BGG ones for pi+- and nucleons
+//   (G4NeutronElasticXS and the CHIPS nucleon model tables are data sets, not used).
+// No neutron capture (its cross section reads G4PARTICLEXS), no ion inelastic.
+void cg4_construct_hadronic() {
+  cg4_configure_hadronic();
+  G4ParticleDefinition* pip = G4PionPlus::PionPlus();
+  G4ParticleDefinition* pim = G4PionMinus::PionMinus();
+  G4ParticleDefinition* proton = G4Proton::Proton();
+  G4ParticleDefinition* neutron = G4Neutron::Neutron();
+  G4EmBuilder::ConstructLightHadrons(pip, pim, false, false, false);
+  G4EmBuilder::ConstructLightHadrons(G4KaonPlus::KaonPlus(), G4KaonMinus::KaonMinus(), false,
+                                     false, false);
+  G4EmBuilder::ConstructLightHadrons(proton, G4AntiProton::AntiProton(), false, true, false);
+  auto* ion_msc = make<G4hMultipleScattering>(G4String("ionmsc"));
+  G4EmBuilder::ConstructIonEmPhysics(ion_msc, nullptr);
+  register_process(make<G4hMultipleScattering>(G4String("ionmsc")), G4GenericIon::GenericIon());
+  register_process(make<G4ionIonisation>(G4String("ionIoni")), G4GenericIon::GenericIon());
+  G4EmBuilder::ConstructBasicEmPhysics(ion_msc, G4HadParticles::GetHeavyChargedParticles());
+
+  const std::vector<int> pions_nucleons = {211, -211, 2212, 2112};
+  G4HadronicBuilder::BuildFTFP_BERT(pions_nucleons, true, G4String("Glauber-Gribov"));
+  G4HadronicBuilder::BuildKaonsFTFP_BERT();
+  G4HadronicBuilder::BuildHyperonsFTFP_BERT();
+  G4HadronicBuilder::BuildFTFP_BERT({-2212, -2112}, false, G4String("AntiAGlauber"));
+  // A data set added last takes over from the ones before it.
+  G4HadProcesses::AddInelasticCrossSection(pip, make<G4BGGPionInelasticXS>(pip));
+  G4HadProcesses::AddInelasticCrossSection(pim, make<G4BGGPionInelasticXS>(pim));
+  G4HadProcesses::AddInelasticCrossSection(proton, make<G4BGGNucleonInelasticXS>(proton));
+  G4HadProcesses::AddInelasticCrossSection(neutron, make<G4BGGNucleonInelasticXS>(neutron));
+
+  G4HadronicBuilder::BuildElastic({211, -211, 321, -321, 130, 310, 2212, 2112, -2212, -2112});
+  G4HadProcesses::AddElasticCrossSection(pip, make<G4BGGPionElasticXS>(pip));
+  G4HadProcesses::AddElasticCrossSection(pim, make<G4BGGPionElasticXS>(pim));
+  G4HadProcesses::AddElasticCrossSection(proton, make<G4BGGNucleonElasticXS>(proton));
+  G4HadProcesses::AddElasticCrossSection(neutron, make<G4BGGNucleonElasticXS>(neutron));
+}
+
 // Install the stepping action on the run manager; deposits in `material` are scored.
 // Returns 0 on success, 1 without a run manager, 2 for an unknown material.
 int cg4_install_scoring(const char* material) {
@@ -304,17 +458,31 @@ void cg4_set_voxel_scorer(int n_layers, double layer_mm, int n_r, double r_mm, i
     g_action->set_scorer(new VoxelScorer(n_layers, layer_mm, n_r, r_mm, n_alpha));
 }
 
+// Cherenkov counting per fibre (see FibreScorer); lengths in mm.
+void cg4_set_fibre_scorer(int n_rows, int n_cols, double pitch_mm, double refractive_index,
+                          double numerical_aperture, double yield_per_mm) {
+  if (g_action != nullptr)
+    g_action->set_scorer(new FibreScorer(n_rows, n_cols, pitch_mm, refractive_index,
+                                         numerical_aperture, yield_per_mm));
+}
+
 void cg4_set_point_scorer(const double* layer_edges, int n_layers, double cell_mm) {
   if (g_action != nullptr) g_action->set_scorer(new PointScorer(layer_edges, n_layers, cell_mm));
 }
 
 // Start an event: reseed the engine with `seeds` (4 values, MixMax) and reset the scorer;
-// voxel deposits of the event are added to `row` (n_voxels doubles, zeroed here).
+// voxel deposits or fibre counts of the event go to `row` (n_cells doubles, zeroed here).
 void cg4_begin_event(const long* seeds, double* row) {
   CLHEP::HepRandom::setTheSeeds(seeds, 4);
   if (g_action == nullptr) return;
-  if (auto* voxels = dynamic_cast<VoxelScorer*>(g_action->scorer())) voxels->set_output(row);
+  if (auto* rows = dynamic_cast<RowScorer*>(g_action->scorer())) rows->set_output(row);
   g_action->begin_event();
+}
+
+// End an event (after its last step): fibre counts become Poisson draws of their means, with
+// the event's random engine.
+void cg4_end_event() {
+  if (g_action != nullptr) g_action->end_event();
 }
 
 // Deposits of the current event (MeV): [all materials, the sensitive material].

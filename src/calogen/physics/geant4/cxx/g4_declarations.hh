@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 // --- global ------------------------------------------------------------------------------
 class G4String : public std::string {
@@ -24,6 +25,10 @@ class HepRandom {
  public:
   static void setTheSeeds(const long* seeds, int aux);
 };
+class RandPoisson {
+ public:
+  static long shoot(double mean);
+};
 }  // namespace CLHEP
 
 // --- particles and materials ---------------------------------------------------------------
@@ -38,10 +43,25 @@ class G4Electron { public: static G4ParticleDefinition* Electron(); };
 class G4Positron { public: static G4ParticleDefinition* Positron(); };
 class G4MuonPlus { public: static G4ParticleDefinition* MuonPlus(); };
 class G4MuonMinus { public: static G4ParticleDefinition* MuonMinus(); };
+class G4PionPlus { public: static G4ParticleDefinition* PionPlus(); };
+class G4PionMinus { public: static G4ParticleDefinition* PionMinus(); };
+class G4KaonPlus { public: static G4ParticleDefinition* KaonPlus(); };
+class G4KaonMinus { public: static G4ParticleDefinition* KaonMinus(); };
+class G4Proton { public: static G4ParticleDefinition* Proton(); };
+class G4AntiProton { public: static G4ParticleDefinition* AntiProton(); };
+class G4Neutron { public: static G4ParticleDefinition* Neutron(); };
+class G4GenericIon { public: static G4ParticleDefinition* GenericIon(); };
+
+class G4NuclearStopping;
+class G4hMultipleScattering;
 
 class G4EmBuilder {
  public:
   static void ConstructMinimalEmSet();
+  static void ConstructLightHadrons(G4ParticleDefinition* particle, G4ParticleDefinition* anti,
+                                    bool isHEP, bool isProton, bool isWVI);
+  static void ConstructIonEmPhysics(G4hMultipleScattering* msc, G4NuclearStopping* stopping);
+  static void ConstructBasicEmPhysics(G4hMultipleScattering* msc, const std::vector<int>& pdg);
 };
 
 // --- processes and models --------------------------------------------------------------------
@@ -100,6 +120,15 @@ class G4MuPairProduction : public G4VEnergyLossProcess {
   explicit G4MuPairProduction(const G4String& name);
 };
 
+class G4hMultipleScattering : public G4VMultipleScattering {
+ public:
+  explicit G4hMultipleScattering(const G4String& name);
+};
+class G4ionIonisation : public G4VEnergyLossProcess {
+ public:
+  explicit G4ionIonisation(const G4String& name);
+};
+
 class G4eMultipleScattering : public G4VMultipleScattering {
  public:
   explicit G4eMultipleScattering(const G4String& name);
@@ -145,6 +174,52 @@ class G4PhysicsListHelper {
   bool RegisterProcess(G4VProcess* process, G4ParticleDefinition* particle);
 };
 
+// --- hadronic physics -----------------------------------------------------------------------
+class G4VCrossSectionDataSet {};
+class G4HadronicProcess;
+
+class G4BGGPionInelasticXS : public G4VCrossSectionDataSet {
+ public:
+  explicit G4BGGPionInelasticXS(const G4ParticleDefinition* particle);
+};
+class G4BGGNucleonInelasticXS : public G4VCrossSectionDataSet {
+ public:
+  explicit G4BGGNucleonInelasticXS(const G4ParticleDefinition* particle);
+};
+class G4BGGPionElasticXS : public G4VCrossSectionDataSet {
+ public:
+  explicit G4BGGPionElasticXS(const G4ParticleDefinition* particle);
+};
+class G4BGGNucleonElasticXS : public G4VCrossSectionDataSet {
+ public:
+  explicit G4BGGNucleonElasticXS(const G4ParticleDefinition* particle);
+};
+
+// Static helpers of Geant4's physics_lists (G4HadronicBuilder.hh, G4HadProcesses.hh,
+// G4HadParticles.hh).
+class G4HadronicBuilder {
+ public:
+  static void BuildFTFP_BERT(const std::vector<int>& pdg, bool bertini, const G4String& xs);
+  static void BuildElastic(const std::vector<int>& pdg);
+  static void BuildKaonsFTFP_BERT();
+  static void BuildHyperonsFTFP_BERT();
+};
+class G4HadProcesses {
+ public:
+  static bool AddInelasticCrossSection(const G4ParticleDefinition* particle,
+                                       G4VCrossSectionDataSet* xs);
+  static bool AddElasticCrossSection(const G4ParticleDefinition* particle,
+                                     G4VCrossSectionDataSet* xs);
+};
+class G4HadParticles {
+ public:
+  static const std::vector<int>& GetHeavyChargedParticles();
+};
+class G4HadronicParameters {
+ public:
+  static G4HadronicParameters* Instance();
+  void SetVerboseLevel(int value);
+};
 // --- tracking and run ------------------------------------------------------------------------
 class G4SteppingManager;
 
