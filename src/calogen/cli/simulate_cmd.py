@@ -11,9 +11,13 @@ import typer
 from calogen.cli.common import Detector, fail_on_user_errors
 from calogen.processes import raise_on_sigterm
 
+ENGINES = ("parametrised", "geant4")
+
 
 def simulate(
-    detector: Detector = typer.Argument(..., help="Detector: zn (neutron ZDC) or zp (proton ZDC)."),
+    detector: str = typer.Argument(
+        ..., help="Detector: zn (neutron ZDC) or zp (proton ZDC); with --engine geant4: zn, "
+                  "ds2 / ds3 (CaloChallenge datasets 2/3), ild (ILD-like ECAL, points)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output ShowerSet (.h5)."),
     n: int | None = typer.Option(None, "--n", "-n", min=1,
                                  help="Responses to write (required unless --particles)."),
@@ -45,11 +49,40 @@ def simulate(
                                            help="JSON particle-gun configuration (GunConfig)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    engine: str = typer.Option(
+        "parametrised", "--engine",
+        help="parametrised (the built-in GFlash-style simulator) or geant4 (Geant4 11.4 with "
+             "data-free physics; needs the geant4 extra and a C++ compiler)."),
+    physics: str = typer.Option("em", "--physics",
+                                help="Geant4 physics list: em or em+hadronic."),
+    cut_mm: float = typer.Option(0.7, "--cut-mm", min=1e-6, help="Geant4 production cut, mm."),
+    particle: int | None = typer.Option(
+        None, "--pdg", help="Geant4 gun particle (PDG code) [default: ds2/ds3 11, ild 22, "
+                            "zn 2112]."),
+    energy: tuple[float, float] | None = typer.Option(
+        None, "--energy", help="Geant4 gun kinetic-energy range MIN MAX in GeV [default: ds2/ds3 "
+                               "1 1000, ild 10 90, zn 100 2680]."),
+    spectrum: str | None = typer.Option(
+        None, "--spectrum", help="Geant4 gun spectrum: log-uniform or uniform [default: "
+                                 "uniform for ild, log-uniform otherwise]."),
 ) -> None:
-    """Simulate ZDC responses with the built-in parametrised reference simulator.
+    """Simulate showers: the built-in parametrised ZDC simulator (default) or Geant4.
 
-    A GFlash-style stand-in for Geant4, calibrated to the ALICE O2 figures: not Geant4.
+    The parametrised engine is a GFlash-style stand-in for Geant4, calibrated to the ALICE O2
+    figures: not Geant4. ``--engine geant4`` runs Geant4 itself (physics lists and limits in
+    the README).
     """
+    if engine not in ENGINES:
+        with fail_on_user_errors():
+            raise ValueError(f"--engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "geant4":
+        _simulate_geant4(detector, out, n, seed, workers, scheduler, resume, physics, cut_mm,
+                         particle, energy, spectrum, overwrite, progress)
+        return
+    with fail_on_user_errors():
+        if detector not in [d.value for d in Detector]:
+            raise ValueError(f"the parametrised engine simulates {[d.value for d in Detector]}, "
+                             f"not {detector!r} (ds2, ds3 and ild need --engine geant4)")
     from calogen.data.alice_npz import read_alice_particles
     from calogen.physics.gun import GunConfig, Particles
     from calogen.pipelines.reference import simulate_to_file
@@ -67,16 +100,51 @@ def simulate(
             except (OSError, json.JSONDecodeError, TypeError, ValueError) as exc:
                 raise ValueError(f"{gun_config}: not a valid gun configuration: {exc}") from None
         report = simulate_to_file(
-            out, detector=detector.value, n=n, seed=seed, workers=workers,
+            out, detector=detector, n=n, seed=seed, workers=workers,
             scheduler=scheduler, resume=resume, repeats=repeats,
             particles=parts, particles_file=str(particles) if particles else None,
             min_photons=min_photons, batch_size=batch_size, gun=gun, overwrite=overwrite,
             progress=progress)
     resumed = report.n_shards - report.n_run
-    typer.echo(f"wrote {report.n_written} {detector.value.upper()} responses "
+    typer.echo(f"wrote {report.n_written} {detector.upper()} responses "
                f"({report.n_simulated} simulated, {report.efficiency:.1%} kept; "
                f"{report.n_shards} shards" + (f", {resumed} resumed" if resumed > 0 else "")
                + f") in {report.seconds:.1f} s to {report.path.resolve()}")
+
+
+def _simulate_geant4(detector: str, out: Path, n: int | None, seed: int, workers: int,
+                     scheduler: str | None, resume: bool, physics: str, cut_mm: float,
+                     pdg: int | None, energy: tuple[float, float] | None,
+                     spectrum: str | None, overwrite: bool, progress: bool) -> None:
+    """``calogen simulate --engine geant4``."""
+    from dataclasses import replace
+
+    from calogen.pipelines.geant4_reference import (
+        DEFAULT_GUNS,
+        GEANT4_DETECTORS,
+        simulate_geant4_to_file,
+    )
+
+    with raise_on_sigterm(), fail_on_user_errors():
+        if detector not in GEANT4_DETECTORS:
+            raise ValueError(f"the Geant4 engine simulates {list(GEANT4_DETECTORS)}, not "
+                             f"{detector!r}")
+        if n is None:
+            raise ValueError("--n is required with --engine geant4")
+        gun = DEFAULT_GUNS[detector]
+        if pdg is not None:
+            gun = replace(gun, pdg=pdg)
+        if energy is not None:
+            gun = replace(gun, e_min_gev=energy[0], e_max_gev=energy[1])
+        if spectrum is not None:
+            gun = replace(gun, spectrum=spectrum)  # type: ignore[arg-type]
+        report = simulate_geant4_to_file(
+            out, detector=detector, n=n, seed=seed, gun=gun, physics=physics, cut_mm=cut_mm,
+            workers=workers, scheduler=scheduler, resume=resume, overwrite=overwrite,
+            progress=progress)
+    typer.echo(f"wrote {report.n_written} Geant4 {detector} showers ({physics}, cut "
+               f"{cut_mm} mm; {report.n_shards} shards) in {report.seconds:.1f} s to "
+               f"{report.path.resolve()}")
 
 
 def gun_config(
