@@ -51,6 +51,10 @@ class ReadoutModel:
     """Sampling term a of the gain fluctuation, sqrt(GeV)."""
     gain_constant: float = 0.15
     """Constant term c of the gain fluctuation."""
+    light_radius_scale: float = 1.0
+    """Scale of the GP radial profile of the detected light (1: the GP profile of the deposited
+    energy, in Moliere radii of the absorber); a calibration knob for comparisons with other
+    engines (``benchmarks/geant4_vs_parametrised.py --set readout.light_radius_scale=1.5``)."""
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -70,7 +74,7 @@ def _radius(rng: np.random.Generator, scale: FloatArray) -> FloatArray:
 
 
 def _gp_radius_cm(energy_gev: FloatArray, tau: FloatArray, absorber: Absorber,
-                  tail_acceptance: float, rng: np.random.Generator
+                  tail_acceptance: float, rng: np.random.Generator, radius_scale: float = 1.0
                   ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Radii (cm) of photons of GP showers and a mask of the photons that are detected.
 
@@ -92,7 +96,7 @@ def _gp_radius_cm(energy_gev: FloatArray, tau: FloatArray, absorber: Absorber,
     core = u < p_core
     # Thinning of a Poisson process keeps it Poisson: tail photons are kept with a probability.
     keep = core | (u < p_core + (1.0 - p_core) * tail_acceptance)
-    scale = np.where(core, r_core, r_tail) * absorber.moliere_radius_cm
+    scale = np.where(core, r_core, r_tail) * absorber.moliere_radius_cm * radius_scale
     return _radius(rng, scale), keep
 
 
@@ -110,7 +114,8 @@ def _photons_em(e: EMEmitters, gain: FloatArray, absorber: Absorber, depth_cm: f
     alpha = e.alpha[j]
     t = rng.standard_gamma(alpha) * (e.t_max[j] / (alpha - 1.0))  # Gamma(alpha, beta) in X0
     depth = e.z_start_cm[j] + t * absorber.x0_cm
-    r, keep = _gp_radius_cm(e.energy_gev[j], t / e.t_max[j], absorber, model.tail_acceptance, rng)
+    r, keep = _gp_radius_cm(e.energy_gev[j], t / e.t_max[j], absorber, model.tail_acceptance, rng,
+                            model.light_radius_scale)
     x, y = _place(rng, e.x_cm[j], e.y_cm[j], e.slope_x[j], e.slope_y[j], depth, r)
     keep &= depth < depth_cm
     return e.event[j][keep], x[keep], y[keep]
