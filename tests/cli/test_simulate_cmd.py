@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 
 from calogen.cli.main import app
 from calogen.data.showerset import ShowerSet
+from calogen.testing import processes as procs
 
 runner = CliRunner()
 
@@ -97,43 +97,10 @@ def test_gun_config_round_trips_through_simulate(tmp_path):
 # --- kills, absurd options ------------------------------------------------------------------
 
 
-def _children(pid):
-    """Pids of the live (non-zombie) processes whose parent is ``pid``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            out.append(int(entry.name))
-    return out
-
-
-def _alive(pid):
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _worker_children(pid):
     """The Dask worker processes (spawned by multiprocessing) among ``pid``'s children."""
     found = []
-    for child in _children(pid):
+    for child in procs.children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
@@ -152,10 +119,10 @@ def _start_long_simulation(out, *extra):
          "--out", str(out), "--no-progress", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     shards = out.parent / f".{out.name}.shards"
-    started = _wait_for(lambda: len(_worker_children(proc.pid)) == 2
+    started = procs.wait_for(lambda: len(_worker_children(proc.pid)) == 2
                         and any(out.parent.glob(f".{out.name}.tmp-*"))
                         and any(shards.glob("shard-*.h5")), 60)
-    workers = _children(proc.pid)
+    workers = procs.children(proc.pid)
     if not started:
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"the simulation did not start its workers: {proc.communicate()[1]!r}")
@@ -169,12 +136,13 @@ def test_sigterm_stops_the_workers_and_removes_the_temporary_file(tmp_path):
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-        assert _wait_for(lambda: not any(_alive(w) for w in workers), 5), "orphaned workers"
+        gone = procs.wait_for(lambda: not any(procs.alive(w) for w in workers), 5)
+        assert gone, "orphaned workers"
         assert proc.returncode == 128 + signal.SIGTERM
         assert sorted(p.name for p in tmp_path.iterdir()) == []
     finally:
         for pid in [proc.pid, *workers]:
-            if _alive(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()
 
@@ -186,10 +154,11 @@ def test_sigkill_of_the_parent_kills_the_workers(tmp_path):
     try:
         proc.kill()
         proc.wait(timeout=20)
-        assert _wait_for(lambda: not any(_alive(w) for w in workers), 5), "orphaned workers"
+        gone = procs.wait_for(lambda: not any(procs.alive(w) for w in workers), 5)
+        assert gone, "orphaned workers"
     finally:
         for pid in workers:
-            if _alive(pid):
+            if procs.alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from calogen.pipelines.shards import (
     run_shards,
     shard_folder,
 )
+from calogen.testing import processes as procs
 
 
 @pytest.fixture(autouse=True)
@@ -238,39 +238,6 @@ def test_engine_of_the_reference_simulator_matches_the_physics_shards():
 # --- kills ------------------------------------------------------------------------------------
 
 
-def _descendants(pid):
-    """Live processes whose parent is ``pid``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            out.append(int(entry.name))
-    return out
-
-
-def _alive(pid):
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_leaves_no_worker_and_the_run_resumes_to_the_same_file(tmp_path):
     out = tmp_path / "zn.h5"
@@ -281,13 +248,14 @@ def test_sigkill_leaves_no_worker_and_the_run_resumes_to_the_same_file(tmp_path)
                             stderr=subprocess.PIPE, start_new_session=True)
     folder = shard_folder(out)
     try:
-        assert _wait_for(lambda: len(list(folder.glob("shard-*.h5"))) >= 2, 60), \
+        assert procs.wait_for(lambda: len(list(folder.glob("shard-*.h5"))) >= 2, 60), \
             proc.stderr.read() if proc.poll() is not None else "no shard after 60 s"
-        children = _descendants(proc.pid)
+        children = procs.children(proc.pid)
         assert len(children) >= 2
         proc.kill()
         proc.wait(timeout=20)
-        assert _wait_for(lambda: not any(_alive(c) for c in children), 5), "orphaned workers"
+        gone = procs.wait_for(lambda: not any(procs.alive(c) for c in children), 5)
+        assert gone, "orphaned workers"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

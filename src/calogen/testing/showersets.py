@@ -52,18 +52,21 @@ def toy_points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return points, counts
 
 
+def _gun_file_args(geometry: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``write_showerset`` arguments of a toy file of a calorimeter gun (``E_inc``)."""
+    columns, units = gun_conditions("E_inc")
+    return {"detector": "toy", "geometry": geometry, "producer": {"name": "calogen.testing"},
+            "condition_columns": columns, "condition_units": units, **overrides}
+
+
 def write_toy_voxels(path: str | os.PathLike[str], n: int = 20, seed: int = 0,
                      **kwargs: Any) -> Path:
     """Write :func:`toy_voxels` as a ShowerSet (``kwargs`` go to ``write_showerset``)."""
     from calogen.data import write_showerset
 
     cond, pdg = toy_gun(n, seed)
-    columns, units = gun_conditions("E_inc")
-    args: dict[str, Any] = {"detector": "toy", "geometry": TOY_VOXELS,
-                               "producer": {"name": "calogen.testing"},
-                               "condition_columns": columns, "condition_units": units}
-    args.update(kwargs)
-    return write_showerset(path, toy_voxels(n, seed), cond, pdg, **args)
+    return write_showerset(path, toy_voxels(n, seed), cond, pdg,
+                           **_gun_file_args(TOY_VOXELS, kwargs))
 
 
 def write_toy_points(path: str | os.PathLike[str], n: int = 20, seed: int = 0,
@@ -73,9 +76,5 @@ def write_toy_points(path: str | os.PathLike[str], n: int = 20, seed: int = 0,
 
     cond, pdg = toy_gun(n, seed)
     points, counts = toy_points(n, seed)
-    columns, units = gun_conditions("E_inc")
-    args: dict[str, Any] = {"detector": "toy", "geometry": TOY_VOLUME,
-                               "producer": {"name": "calogen.testing"},
-                               "condition_columns": columns, "condition_units": units}
-    args.update(kwargs)
-    return write_showerset(path, points, cond, pdg, counts=counts, **args)
+    return write_showerset(path, points, cond, pdg, counts=counts,
+                           **_gun_file_args(TOY_VOLUME, kwargs))

@@ -114,8 +114,29 @@ class CylinderDetector:
                 "threshold_mev": self.threshold_mev}
 
 
+class _FrontFaceAtOrigin:
+    """Detectors whose front face is the plane z = 0: the particle starts 1 mm before it on the
+    axis and flies along +z; the readout's angle-zero axis is x."""
+
+    @property
+    def gun_position_mm(self) -> tuple[float, float, float]:
+        return (0.0, 0.0, -1.0)
+
+    @property
+    def direction(self) -> tuple[float, float, float]:
+        return (0.0, 0.0, 1.0)
+
+    @property
+    def entrance_mm(self) -> tuple[float, float, float]:
+        return (0.0, 0.0, 0.0)
+
+    @property
+    def transverse_axis(self) -> tuple[float, float, float]:
+        return (1.0, 0.0, 0.0)
+
+
 @dataclass(frozen=True)
-class SlabDetector:
+class SlabDetector(_FrontFaceAtOrigin):
     """Planar layers (W, Si, air gap) stacked along +z from z = 0, transverse half-size
     ``half_width_mm``; the particle starts 1 mm before the front face at the centre and flies
     along +z. Read out as points clustered on ``cluster_mm`` squares per Si layer.
@@ -152,22 +173,6 @@ class SlabDetector:
     def geometry(self) -> PointCloudVolume:
         return self.volume
 
-    @property
-    def gun_position_mm(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, -1.0)
-
-    @property
-    def direction(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, 1.0)
-
-    @property
-    def entrance_mm(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, 0.0)
-
-    @property
-    def transverse_axis(self) -> tuple[float, float, float]:
-        return (1.0, 0.0, 0.0)
-
     def to_dict(self) -> dict[str, object]:
         return {"kind": "slabs", "name": self.name, "absorber": ABSORBER_MATERIAL,
                 "absorber_mm": list(self.absorber_mm), "sensitive": SENSITIVE_MATERIAL,
@@ -181,7 +186,7 @@ FINE_STRUCTURE = 1.0 / 137.035999
 
 
 @dataclass(frozen=True)
-class FibreBlockDetector:
+class FibreBlockDetector(_FrontFaceAtOrigin):
     """An absorber block (depth along +z from z = 0, square face centred on the axis) with a
     square grid of fibres along z, read out as an image of Cherenkov-photon counts per fibre.
 
@@ -255,22 +260,6 @@ class FibreBlockDetector:
 
     def geometry(self) -> FibreGrid:
         return self.grid
-
-    @property
-    def gun_position_mm(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, -1.0)
-
-    @property
-    def direction(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, 1.0)
-
-    @property
-    def entrance_mm(self) -> tuple[float, float, float]:
-        return (0.0, 0.0, 0.0)
-
-    @property
-    def transverse_axis(self) -> tuple[float, float, float]:
-        return (1.0, 0.0, 0.0)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": "fibre-block", "name": self.name, "grid": self.grid.to_dict(),
