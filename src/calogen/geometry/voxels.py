@@ -108,10 +108,10 @@ class LayeredVoxelGeometry:
         """Per voxel: the position of its layer in :attr:`layers` (not the layer id), its angle
         bin and its radial bin, each ``(n_voxels,)``; inverse of :meth:`voxel_index`."""
         layer, alpha, radius = [], [], []
-        for i, l in enumerate(self.layers):
-            layer.append(np.full(l.n_voxels, i, dtype=np.int64))
-            alpha.append(np.repeat(np.arange(l.n_alpha, dtype=np.int64), l.n_r))
-            radius.append(np.tile(np.arange(l.n_r, dtype=np.int64), l.n_alpha))
+        for i, ly in enumerate(self.layers):
+            layer.append(np.full(ly.n_voxels, i, dtype=np.int64))
+            alpha.append(np.repeat(np.arange(ly.n_alpha, dtype=np.int64), ly.n_r))
+            radius.append(np.tile(np.arange(ly.n_r, dtype=np.int64), ly.n_alpha))
         return np.concatenate(layer), np.concatenate(alpha), np.concatenate(radius)
 
     def voxel_index(self, layer: NDArray[np.integer], alpha_bin: NDArray[np.integer],
@@ -122,9 +122,9 @@ class LayeredVoxelGeometry:
         if np.any((layer < 0) | (layer >= self.n_layers)):
             raise ValueError(f"voxel geometry {self.name!r}: layer position outside "
                              f"0..{self.n_layers - 1}")
-        offsets = np.cumsum([0] + [l.n_voxels for l in self.layers])[:-1]
-        n_r = np.array([l.n_r for l in self.layers])[layer]
-        n_alpha = np.array([l.n_alpha for l in self.layers])[layer]
+        offsets = np.cumsum([0] + [ly.n_voxels for ly in self.layers])[:-1]
+        n_r = np.array([ly.n_r for ly in self.layers])[layer]
+        n_alpha = np.array([ly.n_alpha for ly in self.layers])[layer]
         if np.any((alpha_bin < 0) | (alpha_bin >= n_alpha) | (r_bin < 0) | (r_bin >= n_r)):
             raise ValueError(f"voxel geometry {self.name!r}: angle or radial bin outside its layer")
         return np.asarray(offsets[layer] + alpha_bin * n_r + r_bin, dtype=np.int64)
