@@ -10,7 +10,8 @@ from calogen.geometry import (
     read_binning_xml,
 )
 
-EXPECTED = {"1-photons": (368, (0, 1, 2, 3, 12), 22), "1-pions": (533, (0, 1, 2, 3, 12, 13, 14), 211),
+EXPECTED = {"1-photons": (368, (0, 1, 2, 3, 12), 22),
+            "1-pions": (533, (0, 1, 2, 3, 12, 13, 14), 211),
             "2": (6480, tuple(range(45)), 11), "3": (40500, tuple(range(45)), 11)}
 
 
