@@ -46,6 +46,8 @@ TINY: dict[str, dict[str, Any]] = {
     "latent-flow-matching": {"hidden": 16, "depth": 1, "cond_dim": 8, "steps": 2},
     "caloflow": FLOW, "calo-inn": FLOW, "caloflow-student": {},
     "vq-vae": VQ, "vq-gan": {**VQ, "channels": [4, 8], "groups": 4, "disc_start": 0},
+    # voxel-diffusion (issue 15)
+    "voxel-diffusion": {"width": 16, "depth": 1, "heads": 2, "cond_dim": 8, "steps": 2},
 }
 """Tiny hparams per family (a new family adds its entry; the test below checks there is one)."""
 
