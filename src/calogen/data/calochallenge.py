@@ -215,7 +215,8 @@ def _check_energies(energies: np.ndarray, path: Path, offset: int) -> None:
         row = int(np.argmax(bad))
         raise ShowerSetError.bad_field(path, f"dataset {INCIDENT_ENERGIES}",
                                        "finite positive energies (MeV)",
-                                       f"{energies.reshape(-1)[row]!r} at row {offset + row}")
+                                       f"{float(energies.reshape(-1)[row])!r} at row "
+                                       f"{offset + row}")
 
 
 def _to_gev(energies_mev: np.ndarray) -> NDArray[np.float32]:
@@ -331,8 +332,8 @@ def _block_energies(ss: ShowerSet, e_inc_gev: np.ndarray, lo: int, hi: int,
         row = int(np.argmax(differ))
         raise ShowerSetError.bad_field(
             ss.path, f"dataset {ORIGINAL_INCIDENT_ENERGIES}", "the incident energies of column "
-            "'E_inc' in MeV", f"{energies.reshape(-1)[row]!r} MeV against E_inc = "
-            f"{np.asarray(e_inc_gev).reshape(-1)[row]!r} GeV at row {lo + row}")
+            "'E_inc' in MeV", f"{float(energies.reshape(-1)[row])!r} MeV against E_inc = "
+            f"{float(np.asarray(e_inc_gev).reshape(-1)[row])!r} GeV at row {lo + row}")
     return energies
 
 
