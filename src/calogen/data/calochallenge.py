@@ -257,8 +257,8 @@ def import_calochallenge(path: PathLike, out: PathLike, *, dataset: str | None =
         producer = {
             "name": "calogen import-calochallenge", "version": __version__,
             "source": str(source.path.resolve()),
-            "binning": (f"CaloChallenge dataset {dataset}" if dataset is not None
-                        else str(Path(binning).resolve()) if binning is not None else ""),
+            "binning": (f"CaloChallenge dataset {dataset}" if binning is None
+                        else str(Path(binning).resolve())),
             "note": (f"imported from the CaloChallenge file {source.path.name}; the original "
                      f"incident energies (MeV, dtype {source.energies.dtype}) are kept in "
                      f"dataset {ORIGINAL_INCIDENT_ENERGIES}"),
