@@ -1,14 +1,17 @@
-"""``calogen import-npz`` / ``calogen export-npz``: convert the public ALICE ZDC npz layout.
+"""``calogen import-npz`` / ``export-npz`` (the public ALICE ZDC npz layout) and
+``calogen import-calochallenge`` / ``export-calochallenge`` (CaloChallenge 2022 HDF5 files).
 
-Both handle ZDC images only (ZN ``(N, 44, 44)``, ZP ``(N, 56, 30)``); voxel and point-cloud
-ShowerSets are refused by ``export-npz`` with a message naming the file.
+The npz commands handle ZDC images only (ZN ``(N, 44, 44)``, ZP ``(N, 56, 30)``); voxel and
+point-cloud ShowerSets are refused by ``export-npz`` with a message naming the file. The
+CaloChallenge commands convert voxel showers, streaming (dataset 3 is ~16 GB).
 
-Thin: parses options and calls :mod:`calogen.data.alice_npz`. Bad input prints one line on
-stderr and exits with code 2.
+Thin: parses options and calls :mod:`calogen.data.alice_npz` and
+:mod:`calogen.data.calochallenge`. Bad input prints one line on stderr and exits with code 2.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -67,7 +70,65 @@ def export_npz(
     typer.echo(f"wrote particles: {p_out.resolve()}")
 
 
+class CaloChallengeDataset(StrEnum):
+    """The official CaloChallenge 2022 datasets (their binning XML ships with calogen)."""
+
+    photons = "1-photons"
+    pions = "1-pions"
+    ds2 = "2"
+    ds3 = "3"
+
+
+def import_calochallenge(
+    file: Annotated[Path, typer.Argument(help="CaloChallenge .hdf5 file: incident_energies "
+                                         "(N, 1) and showers (N, n_voxels), MeV.")],
+    out: Annotated[Path, typer.Option("--out", help="ShowerSet .h5 file to write.")],
+    dataset: Annotated[CaloChallengeDataset | None, typer.Option(
+        "--dataset", help="Official binning of the file.")] = None,
+    binning: Annotated[Path | None, typer.Option(
+        "--binning", help="Binning XML of the CaloChallenge format (instead of --dataset).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out."
+                                            )] = False,
+) -> None:
+    """Import a CaloChallenge 2022 HDF5 file into a voxel ShowerSet (E_inc in GeV), streaming."""
+    from calogen.data.calochallenge import import_calochallenge as run
+
+    with fail_on_user_errors():
+        if (dataset is None) == (binning is None):
+            raise ValueError("give exactly one of --dataset (1-photons, 1-pions, 2, 3) and "
+                             "--binning XML")
+        written = run(file, out, dataset=None if dataset is None else dataset.value,
+                      binning=binning, overwrite=overwrite, progress=True)
+    typer.echo(f"wrote ShowerSet: {written.path.resolve()} ({written.n_showers} showers)")
+
+
+def export_calochallenge(
+    showerset: Annotated[Path, typer.Argument(help="Voxel ShowerSet .h5 file (showers in MeV, "
+                                              "condition E_inc in GeV).")],
+    out: Annotated[Path, typer.Option("--out", help="CaloChallenge .hdf5 file to write.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out."
+                                            )] = False,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help=NO_VALIDATE_HELP)] = False,
+) -> None:
+    """Export a voxel ShowerSet as a CaloChallenge 2022 HDF5 file (incident_energies, showers;
+    MeV), streaming; files imported by import-calochallenge come back byte for byte."""
+    from calogen.data.calochallenge import export_calochallenge as run
+
+    with fail_on_user_errors():
+        if no_validate:
+            typer.echo(f"calogen export-calochallenge: content validation skipped "
+                       f"(--no-validate): {showerset}", err=True)
+        written = run(showerset, out, overwrite=overwrite, progress=True,
+                      validate=not no_validate)
+    typer.echo(f"wrote CaloChallenge file: {written.path.resolve()} "
+               f"({written.n_showers} showers)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``import-npz`` and ``export-npz`` to the ``calogen`` command."""
+    """Add ``import-npz``, ``export-npz``, ``import-calochallenge`` and
+    ``export-calochallenge`` to the ``calogen`` command."""
     app.command("import-npz")(import_npz)
     app.command("export-npz")(export_npz)
+    app.command("import-calochallenge")(import_calochallenge)
+    app.command("export-calochallenge")(export_calochallenge)

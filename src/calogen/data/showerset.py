@@ -407,6 +407,11 @@ class ShowerSetWriter:
         chunk_points: points per chunk of a point-cloud file; ``None``:
             :func:`calogen.data.schema.default_chunk_points`.
         overwrite: replace an existing file at ``path`` (on successful close only).
+        extra_datasets: auxiliary per-event datasets outside the schema, ``name -> (shape of
+            one row, dtype)``, stored as given (e.g. an importer's original values, which the
+            schema's float32 conditions cannot hold exactly); filled through :meth:`append`'s
+            ``extra`` and read back with :meth:`ShowerSet.read_extra`. Names may hold ``/``
+            (HDF5 groups) and must differ from the schema's datasets.
     """
 
     def __init__(
@@ -424,9 +429,11 @@ class ShowerSetWriter:
         chunk_events: int | None = None,
         chunk_points: int | None = None,
         overwrite: bool = False,
+        extra_datasets: Mapping[str, tuple[tuple[int, ...], DTypeLike]] | None = None,
     ) -> None:
         self._path = Path(path)
         self._overwrite = overwrite
+        self._extra = self._extra_layout(extra_datasets or {})
         geometry_dict = _as_dict(geometry, self._path, S.ATTR_GEOMETRY)
         self._kind = _kind_of(geometry_dict, self._path, S.ATTR_GEOMETRY)
         self._geometry = geometry_dict
@@ -494,6 +501,22 @@ class ShowerSetWriter:
             raise ShowerSetError.bad_field(p, "shower_shape", what, str(shape))
         return shape
 
+    def _extra_layout(self, given: Mapping[str, tuple[tuple[int, ...], DTypeLike]]
+                      ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The auxiliary datasets, checked: names outside the schema, numeric dtypes."""
+        out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        reserved = set(S.DATASETS) | {S.POINTS, S.OFFSETS}
+        for name, (tail, dtype) in given.items():
+            if not isinstance(name, str) or not name.strip("/") or name.split("/")[0] in reserved:
+                raise ShowerSetError.bad_field(self._path, "extra_datasets", "names other than "
+                                               f"the schema's {sorted(reserved)}", repr(name))
+            dt = np.dtype(dtype)
+            if dt.kind not in "biuf":
+                raise ShowerSetError.bad_field(self._path, f"extra_datasets[{name!r}]",
+                                               "a numeric dtype", str(dt))
+            out[name] = (tuple(int(d) for d in tail), dt)
+        return out
+
     def _check_arguments(self, detector: str, chunk_events: int, chunk_points: int) -> None:
         p = self._path
         if not self._shape or any(d < 1 for d in self._shape):
@@ -560,6 +583,8 @@ class ShowerSetWriter:
             self._datasets.update({S.POINTS: points, S.OFFSETS: offsets})
         else:
             self._datasets[S.SHOWERS] = make(S.SHOWERS, self._shape, self._dtype)
+        for name, (tail, dtype) in self._extra.items():
+            self._datasets[name] = make(name, tail, dtype)
         f.attrs[S.ATTR_SCHEMA] = S.SCHEMA_NAME
         f.attrs[S.ATTR_SCHEMA_VERSION] = np.int64(S.SCHEMA_VERSION)
         f.attrs[S.ATTR_DETECTOR] = detector
@@ -597,7 +622,8 @@ class ShowerSetWriter:
         return self._columns
 
     def append(self, showers: ArrayLike, conditions: ArrayLike, pdg: ArrayLike,
-               condition_id: ArrayLike | None = None, counts: ArrayLike | None = None) -> None:
+               condition_id: ArrayLike | None = None, counts: ArrayLike | None = None,
+               extra: Mapping[str, ArrayLike] | None = None) -> None:
         """Validate and append a batch of ``n`` events.
 
         Args:
@@ -609,6 +635,8 @@ class ShowerSetWriter:
             condition_id: ``(n,)`` integer group ids; ``None`` gives each event a new id.
             counts: ``(n,)`` points per shower (0 allowed): required for point clouds,
                 refused otherwise.
+            extra: ``(n, *row shape)`` rows of every auxiliary dataset declared at
+                construction, of a dtype that casts to the declared one without loss.
 
         Raises:
             ShowerSetError: naming the bad field; nothing is written.
@@ -617,6 +645,7 @@ class ShowerSetWriter:
             raise ShowerSetError(f"{self._path}: writer is closed", path=self._path)
         batch = self._validate(showers, conditions, pdg, condition_id, counts)
         n = len(batch)
+        extras = self._validate_extra(extra or {}, n)
         if n == 0:
             return
         stop = self._n + n
@@ -631,11 +660,30 @@ class ShowerSetWriter:
                 self._n_points = int(ends[-1])
             else:
                 self._put(S.SHOWERS, self._n, batch.showers)
+            for name, values in extras.items():
+                self._put(name, self._n, values)
         except BaseException:  # an I/O failure leaves datasets of unequal length: give up
             self.abort()
             raise
         self._n = stop
         self._next_id = max(self._next_id, int(batch.condition_id.max()) + 1)
+
+    def _validate_extra(self, extra: Mapping[str, ArrayLike], n: int) -> dict[str, np.ndarray]:
+        """The rows of the auxiliary datasets, checked against their declaration."""
+        if set(extra) != set(self._extra):
+            raise ShowerSetError.bad_field(self._path, "extra", f"rows for exactly "
+                                           f"{sorted(self._extra)}", str(sorted(extra)))
+        out = {}
+        for name, (tail, dtype) in self._extra.items():
+            arr = np.asarray(extra[name])
+            if arr.shape != (n, *tail):
+                raise ShowerSetError.bad_field(self._path, name, f"shape {(n, *tail)}",
+                                               f"shape {arr.shape}")
+            if not np.can_cast(arr.dtype, dtype, casting="safe"):
+                raise ShowerSetError.bad_field(self._path, name, f"a dtype that casts to "
+                                               f"{dtype} without loss", str(arr.dtype))
+            out[name] = arr.astype(dtype, copy=False)
+        return out
 
     def _put(self, name: str, start: int, values: np.ndarray) -> None:
         ds = self._datasets[name]
@@ -1215,6 +1263,27 @@ class ShowerSet:
                          else self._take_normalised(idx[start:stop]))
                 yield batch
                 advance(len(batch))
+
+    def has_extra(self, name: str) -> bool:
+        """Whether the file holds the auxiliary per-event dataset ``name`` (see
+        :class:`ShowerSetWriter`'s ``extra_datasets``)."""
+        with _hdf5_errors(self._path, f"dataset {name}"):
+            return isinstance(self._file.get(name), h5py.Dataset)
+
+    def read_extra(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the auxiliary per-event dataset ``name``, as stored.
+
+        Raises:
+            ShowerSetError: the dataset is missing, not numeric or not one row per event.
+        """
+        if name.split("/")[0] in set(S.DATASETS) | {S.POINTS, S.OFFSETS}:
+            raise ValueError(f"{name!r} is a schema dataset, not an auxiliary one")
+        ds = self._dataset(name, 1, "biuf", "a numeric dtype")
+        if ds.shape[0] != len(self):
+            raise self._fail(f"dataset {name}", f"{len(self)} rows (one per event)",
+                             f"shape {ds.shape}")
+        lo, hi, _ = slice(start, stop).indices(len(self))
+        return self._get(name, slice(lo, max(lo, hi)))
 
     def conditions(self) -> NDArray[np.float32]:
         """All conditions, ``(N, k)`` (columns and units in :attr:`meta`)."""
