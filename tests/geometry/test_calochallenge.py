@@ -56,3 +56,12 @@ def test_user_binning_and_clear_errors(tmp_path: Path) -> None:
         read_binning_xml(tmp_path / "nope.xml")
     with pytest.raises(ValueError, match="unknown CaloChallenge dataset"):
         calochallenge_binning("4")
+
+
+def test_dataset_recognised_from_the_binning_not_the_name() -> None:
+    from calogen.geometry import calochallenge_dataset_of, uniform_layers
+    edges = [i * 4.65 for i in range(10)]
+    assert calochallenge_dataset_of(uniform_layers("mine", 45, edges, 16)) == "2"
+    assert calochallenge_dataset_of(uniform_layers("mine", 45, edges, 15)) is None
+    assert calochallenge_dataset_of(calochallenge_binning("1-pions").geometry) == "1-pions"
+    assert calochallenge_dataset_of(object()) is None

@@ -14,6 +14,7 @@ from calogen.geometry.calochallenge import (
     CALOCHALLENGE_DATASETS,
     CaloChallengeBinning,
     calochallenge_binning,
+    calochallenge_dataset_of,
     read_binning_xml,
 )
 from calogen.geometry.channels import (
@@ -31,7 +32,8 @@ from calogen.geometry.zdc import GRIDS, ZN, ZP, FibreGrid, get_grid
 __all__ = [
     "POINT_FEATURES", "POINT_UNITS", "SHAPE_KINDS", "Geometry", "ShapeKind", "geometry_from_dict",
     "register_geometry",
-    "CALOCHALLENGE_DATASETS", "CaloChallengeBinning", "calochallenge_binning", "read_binning_xml",
+    "CALOCHALLENGE_DATASETS", "CaloChallengeBinning", "calochallenge_binning",
+    "calochallenge_dataset_of", "read_binning_xml",
     "CONVENTIONS", "N_CHANNELS", "Convention", "channel_masks", "channel_names", "channel_sums",
     "PointCloudVolume", "ild_like_ecal",
     "LayeredVoxelGeometry", "VoxelLayer", "uniform_layers",

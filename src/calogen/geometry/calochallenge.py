@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from os import PathLike
 from pathlib import Path
 
+import numpy as np
+
 from calogen.geometry.voxels import LayeredVoxelGeometry, VoxelLayer
 
 __all__ = ["CALOCHALLENGE_DATASETS", "CaloChallengeBinning", "calochallenge_binning",
-           "read_binning_xml"]
+           "calochallenge_dataset_of", "read_binning_xml"]
 
 CALOCHALLENGE_DATASETS: dict[str, str] = {
     "1-photons": "binning_dataset_1_photons.xml",
@@ -99,6 +102,7 @@ def read_binning_xml(path: str | PathLike[str], name: str | None = None) -> Calo
                                 _number(particle, "etaMax", f"{path} <Bin>"))
 
 
+@cache
 def calochallenge_binning(dataset: str) -> CaloChallengeBinning:
     """The official binning of a CaloChallenge dataset (``"1-photons"``, ``"1-pions"``, ``"2"``,
     ``"3"``); the geometry is named ``"calochallenge-<dataset>"``."""
@@ -108,3 +112,19 @@ def calochallenge_binning(dataset: str) -> CaloChallengeBinning:
     ref = resources.files("calogen.geometry") / "binnings" / CALOCHALLENGE_DATASETS[dataset]
     with resources.as_file(ref) as path:
         return read_binning_xml(path, name=f"calochallenge-{dataset}")
+
+
+def calochallenge_dataset_of(geometry: object, rtol: float = 1e-6) -> str | None:
+    """The CaloChallenge dataset whose official binning ``geometry`` has (same layer ids, angle
+    bins and radial edges within ``rtol``), whatever its name; ``None`` for any other."""
+    if not isinstance(geometry, LayeredVoxelGeometry):
+        return None
+    for dataset in CALOCHALLENGE_DATASETS:
+        official = calochallenge_binning(dataset).geometry
+        if official.n_voxels != geometry.n_voxels or official.layer_ids != geometry.layer_ids:
+            continue
+        if all(a.n_alpha == b.n_alpha and len(a.r_edges_mm) == len(b.r_edges_mm)
+               and np.allclose(a.r_edges_mm, b.r_edges_mm, rtol=rtol, atol=1e-9)
+               for a, b in zip(official.layers, geometry.layers, strict=True)):
+            return dataset
+    return None

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calogen.geometry.calochallenge import calochallenge_binning, calochallenge_dataset_of
 from calogen.geometry.points import PointCloudVolume, ild_like_ecal
 from calogen.geometry.voxels import LayeredVoxelGeometry, uniform_layers
 from calogen.geometry.zdc import ZN, FibreGrid
@@ -82,7 +83,9 @@ class CylinderDetector:
     def geometry(self) -> LayeredVoxelGeometry:
         """The voxel readout (calogen voxel order: layer, angle, ring)."""
         edges = [i * self.r_ring_mm for i in range(self.n_rings + 1)]
-        return uniform_layers(f"geant4-{self.name}", self.n_layers, edges, self.n_alpha)
+        geometry = uniform_layers(f"geant4-{self.name}", self.n_layers, edges, self.n_alpha)
+        dataset = calochallenge_dataset_of(geometry)
+        return calochallenge_binning(dataset).geometry if dataset else geometry
 
     @property
     def n_voxels(self) -> int:
