@@ -108,6 +108,7 @@ class ICaloFlow(ImageGenerator):
         "readout": "round", "output": "linear",
     }
     allowed_arrangements: ClassVar[tuple[str, ...]] = ("maf",)
+    flow1_arrangement: ClassVar[str] = "maf"
 
     initialised: Tensor
     keep: Tensor
@@ -155,7 +156,8 @@ class ICaloFlow(ImageGenerator):
             int(hp["bins"])
         passes = int(hp["passes"]) or None
         self.flow1 = ConditionalFlow(n_layers, k, int(hp["flow1_layers"]), hp["flow1_hidden"],
-                                     "maf", str(hp["flow1_elementwise"]), bins)
+                                     self.flow1_arrangement, str(hp["flow1_elementwise"]),
+                                     bins)
         self.flow2 = ConditionalFlow(m1, k + n_layers, int(hp["flow2_layers"]),
                                      hp["flow2_hidden"], arrangement, kind, bins, passes)
         self.flow3 = ConditionalFlow(m1, k + (n_layers - 1) + 2 + m1, int(hp["flow3_layers"]),
@@ -181,8 +183,9 @@ class ICaloFlow(ImageGenerator):
         return self.n_voxels
 
     def network_calls(self) -> int:
-        """Hyper-network passes per sampled shower (flow I is fully autoregressive)."""
-        calls1 = int(self.hparams["flow1_layers"]) * self.n_layers
+        """Hyper-network passes per sampled shower."""
+        calls1 = int(self.hparams["flow1_layers"]) * (1 if self.flow1.fast_sampling
+                                                      else self.n_layers)
         passes = 1 if self.flow2.fast_sampling else (int(self.hparams["passes"])
                                                      or self.per_layer - 1)
         return (calls1 + int(self.hparams["flow2_layers"]) * passes

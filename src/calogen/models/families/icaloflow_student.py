@@ -1,14 +1,14 @@
 """The iCaloFlow student (family ``"icaloflow-student"``; Buckley, Krause, Pang, Shih,
 arXiv:2305.11934, distilled as CaloFlow II, Krause & Shih, arXiv:2110.11377).
 
-IAF flows II and III distilled from a trained ``icaloflow`` teacher (``calogen train --model
+IAF flows I, II and III distilled from a trained ``icaloflow`` teacher (``calogen train --model
 icaloflow-student --teacher DIR``) with the losses of ``caloflow-student``
 (:func:`distillation_losses`): on training showers mapped to noise by the teacher, the data and
 every intermediate value; on the student's own samples, the noise the teacher assigns them
-(mean squared errors). Flow III is distilled on every pair of consecutive layers at once. Flow
-I, the preprocessing and the standardisation are the teacher's (copied at the first step,
-frozen). Sampling is one pass per flow layer and calorimeter layer; the student's own
-likelihood is sequential (use the teacher's).
+(mean squared errors). Flow III is distilled on every pair of consecutive layers at once. The
+preprocessing and the standardisation are the teacher's (copied at the first step). Sampling
+is one pass per flow layer and calorimeter layer; the student's own likelihood is sequential
+(use the teacher's).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from calogen.models.families.icaloflow import ARCHITECTURE_KEYS, ICaloFlow
 from calogen.models.generator import BuiltOn, ModelSpec, TrainBatch
@@ -58,6 +58,7 @@ class ICaloFlowStudent(ICaloFlow):
     defaults = {**ICaloFlow.defaults, "arrangement": "iaf", "teacher": "",
                 "state_weight": 1.0, "z_weight": 1.0}
     allowed_arrangements: ClassVar[tuple[str, ...]] = ("iaf",)
+    flow1_arrangement: ClassVar[str] = "iaf"
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
@@ -81,22 +82,15 @@ class ICaloFlowStudent(ICaloFlow):
         return self._teacher
 
     def _initialise_from_teacher(self) -> None:
-        """Copy the teacher's preprocessing, standardisation and flow I (frozen afterwards)."""
+        """Copy the teacher's preprocessing and standardisation."""
         teacher = self.teacher()
         for name in ("anchor", "keep", "u_mean", "u_scale", "x_mean", "x_scale", "le_mean",
                      "le_scale", "loge_stats", "initialised"):
             getattr(self, name).copy_(getattr(teacher, name))
         self.load_extra_state_dict(teacher.extra_state_dict())
-        self.flow1.load_state_dict(teacher.flow1.state_dict())
-
-    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
-        """Flows II and III only (flow I is the teacher's)."""
-        if phase not in self.phases:
-            raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
-        return [*self.flow2.parameters(), *self.flow3.parameters()]
 
     def loss(self, batch: TrainBatch, phase: str = "main") -> tuple[Tensor, dict[str, float]]:
-        """Distillation loss of flows II and III (x-space + intermediate values + z-space)."""
+        """Distillation loss of the three flows (x-space + intermediate values + z-space)."""
         if phase not in self.phases:
             raise ValueError(f"{self.family}: unknown phase {phase!r}; phases {self.phases}")
         if int(self.initialised) == 0:
@@ -113,10 +107,12 @@ class ICaloFlowStudent(ICaloFlow):
             c2 = self._context2(c1, yu)
             layers = torch.arange(1, self.n_layers, device=v.device)
             c3 = self._context3(c1, xs[:, :-1], le, layers)
-        parts2 = distillation_losses(teacher.flow2, self.flow2, xs[:, 0], c2)
-        parts3 = distillation_losses(teacher.flow3, self.flow3,
-                                     xs[:, 1:].reshape(-1, self.per_layer - 1), c3)
-        loss_x, loss_states, loss_z = (a + b for a, b in zip(parts2, parts3, strict=True))
+        parts = [distillation_losses(teacher.flow1, self.flow1, yu, c1),
+                 distillation_losses(teacher.flow2, self.flow2, xs[:, 0], c2),
+                 distillation_losses(teacher.flow3, self.flow3,
+                                     xs[:, 1:].reshape(-1, self.per_layer - 1), c3)]
+        loss_x, loss_states, loss_z = (sum(terms, xs.new_zeros(()))
+                                         for terms in zip(*parts, strict=True))
         loss = (loss_x + float(self.hparams["state_weight"]) * loss_states
                 + float(self.hparams["z_weight"]) * loss_z)
         return loss, {"loss": loss.item(), "mse_x": loss_x.item(),
