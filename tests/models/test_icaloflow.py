@@ -63,7 +63,7 @@ def _train(model, data: Showers, steps: int, seed: int = 0, lr: float = 3e-3) ->
 
 def _held_nll(model, data: Showers) -> float:
     """Mean NLL per voxel of 200 held showers, with fixed noise."""
-    return float(-model.log_likelihood(data.x[:200], data.e_inc[:200],
+    return float(-model.log_likelihood(data.x[:200], data.e_inc[:200], draws=1,
                                        generator=torch.Generator().manual_seed(3)).mean()
                  / GEOMETRY.n_voxels)
 
@@ -159,9 +159,12 @@ def test_log_likelihood_flags_showers_unlike_the_training_data(trained):
     model, _ = trained
     held = Showers(seed=5)
     g = torch.Generator().manual_seed(0)
-    normal = model.log_likelihood(held.x[:100], held.e_inc[:100], generator=g)
+    normal = model.log_likelihood(held.x[:100], held.e_inc[:100], held.pdg[:100], generator=g)
     flipped = held.x[:100].reshape(100, 6, 12)[:, ::-1].reshape(100, -1)  # layers reversed
     odd = model.log_likelihood(np.ascontiguousarray(flipped), held.e_inc[:100], generator=g)
+    one = model.log_likelihood(held.x[:50], held.e_inc[:50], draws=1, generator=g)
+    many = model.log_likelihood(held.x[:50], held.e_inc[:50], draws=16, generator=g)
+    assert many.mean() > one.mean() - 0.5   # the bound tightens (on average) with draws
     assert np.isfinite(normal).all() and normal.dtype == np.float64
     assert (normal > odd).mean() > 0.9   # the same shower, layers in the right order or not
 

@@ -38,6 +38,7 @@ flow layer and calorimeter layer); ``icaloflow-student`` distils IAF flows II an
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -353,10 +354,15 @@ class ICaloFlow(ImageGenerator):
 
     @torch.no_grad()
     def log_likelihood(self, showers: ArrayLike | Tensor, conditions: ArrayLike | Tensor,
-                       *, batch_size: int = 1024, generator: torch.Generator | None = None
+                       pdg: ArrayLike | Tensor | None = None, *, draws: int = 4,
+                       batch_size: int = 1024, generator: torch.Generator | None = None
                        ) -> np.ndarray:
-        """Per-shower ``log p(x + noise | c)`` (nats; density in MeV^-V) of showers
-        ``(N, V)`` MeV with one draw of the training noise. float64 ``(N,)``."""
+        """Per-shower ``log mean_j p(x + n_j | c)`` (nats; a density in MeV^-V) of showers
+        ``(N, V)`` MeV over ``draws`` draws ``n_j`` of the training noise (the signature of
+        :meth:`calogen.models.families.caloflow.CaloFlow.log_likelihood`; ``pdg`` is unused).
+        float64 ``(N,)``."""
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1, got {draws}")
         prep = self.preprocessing
         was_training = self.training
         self.eval()
@@ -370,8 +376,10 @@ class ICaloFlow(ImageGenerator):
         out = []
         for start in range(0, len(x), batch_size):
             rows = slice(start, start + batch_size)
-            v = prep.add_noise(x[rows].to(device), generator)
-            out.append(self.log_prob_noisy(v, cond[rows])[0].cpu())
+            lps = torch.stack([
+                self.log_prob_noisy(prep.add_noise(x[rows].to(device), generator), cond[rows])[0]
+                for _ in range(draws)])
+            out.append((torch.logsumexp(lps, 0) - math.log(draws)).cpu())
         self.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros(0)
 
