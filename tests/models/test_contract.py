@@ -50,6 +50,10 @@ TINY: dict[str, dict[str, Any]] = {
     "voxel-diffusion": {"width": 16, "depth": 1, "heads": 2, "cond_dim": 8, "steps": 2},
 }
 """Tiny hparams per family (a new family adds its entry; the test below checks there is one)."""
+TINY["icaloflow"] = {"flow1_hidden": [16], "flow1_layers": 1, "flow1_elementwise": "affine",
+                     "flow2_hidden": [16], "flow2_layers": 2, "flow3_hidden": [16],
+                     "flow3_layers": 2}
+TINY["icaloflow-student"] = {}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}
@@ -95,12 +99,14 @@ def _train(model: Generator, batch: TrainBatch, steps: int = STEPS) -> list[floa
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The base families of the families built on another model, trained tiny, saved."""
     out: dict[str, Path] = {}
-    spec = _spec()
     for name in sorted({c.built_on.default_family for c in _classes() if c.built_on}):
-        torch.manual_seed(0)
-        model = make_model(name, spec, **TINY[name])
-        _train(model, _batch(spec), 3)
-        out[name] = save_model(model.eval(), tmp_path_factory.mktemp(f"base-{name}"))
+        for kind in sorted(FAMILIES[name].shapes - {"points"}):
+            spec = _spec(kind)
+            torch.manual_seed(0)
+            model = make_model(name, spec, **TINY[name])
+            _train(model, _batch(spec), 3)
+            out[f"{name}:{kind}"] = save_model(model.eval(),
+                                               tmp_path_factory.mktemp(f"base-{name}-{kind}"))
     return out
 
 
@@ -109,16 +115,17 @@ def _classes() -> list[type[Generator]]:
     return [FAMILIES[n] for n in family_names()]
 
 
-def _hparams(family: str, bases: dict[str, Path]) -> dict[str, Any]:
+def _hparams(family: str, bases: dict[str, Path], kind: str = "image") -> dict[str, Any]:
+    """Tiny hparams; families built on another model get a base trained on ``kind``."""
     cls = family_class(family)
     hp = TINY[family]
     if cls.built_on is not None:
-        hp = hparams_on_top_of(family, bases[cls.built_on.default_family], hp)
+        hp = hparams_on_top_of(family, bases[f"{cls.built_on.default_family}:{kind}"], hp)
     return hp
 
 
 def _build(family: str, kind: str, bases: dict[str, Path]) -> Generator:
-    hp = _hparams(family, bases)
+    hp = _hparams(family, bases, kind)
     torch.manual_seed(0)
     return make_model(family, _spec(kind), **hp)
 
@@ -242,7 +249,7 @@ def test_exact_resume(family: str, kind: str, bases: dict[str, Path],
     optimisers, step)."""
     torch.set_num_threads(1)
     data = load_training_data(data_files[kind], seed=0)
-    hp = _hparams(family, bases)
+    hp = _hparams(family, bases, kind)
     k = 2
 
     def run(steps: int, out: Path, resume: bool = False, seed: int = 0) -> None:
