@@ -18,7 +18,6 @@ from torch import Tensor, nn
 
 from calogen.models.families.caloflow import ARCHITECTURE_KEYS, CaloFlow
 from calogen.models.generator import BuiltOn, ModelSpec, TrainBatch
-from calogen.models.nn.flow_preprocessing import dequantise
 from calogen.models.registry import register_family
 
 __all__ = ["CaloFlowStudent"]
@@ -65,7 +64,10 @@ class CaloFlowStudent(CaloFlow):
     def _initialise_from_teacher(self) -> None:
         """Copy the teacher's preprocessing, stage I and embeddings (frozen afterwards)."""
         teacher = self.teacher()
-        for name in ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale"):
+        fitted = ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale")
+        if self.voxels:
+            fitted += ("vox_u0_scale", "vox_threshold", "le_mean", "le_scale")
+        for name in fitted:
             getattr(self, name).copy_(getattr(teacher, name))
         for name in ("embed1", "embed2", "stage1"):
             getattr(self, name).load_state_dict(getattr(teacher, name).state_dict())
@@ -87,9 +89,9 @@ class CaloFlowStudent(CaloFlow):
                                    "in at the first training step)")
             self._initialise_from_teacher()
         teacher = self.teacher()
-        v = dequantise(self._counts(batch), width=self.width)
+        v = self._noisy(self._counts(batch))
         with torch.no_grad():
-            y, x, _ = self._to_network(v)
+            y, x, _ = self._to_network(v, batch.cond)
             c2 = teacher._context2(batch.cond, batch.species, y)
             z_t, _, states_t = teacher.stage2.to_noise(x, c2)
         x_s, states_s = self.stage2.to_data(z_t, c2)
