@@ -64,7 +64,7 @@ class CaloFlowStudent(CaloFlow):
     def _initialise_from_teacher(self) -> None:
         """Copy the teacher's preprocessing, stage I and embeddings (frozen afterwards)."""
         teacher = self.teacher()
-        fitted = ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale")
+        fitted: tuple[str, ...] = ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale")
         if self.voxels:
             fitted += ("vox_u0_scale", "vox_threshold", "le_mean", "le_scale")
         for name in fitted:
