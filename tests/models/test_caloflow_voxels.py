@@ -15,7 +15,7 @@ from calogen.data.showerset import ShowerSet, write_showerset
 from calogen.data.transforms import Transforms
 from calogen.geometry import calochallenge_binning
 from calogen.models.families.caloflow import CaloFlow
-from calogen.models.generator import ModelSpec, TrainBatch, image_geometry
+from calogen.models.generator import Generator, ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import hparams_on_top_of, load_model, save_model
 from calogen.models.registry import make_model
 from calogen.particles import gun_conditions
@@ -74,7 +74,7 @@ def _train(model: CaloFlow, steps: int = STEPS) -> list[float]:
     return losses
 
 
-def _sample(model: CaloFlow, n: int = 20, seed: int = 1) -> np.ndarray:
+def _sample(model: Generator, n: int = 20, seed: int = 1) -> np.ndarray:
     cond = 10 ** np.random.default_rng(2).uniform(0, 2, size=(n, 1))
     return model.sample(cond, np.full(n, 22), torch.Generator().manual_seed(seed))
 

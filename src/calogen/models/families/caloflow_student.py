@@ -6,7 +6,8 @@ layer ``k`` by matching, on training data mapped to noise by the teacher, the da
 intermediate value, and on its own samples the noise the teacher assigns them (CaloFlow II's x-,
 intermediate- and z-space losses, all mean squared errors). Stage I and the preprocessing are
 the teacher's (copied at the first step, frozen). Sampling is one pass per layer; its own
-likelihood is sequential (use the teacher's for ``loglik``).
+likelihood is sequential (use the teacher's for ``loglik``). On voxels (the teacher's design
+chosen from ``spec.kind``) the teacher's fitted voxel preprocessing is copied as well.
 """
 
 from __future__ import annotations
