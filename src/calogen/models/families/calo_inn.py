@@ -1,6 +1,7 @@
 """CaloINN (family ``"calo-inn"``; Ernst et al., arXiv:2312.09290): the two-stage flow of
 :mod:`calogen.models.families.caloflow` with a stage II of affine coupling blocks, one pass both
-ways, exportable to ONNX."""
+ways, exportable to ONNX (images). On voxels it is CaloINN's home ground: the voxel design of
+:class:`~calogen.models.families.caloflow.CaloFlow` with the coupling stage II."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ layer ``k`` by matching, on training data mapped to noise by the teacher, the da
 intermediate value, and on its own samples the noise the teacher assigns them (CaloFlow II's x-,
 intermediate- and z-space losses, all mean squared errors). Stage I and the preprocessing are
 the teacher's (copied at the first step, frozen). Sampling is one pass per layer; its own
-likelihood is sequential (use the teacher's for ``loglik``).
+likelihood is sequential (use the teacher's for ``loglik``). On voxels (the teacher's design
+chosen from ``spec.kind``) the teacher's fitted voxel preprocessing is copied as well.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from torch import Tensor, nn
 
 from calogen.models.families.caloflow import ARCHITECTURE_KEYS, CaloFlow
 from calogen.models.generator import BuiltOn, ModelSpec, TrainBatch
-from calogen.models.nn.flow_preprocessing import dequantise
 from calogen.models.registry import register_family
 
 __all__ = ["CaloFlowStudent"]
@@ -65,7 +65,10 @@ class CaloFlowStudent(CaloFlow):
     def _initialise_from_teacher(self) -> None:
         """Copy the teacher's preprocessing, stage I and embeddings (frozen afterwards)."""
         teacher = self.teacher()
-        for name in ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale"):
+        fitted: tuple[str, ...] = ("anchor", "keep", "y_mean", "y_scale", "x_mean", "x_scale")
+        if self.voxels:
+            fitted += ("vox_u0_scale", "vox_threshold", "le_mean", "le_scale")
+        for name in fitted:
             getattr(self, name).copy_(getattr(teacher, name))
         for name in ("embed1", "embed2", "stage1"):
             getattr(self, name).load_state_dict(getattr(teacher, name).state_dict())
@@ -87,9 +90,9 @@ class CaloFlowStudent(CaloFlow):
                                    "in at the first training step)")
             self._initialise_from_teacher()
         teacher = self.teacher()
-        v = dequantise(self._counts(batch), width=self.width)
+        v = self._noisy(self._counts(batch))
         with torch.no_grad():
-            y, x, _ = self._to_network(v)
+            y, x, _ = self._to_network(v, batch.cond)
             c2 = teacher._context2(batch.cond, batch.species, y)
             z_t, _, states_t = teacher.stage2.to_noise(x, c2)
         x_s, states_s = self.stage2.to_data(z_t, c2)

@@ -90,12 +90,17 @@ class ConditionalGAN(ImageGenerator):
     ``postprocess_momentum`` (0.99), plus the backbone keys of
     :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS` (shared by generator and discriminator;
     the generator's ``output`` defaults to ``"relu"`` here, so that it can draw exact zeros).
+    On voxels (``(n_voxels,)`` energies in MeV) the backbone defaults to the MLP, the only one
+    that takes flat showers.
     """
 
     family: ClassVar[str] = "gan"
     category: ClassVar[str] = "adversarial"
     phases: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     one_step: ClassVar[bool] = True
+    shapes: ClassVar[frozenset[str]] = frozenset({"image", "voxels"})
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"voxels": {"backbone": "mlp"}}
+    """On voxels both networks are MLPs over the flat ``log1p`` energies (MeV)."""
     legacy_state_keys: ClassVar[dict[str, str]] = ConditionalDiscriminator.legacy_keys(
         "discriminator")
     optimizer_defaults: ClassVar[dict[str, Any]] = {"lr": 2e-4, "betas": (0.5, 0.9)}
@@ -110,11 +115,14 @@ class ConditionalGAN(ImageGenerator):
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
         hp, cd = self.hparams, int(self.hparams["cond_dim"])
+        if spec.kind == "voxels" and float(hp["aux_hottest"]) > 0:
+            raise ValueError(f"{self.family}: hparam 'aux_hottest' regresses the hottest pixel's "
+                             f"(row, col) of an image; voxel showers have none: leave it 0")
         # generator
         self.g_embed = self.condition_embedding()
-        self.generator = make_decoder(hp, int(hp["latent_dim"]), cd, self.shape)
+        self.generator = make_decoder(hp, int(hp["latent_dim"]), cd, self.shower_shape)
         self.discriminator = ConditionalDiscriminator(
-            self.condition_embedding(), hp, self.shape,
+            self.condition_embedding(), hp, self.shower_shape,
             aux_outputs=2 if float(hp["aux_hottest"]) > 0 else 0)
         self.output_scale = 1.0
 

@@ -18,6 +18,8 @@ low-dimensional distribution of the codes given the conditions. Here
 * sampling integrates ``dz/dt = v`` from Gaussian noise with ``steps`` Euler / midpoint / Heun
   steps (each an MLP call on a ``latent``-sized vector: microseconds per shower) and decodes once
   with the autoencoder's decoder; the counts are read out as the autoencoder does (``readout``).
+* on voxels (a ``vae`` / ``ae-noise`` trained on voxels, MLP backbone) the same: the decoder
+  returns ``log1p`` energies ``(B, n_voxels)`` in MeV.
 
 Train with ``calogen train --model latent-flow-matching --base DIR`` (a ``vae`` or
 ``ae-noise`` model directory): :meth:`LatentFlowMatching.derived_from_base` copies the
@@ -105,6 +107,8 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     category: ClassVar[str] = "diffusion"
     built_on: ClassVar[BuiltOn | None] = BuiltOn(AUTOENCODER_FAMILIES, "autoencoder")
     one_step: ClassVar[bool] = False
+    shapes: ClassVar[frozenset[str]] = frozenset({"image", "voxels"})
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"voxels": {"readout": "round"}}
     samplers: ClassVar[tuple[str, ...]] = ODE_METHODS
     defaults = {
         "autoencoder": "", "ae_family": "", "ae_hparams": {}, "latent_source": "posterior",
@@ -238,7 +242,8 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         return network_calls("ode", int(self.hparams["steps"]), str(self.hparams["sampler"]))
 
     def exportable(self) -> bool:
-        return True
+        """Image models (the ALICE O2 signature); voxel models are sampled in Python."""
+        return self.spec.kind == "image"
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Log image ``(B, 1, H, W)`` from Gaussian noise ``(B, latent_dim)``: integrate the

@@ -32,13 +32,13 @@ class ConditionalDiscriminator(nn.Module):
         embed: the condition embedding (standardised conditions [+ species] -> vector).
         hparams: backbone keys of the trunk (``backbone``, ``channels``, ``groups``, ...; see
             :func:`calogen.models.nn.backbones.make_encoder`) and ``cond_dim``.
-        shape: image shape ``(H, W)``.
+        shape: image shape ``(H, W)``, or ``(n_voxels,)`` with the MLP trunk.
         aux_outputs: width of the auxiliary regression head (0 = none).
         zero_bias: start the logit bias at 0 (a warm-up loss ``0 * bias`` then touches only it).
     """
 
     def __init__(self, embed: ConditionEmbedding, hparams: Mapping[str, Any],
-                 shape: tuple[int, int], aux_outputs: int = 0, zero_bias: bool = False) -> None:
+                 shape: tuple[int, ...], aux_outputs: int = 0, zero_bias: bool = False) -> None:
         super().__init__()
         self.embed = embed
         self.trunk = make_encoder(hparams, shape, int(hparams["cond_dim"]), DISC_FEATURES)
