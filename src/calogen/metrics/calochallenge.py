@@ -48,6 +48,10 @@ MIN_ENERGY_MEV = {"1-photons": 10.0, "1-pions": 10.0, "2": 0.5e-3 / 0.033, "3": 
 DS1_ENERGIES_MEV = tuple(float(e) for e in 2.0 ** np.linspace(8, 23, 16))
 """Edges of the per-energy E_tot/E_inc histograms of dataset 1 (15 energies, 256 MeV - 4.2 TeV)."""
 
+ENERGY_TOLERANCE = 1.0 + 1e-6
+"""Incident energies are multiplied by this before they are put in energy ranges: an energy
+stored in GeV as float32 (2.048 GeV) may read a hair below its MeV range edge (2048 MeV)."""
+
 PRDC_FLOOR_MEV = 1e-3
 """Voxel energy (MeV) empty voxels are raised to before log10 in the PRDC transform (below every
 official threshold: 15.15 keV DS2/3, and the DS1 readout)."""
@@ -340,16 +344,14 @@ def separation_powers(ref: CaloChallengeFeatures, gen: CaloChallengeFeatures,
             if i > 3 and "photons" in dataset:
                 bins = np.linspace(0.9, 1.1, 21)
             lo, hi = DS1_ENERGIES_MEV[i], DS1_ENERGIES_MEV[i + 1]
-            mr = (ref.e_inc >= lo) & (ref.e_inc < hi)
-            mg = (gen.e_inc >= lo) & (gen.e_inc < hi)
+            er, eg = ref.e_inc * ENERGY_TOLERANCE, gen.e_inc * ENERGY_TOLERANCE
+            mr = (er >= lo) & (er < hi)
+            mg = (eg >= lo) & (eg < hi)
             if mr.any() and mg.any():
                 add(f"Etot / Einc at E = {lo}", "E total per energy", ratio_r[mr], ratio_g[mg],
                     bins)
     if ref_cells is not None and gen_cells is not None:
-        rc = np.asarray(ref_cells, dtype=np.float64).ravel()
-        gc = np.asarray(gen_cells, dtype=np.float64).ravel()
-        edges = _log_edges(_min_energy(dataset, rc), float(rc.max()) if rc.size else 1.0, 50)
-        add("Voxel distribution", "cell", rc, gc, edges)
+        out.append(cell_separation(ref_cells, gen_cells, dataset))
     if ref.ec_r is not None and gen.ec_r is not None:
         assert ref.width_r is not None and gen.width_r is not None
         for j, lid in enumerate(ref.layer_ids):
@@ -362,6 +364,34 @@ def separation_powers(ref: CaloChallengeFeatures, gen: CaloChallengeFeatures,
         add(f"Sparsity layer {lid}", "sparsity", ref.sparsity[:, j], gen.sparsity[:, j],
             np.linspace(0.0, 1.0, 51), official=False)
     return out
+
+
+def cell_separation(ref_cells: NDArray[np.floating], gen_cells: NDArray[np.floating],
+                    dataset: str | None) -> HistogramSeparation:
+    """Separation power of the voxel-energy distribution (all voxels of all showers): 49 log
+    bins from the dataset's ``min_energy`` to the reference maximum."""
+    rc = np.asarray(ref_cells, dtype=np.float64).ravel()
+    gc = np.asarray(gen_cells, dtype=np.float64).ravel()
+    edges = _log_edges(_min_energy(dataset, rc), float(rc.max()) if rc.size else 1.0, 50)
+    return HistogramSeparation("Voxel distribution", "cell",
+                               separation_power(rc, gc, bins=edges))
+
+
+def insert_official(entries: Sequence[HistogramSeparation], entry: HistogramSeparation
+                    ) -> list[HistogramSeparation]:
+    """``entries`` with ``entry`` after the last official one (before calogen's additions)."""
+    out = list(entries)
+    pos = next((i for i, e in enumerate(out) if not e.official), len(out))
+    out.insert(pos, entry)
+    return out
+
+
+def average_energy_edges(dataset: str | None) -> tuple[float, ...]:
+    """Incident-energy ranges (MeV) of the per-energy average showers (``evaluate.py``
+    ``avg-E``): the 15 DS1 energies, else decades 1 GeV - 1 TeV."""
+    if dataset is not None and dataset.startswith("1"):
+        return DS1_ENERGIES_MEV
+    return tuple(float(e) for e in 10.0 ** np.linspace(3, 6, 4))
 
 
 def group_means(entries: Sequence[HistogramSeparation]) -> dict[str, float]:
