@@ -66,8 +66,12 @@ def _row(result, name: str):  # noqa: ANN001, ANN202
     return next(r for r in result.summary if r.name == name)
 
 
-def test_official_rows_beside_floor(files, config) -> None:  # noqa: ANN001
-    good = evaluate(files["ref"], files["good"], config=config)
+@pytest.fixture(scope="module")
+def good(files, config):  # noqa: ANN001, ANN201
+    return evaluate(files["ref"], files["good"], config=config)
+
+
+def test_official_rows_beside_floor(files, config, good) -> None:  # noqa: ANN001
     bad = evaluate(files["ref"], files["garbage"], config=config)
     names = [r.name for r in good.summary]
     for name in ("separation power, E layer (CaloChallenge)",
@@ -105,3 +109,35 @@ def test_official_rows_beside_floor(files, config) -> None:  # noqa: ANN001
     assert auc_text == f"{auc_low.value:.4f} / {_row(good, 'classifier JSD (low-level)').value:.4f}"
     means = good.plot_data.calochallenge["energy_means"]
     assert len(means) == 4  # the 4 incident energies fall in 4 of the 15 DS1 ranges
+
+
+def test_report_writes_official_texts_and_average_showers(good, tmp_path) -> None:  # noqa: ANN001
+    from calogen.report import write_report
+
+    paths = write_report(good, tmp_path / "report")
+    names = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"histogram_chi2_1-photons.txt", "fpd_kpd_1-photons.txt",
+            "classifier_cls-high_1-photons.txt", "average_shower.png",
+            "average_shower_per_energy.png"} <= names
+    text = (tmp_path / "report" / "histogram_chi2_1-photons.txt").read_text()
+    assert text.startswith("List of chi2 of the plotted histograms")
+    assert "E layer 12: \n" in text and "Voxel distribution: \n" in text
+    assert paths.html.read_text().count("average_shower") >= 2
+    # a second report into the same folder replaces it as a whole (all names are report files)
+    write_report(good, tmp_path / "report")
+    assert {p.name for p in (tmp_path / "report").iterdir()} == names
+
+
+def test_protocol_presets() -> None:
+    from calogen.cli.evaluate_cmd import ClassifierPreset, Protocol, protocol_config
+    from calogen.metrics.classifier import CALOCHALLENGE_2022
+
+    official = protocol_config(Protocol.calochallenge_2022, ClassifierPreset.calogen, None,
+                               seed=3, progress=False)
+    assert official.protocol == "calochallenge-2022" and official.seed == 3
+    assert official.classifier == CALOCHALLENGE_2022  # whatever --classifier says, 10 seeds
+    assert official.prdc_max_samples is None and official.calochallenge_low_normed
+    default = protocol_config(Protocol.calogen, ClassifierPreset.calogen, None)
+    assert default.protocol == "calogen" and default.classifier.n_seeds == 5
+    assert default.prdc_max_samples == 10_000 and not default.calochallenge_low_normed
+    assert protocol_config(Protocol.calogen, ClassifierPreset.calogen, 2).classifier.n_seeds == 2
