@@ -58,7 +58,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def config(fast_config: EvaluationConfig) -> EvaluationConfig:
-    return replace(fast_config, calochallenge_low_normed=True, n_null=3, w1_batches=3,
+    return replace(fast_config, calochallenge_low_normed=True, calochallenge_high_level=True,
+                   n_null=3, w1_batches=3,
                    classifier=replace(fast_config.classifier, n_seeds=1))
 
 
@@ -137,7 +138,9 @@ def test_protocol_presets() -> None:
     assert official.protocol == "calochallenge-2022" and official.seed == 3
     assert official.classifier == CALOCHALLENGE_2022  # whatever --classifier says, 10 seeds
     assert official.prdc_max_samples is None and official.calochallenge_low_normed
+    assert official.calochallenge_high_level
     default = protocol_config(Protocol.calogen, ClassifierPreset.calogen, None)
     assert default.protocol == "calogen" and default.classifier.n_seeds == 5
     assert default.prdc_max_samples == 10_000 and not default.calochallenge_low_normed
+    assert not default.calochallenge_high_level
     assert protocol_config(Protocol.calogen, ClassifierPreset.calogen, 2).classifier.n_seeds == 2

@@ -88,7 +88,9 @@ def protocol_config(protocol: Protocol, classifier: ClassifierPreset, seeds: int
     ``calochallenge-2022`` (arXiv:2410.21611, CaloChallenge ``code/evaluate.py``): the
     ``calochallenge-2022`` classifier preset whatever ``--classifier`` says, 10 seeds, no row
     limit for the classifiers (``max_samples_per_class`` None, no low-level cap beyond the
-    memory bound) and PRDC on every event, and the ``cls-low-normed`` classifier.
+    memory bound) and PRDC on every event, the ``cls-low-normed`` classifier and the official
+    ``cls-high`` input for the high-level classifier (the default reads calogen's observables,
+    a superset; see ``EvaluationConfig.calochallenge_high_level``).
     """
     from dataclasses import replace
 
@@ -99,7 +101,8 @@ def protocol_config(protocol: Protocol, classifier: ClassifierPreset, seeds: int
         clf = replace(CALOCHALLENGE_2022, n_seeds=seeds or CALOCHALLENGE_2022.n_seeds)
         return EvaluationConfig(classifier=clf, protocol=protocol.value,
                                 prdc_max_samples=None, low_level_max_per_class=1 << 62,
-                                calochallenge_low_normed=True, **settings)
+                                calochallenge_low_normed=True, calochallenge_high_level=True,
+                                **settings)
     preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
     return EvaluationConfig(classifier=replace(preset, n_seeds=seeds or 5),
                             protocol=protocol.value, **settings)
