@@ -46,7 +46,7 @@ def test_voxels_perfect_model_sits_on_the_floor(voxel_results):
     assert "channel Wasserstein (mean of 5 channels)" not in r
     assert "channel MAE paired by condition" not in r
     assert "PMT channels" in next(iter(result.protocol["skipped"].values()))
-    assert r["precision (PRDC, k=5, standardised observables)"].value is not None
+    assert r["precision (PRDC, k=5, log10 voxels, CaloChallenge)"].value is not None
     div = r["diversity at identical conditions (rel. spread of energy sum)"]
     assert div.value == pytest.approx(div.floor, rel=0.3)
     energy_bin = result.slices["energy"]["0-10 GeV"]

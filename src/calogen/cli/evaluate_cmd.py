@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,6 +13,11 @@ from calogen.cli.common import InputFile, fail_on_user_errors, no_validate_optio
 
 
 class ClassifierPreset(StrEnum):
+    calogen = "calogen"
+    calochallenge_2022 = "calochallenge-2022"
+
+
+class Protocol(StrEnum):
     calogen = "calogen"
     calochallenge_2022 = "calochallenge-2022"
 
@@ -28,11 +34,19 @@ def evaluate(
         "again): the floor becomes reference vs reference 2."),
     max_events: int | None = typer.Option(None, "--max-events", min=100,
                                           help="Use at most this many reference events."),
-    seeds: int = typer.Option(5, "--seeds", min=1, help="Classifier repeats (seeds)."),
+    seeds: int | None = typer.Option(None, "--seeds", min=1,
+                                     help="Classifier repeats (seeds); default 5, 10 with "
+                                     "--protocol calochallenge-2022."),
     classifier: ClassifierPreset = typer.Option(
         ClassifierPreset.calogen, "--classifier",
         help="calogen: a practical MLP for a laptop CPU; calochallenge-2022: the published "
         "2x2048 MLP, 50 epochs (slow on a CPU)."),
+    protocol: Protocol = typer.Option(
+        Protocol.calogen, "--protocol",
+        help="calogen: practical settings for a laptop CPU; calochallenge-2022: the official "
+        "CaloChallenge protocol (its classifier preset, 10 seeds unless --seeds is given, "
+        "every event for the classifiers and PRDC, the cls-low-normed classifier too). "
+        "metrics.json and the report name the protocol that ran."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of every resampling and split."),
     convention: str = typer.Option("o2", "--convention", help="ZDC channel convention: o2 or "
                                    "warsaw."),
@@ -43,10 +57,6 @@ def evaluate(
     no_validate: bool = no_validate_option(),
 ) -> None:
     """Compare generated showers with a reference: metrics.json, plots and report.html."""
-    from dataclasses import replace
-
-    from calogen.metrics.classifier import CALOCHALLENGE_2022, CALOGEN_DEFAULT
-    from calogen.metrics.evaluate import EvaluationConfig
     from calogen.metrics.evaluate import evaluate as run_evaluation
     from calogen.report import write_report
 
@@ -59,16 +69,43 @@ def evaluate(
             None if reference_2 is None else InputFile(reference_2, "--reference-2",
                                                        min_events=1),
         ], skip=no_validate, progress=progress)
-        preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
-        cfg = EvaluationConfig(convention=convention, max_events=max_events, seed=seed,  # type: ignore[arg-type]
-                               classifier=replace(preset, n_seeds=seeds), progress=progress,
-                               point_threshold_mev=point_threshold)
+        cfg = protocol_config(protocol, classifier, seeds, convention=convention,
+                              max_events=max_events, seed=seed, progress=progress,
+                              point_threshold_mev=point_threshold)
         result = run_evaluation(reference, generated, reference_2=reference_2, config=cfg)
         paths = write_report(result, out)
     _print_summary(result)
     typer.echo(f"wrote {paths.metrics_json.resolve()}")
-    typer.echo(f"wrote {len(paths.plots)} plots to {out.resolve()}")
+    typer.echo(f"protocol: {result.protocol.get('name', 'calogen')}")
+    typer.echo(f"wrote {len(paths.plots)} plots and text outputs to {out.resolve()}")
     typer.echo(f"report: {paths.html.resolve()}")
+
+
+def protocol_config(protocol: Protocol, classifier: ClassifierPreset, seeds: int | None,
+                    **settings: Any):  # noqa: ANN201 - EvaluationConfig, imported lazily
+    """The :class:`~calogen.metrics.evaluate.EvaluationConfig` of a protocol preset.
+
+    ``calochallenge-2022`` (arXiv:2410.21611, CaloChallenge ``code/evaluate.py``): the
+    ``calochallenge-2022`` classifier preset whatever ``--classifier`` says, 10 seeds, no row
+    limit for the classifiers (``max_samples_per_class`` None, no low-level cap beyond the
+    memory bound) and PRDC on every event, the ``cls-low-normed`` classifier and the official
+    ``cls-high`` input for the high-level classifier (the default reads calogen's observables,
+    a superset; see ``EvaluationConfig.calochallenge_high_level``).
+    """
+    from dataclasses import replace
+
+    from calogen.metrics.classifier import CALOCHALLENGE_2022, CALOGEN_DEFAULT
+    from calogen.metrics.evaluate import EvaluationConfig
+
+    if protocol is Protocol.calochallenge_2022:
+        clf = replace(CALOCHALLENGE_2022, n_seeds=seeds or CALOCHALLENGE_2022.n_seeds)
+        return EvaluationConfig(classifier=clf, protocol=protocol.value,
+                                prdc_max_samples=None, low_level_max_per_class=1 << 62,
+                                calochallenge_low_normed=True, calochallenge_high_level=True,
+                                **settings)
+    preset = CALOGEN_DEFAULT if classifier is ClassifierPreset.calogen else CALOCHALLENGE_2022
+    return EvaluationConfig(classifier=replace(preset, n_seeds=seeds or 5),
+                            protocol=protocol.value, **settings)
 
 
 def _print_summary(result) -> None:  # noqa: ANN001 - EvaluationResult, imported lazily

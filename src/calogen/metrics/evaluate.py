@@ -49,6 +49,8 @@ from calogen import __version__
 from calogen.data.showerset import ShowerSet
 from calogen.geometry.base import Geometry, geometry_from_dict
 from calogen.geometry.channels import Convention
+from calogen.geometry.voxels import LayeredVoxelGeometry
+from calogen.metrics import calochallenge as cc
 from calogen.metrics.classifier import (
     CALOGEN_DEFAULT,
     ClassifierConfig,
@@ -112,7 +114,8 @@ class EvaluationConfig:
     kpd_batches: int = 10
     kpd_batch_size: int = 5000
     prdc_k: int = 5
-    prdc_max_samples: int = 10_000
+    prdc_max_samples: int | None = 10_000
+    """Rows per side for PRDC (seeded subsample); None uses every row."""
     classifier: ClassifierConfig = CALOGEN_DEFAULT
     low_level_max_per_class: int = 30_000
     """Rows per class for the low-level (pixel / voxel) classifier and PRDC's pool, per side."""
@@ -124,6 +127,19 @@ class EvaluationConfig:
     point_threshold_mev: float = 0.0
     """Cell threshold (MeV) of the point-cloud observable ``hit_cells``."""
     progress: bool = True
+    protocol: str = "calogen"
+    """Name of the protocol preset that set these values (``calogen`` or
+    ``calochallenge-2022``); written to metrics.json."""
+    calochallenge_low_normed: bool = False
+    """Voxels: also run the ``cls-low-normed`` classifier (voxels over layer energies)."""
+    calochallenge_high_level: bool = False
+    """Voxels: the high-level classifier reads the official ``cls-high`` input (log10 E_inc,
+    log10 E_layer, eta/phi centres and widths / 100). The default reads calogen's observables
+    instead, a superset that also holds E_tot / E_inc, the sparsity and (DS2/3) all layers'
+    centres: the official vector carries E_tot / E_inc only through a sum of exponentials of
+    its inputs, which small classifiers miss (a 15 % energy scale went unseen on toy data)."""
+    calochallenge_threshold_mev: float = 0.0
+    """Voxels: a voxel above this energy (MeV) counts as hit in the official sparsity."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -190,6 +206,9 @@ class PlotData:
     """Shape of the compared showers: image (examples and mean images exist), voxels, points."""
     layer_columns: dict[str, tuple[int, ...]] = field(default_factory=dict)
     """Per-layer observables (voxels, points): group -> one observable column per layer."""
+    calochallenge: dict[str, Any] | None = None
+    """Voxels with ``E_inc``: the official text outputs (file name -> text), the geometry,
+    the dataset name and the average showers (all rows, and per incident-energy range)."""
 
 
 @dataclass
@@ -287,10 +306,11 @@ def _batch_rows(ss: ShowerSet, cfg: EvaluationConfig) -> int:
 
 def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ObservableExtractor,
           cfg: EvaluationConfig, *, label: str,
-          rmse: dict[int, PixelRMSE] | None = None) -> list[tuple[Side, FloatArray]]:
+          rmse: dict[int, PixelRMSE] | None = None,
+          official: list[_OfficialAccumulator] | None = None) -> list[tuple[Side, FloatArray]]:
     """Stream ``rows`` of the files side by side, once: observables, conditions and (images)
     the mean image of each; ``rmse[k]`` accumulates the per-pixel RMSE of file ``k`` against
-    file 0."""
+    file 0; ``official[k]`` the CaloChallenge features and average showers of file ``k``."""
     acc: list[dict[str, list[Any]]] = [{"obs": [], "cond": [], "pdg": [], "cid": []}
                                        for _ in files]
     image = isinstance(extractor, ZDCObservables)
@@ -307,6 +327,8 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: Observable
             else:
                 acc[k]["obs"].append(extractor(b.showers, counts=getattr(b, "counts", None),
                                                conditions=b.conditions))
+            if official is not None:
+                official[k].update(b.showers, b.conditions)
             acc[k]["cond"].append(b.conditions)
             acc[k]["pdg"].append(b.pdg)
             acc[k]["cid"].append(b.condition_id)
@@ -322,6 +344,46 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: Observable
                     np.concatenate(acc[k]["pdg"]), np.concatenate(acc[k]["cid"]), rows.copy())
         out.append((side, sums[k] / max(len(rows), 1)))
     return out
+
+
+class _OfficialAccumulator:
+    """CaloChallenge features, mean shower and per-energy mean showers of one file, batch by
+    batch (energies: ``E_inc`` column ``e_inc[0]`` times ``e_inc[1]`` MeV per unit)."""
+
+    def __init__(self, geometry: LayeredVoxelGeometry, e_inc: tuple[int, float],
+                 dataset: str | None, threshold_mev: float) -> None:
+        self.geometry, self.e_inc, self.threshold = geometry, e_inc, threshold_mev
+        self.edges = np.asarray(cc.average_energy_edges(dataset))
+        self.parts: list[cc.CaloChallengeFeatures] = []
+        self.total = np.zeros(geometry.n_voxels)
+        self.n = 0
+        self.bin_sums = np.zeros((len(self.edges) - 1, geometry.n_voxels))
+        self.bin_counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
+
+    def update(self, showers: NDArray[np.generic], conditions: NDArray[np.floating]) -> None:
+        e = conditions[:, self.e_inc[0]].astype(np.float64) * self.e_inc[1]
+        x = np.asarray(showers)
+        self.parts.append(cc.compute_features(x, e, self.geometry,
+                                              threshold_mev=self.threshold))
+        self.total += x.sum(axis=0, dtype=np.float64)
+        self.n += x.shape[0]
+        which = np.searchsorted(self.edges, e * cc.ENERGY_TOLERANCE, side="right") - 1
+        for b in np.unique(which):
+            if 0 <= b < len(self.bin_counts):
+                m = which == b
+                self.bin_sums[b] += x[m].sum(axis=0, dtype=np.float64)
+                self.bin_counts[b] += int(m.sum())
+
+    def features(self) -> cc.CaloChallengeFeatures:
+        return cc.CaloChallengeFeatures.concat(self.parts)
+
+    def mean(self) -> FloatArray:
+        return self.total / max(self.n, 1)
+
+    def energy_means(self) -> list[tuple[float, float, int, FloatArray]]:
+        """(E low, E high MeV, count, mean shower) of every non-empty energy range."""
+        return [(float(self.edges[b]), float(self.edges[b + 1]), int(c),
+                 self.bin_sums[b] / c) for b, c in enumerate(self.bin_counts) if c > 0]
 
 
 def _pixels(ss: ShowerSet, rows: NDArray[np.int64]) -> tuple[NDArray[np.generic],
@@ -508,6 +570,14 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     paired = _conditions_match(ref_ss, gen_ss, rows)
     ref2_paired = ref2_ss is not None and _conditions_match(ref_ss, ref2_ss, rows)
 
+    setup = _official_setup(ref_ss, kind, skipped)
+
+    def accumulators(n: int) -> list[_OfficialAccumulator] | None:
+        if setup is None:
+            return None
+        return [_OfficialAccumulator(setup[0], setup[1], setup[2],
+                                     cfg.calochallenge_threshold_mev) for _ in range(n)]
+
     rmse_value, rmse_floor = PixelRMSE(), PixelRMSE()
     with timer("read + observables"):
         # One pass over the reference, the generated set and a paired reference 2.
@@ -517,25 +587,37 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             files.append(ref2_ss)
             if image:
                 rmse[2] = rmse_floor
-        scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse)
+        off = accumulators(len(files))
+        scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse, official=off)
         (ref_all, mean_ref), (gen_all, mean_gen) = scanned[:2]
+        off2 = off[2] if off is not None and ref2_paired else None
         if ref2_paired:
             ref2_all = scanned[2][0]
         elif ref2_ss is not None:
+            off_r2 = accumulators(1)
             [(ref2_all, _)] = _scan([ref2_ss], _select_rows(ref2_ss, len(rows), cfg.seed + 1),
-                                    extractor, cfg, label="reference 2")
+                                    extractor, cfg, label="reference 2", official=off_r2)
+            off2 = off_r2[0] if off_r2 is not None else None
 
     # The three samples compared: model = (ref_side, gen_side), floor = (ref_side, floor_side).
+    feats: dict[str, cc.CaloChallengeFeatures] = {}
     if ref2_ss is not None:
         ref_side, gen_side, floor_side = ref_all, gen_all, ref2_all
         floor_kind = "reference-2"
         floor_files = (ref_ss, ref2_ss)
+        if off is not None and off2 is not None:
+            feats = {"ref": off[0].features(), "gen": off[1].features(),
+                     "floor": off2.features()}
     else:
         in_a, in_b = _grouped_halves(ref_all.condition_id, rng)
         ref_side, floor_side = ref_all.subset(in_a), ref_all.subset(in_b)
         gen_side = gen_all.subset(in_b)
         floor_kind = "halves"
         floor_files = (ref_ss, ref_ss)
+        if off is not None:
+            ref_f = off[0].features()
+            feats = {"ref": ref_f.take(in_a), "gen": off[1].features().take(in_b),
+                     "floor": ref_f.take(in_b)}
 
     summary: list[MetricRow] = []
     details: dict[str, Any] = {}
@@ -600,6 +682,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         sub = {name: _subsample(side, lim, rng) for name, side in
                (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
         ll: dict[str, NDArray[np.float32]] | None = None
+        official_ll: _OfficialLowLevel | None = None
         if image:
             pix_ref, cond_ref = _pixels(ref_ss, sub["ref"].rows)
             pix_gen, cond_gen = _pixels(gen_ss, sub["gen"].rows)
@@ -608,6 +691,11 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
                   "gen": low_level_features(pix_gen, cond_gen),
                   "floor": low_level_features(pix_flo, cond_flo)}
             del pix_ref, pix_gen, pix_flo
+        elif kind == "voxels" and setup is not None:
+            official_ll = _official_low_level(
+                setup, cfg, [(key, ss, sub[key].rows) for key, ss in
+                             (("ref", ref_ss), ("gen", gen_ss), ("floor", floor_files[1]))])
+            ll = official_ll.low
         elif kind == "voxels":
             e_inc = _incident_energy(ref_ss)
             ll = {key: _voxel_features(ss, sub[key].rows, e_inc) for key, ss in
@@ -622,16 +710,20 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             n_pix = int(np.prod(ref_ss.shower_shape))
             prdc_in = {k: v[:, :n_pix] for k, v in ll.items()}
             prdc_label = "log10(1+pixels)"
+        elif official_ll is not None:
+            prdc_in = official_ll.prdc
+            prdc_label = "log10 voxels, CaloChallenge"
         else:
             mean = sub["ref"].observables.mean(axis=0)
             std = sub["ref"].observables.std(axis=0)
             std = np.where(std > 0, std, 1.0)
             prdc_in = {k: (s.observables - mean) / std for k, s in sub.items()}
             prdc_label = "standardised observables"
-        pv = prdc(prdc_in["ref"], prdc_in["gen"], k=cfg.prdc_k,
-                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
-        pf = prdc(prdc_in["ref"], prdc_in["floor"], k=cfg.prdc_k,
-                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
+        prdc_n = cfg.prdc_max_samples or max(len(v) for v in prdc_in.values())
+        pv = prdc(prdc_in["ref"], prdc_in["gen"], k=cfg.prdc_k, max_samples=prdc_n,
+                  seed=cfg.seed)
+        pf = prdc(prdc_in["ref"], prdc_in["floor"], k=cfg.prdc_k, max_samples=prdc_n,
+                  seed=cfg.seed)
         del prdc_in
     for key in ("precision", "recall", "density", "coverage"):
         summary.append(MetricRow(f"{key} (PRDC, k={cfg.prdc_k}, {prdc_label})", "",
@@ -653,9 +745,22 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
                     MetricRow("classifier JSD (low-level)", "", None, None,
                               note=f"skipped: {reason}")]
     del ll
+    if official_ll is not None and official_ll.normed is not None:
+        normed = official_ll.normed
+        with timer("classifier (low-level normed)"):
+            clf_n_v = classifier_test(normed["ref"], normed["gen"], cfg.classifier,
+                                      seed=cfg.seed, progress=cfg.progress)
+            clf_n_f = classifier_test(normed["ref"], normed["floor"], cfg.classifier,
+                                      seed=cfg.seed, progress=cfg.progress)
+        clf_rows.append(("low-level normed", clf_n_v, clf_n_f))
+    if official_ll is not None:
+        official_ll.normed = official_ll.prdc = None  # type: ignore[assignment]
     with timer("classifier (high-level)"):
-        hl = {k: high_level_features(s.observables, s.conditions)
-              for k, s in (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
+        if feats and cfg.calochallenge_high_level:
+            hl = {k: cc.high_level_input(f).astype(np.float32) for k, f in feats.items()}
+        else:
+            hl = {k: high_level_features(s.observables, s.conditions)
+                  for k, s in (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
         clf_high_v = classifier_test(hl["ref"], hl["gen"], cfg.classifier, seed=cfg.seed,
                                      progress=cfg.progress)
         clf_high_f = classifier_test(hl["ref"], hl["floor"], cfg.classifier, seed=cfg.seed,
@@ -669,6 +774,11 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
                                  value_std=v.jsd_std, floor_std=f.jsd_std))
         details[f"classifier_{label}"] = {"value": v.to_dict(), "floor": f.to_dict()}
 
+    official_plot = None
+    if feats and official_ll is not None and setup is not None:
+        with timer("CaloChallenge (separation, FPD, KPD)"):
+            official_plot = _add_official_rows(summary, details, feats, official_ll, clf_rows,
+                                               setup, cfg, gen_ss, off)
     with timer("slices"):
         slices = _slices(ref_side, gen_side, floor_side, paired and image, floor_kind,
                          ref2_paired, cfg, edges, n_ch, _energy_column(ref_ss))
@@ -681,7 +791,7 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     plot = PlotData(names, units, channel_names, ref_side, gen_side, floor_side,
                     cval.ref_corr, cval.gen_corr, cflo.gen_corr, *examples,
                     mean_ref=mean_ref, mean_gen=mean_gen, kind=kind,
-                    layer_columns=dict(extractor.layer_columns))
+                    layer_columns=dict(extractor.layer_columns), calochallenge=official_plot)
     inputs = {"reference": _describe(ref_ss), "generated": _describe(gen_ss),
               "reference_2": _describe(ref2_ss) if ref2_ss is not None else None}
     protocol = {
@@ -692,8 +802,168 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         "observables": list(names), "observable_units": list(units),
         "skipped": skipped,
         "config": cfg.to_dict(),
+        "name": cfg.protocol,
     }
+    if setup is not None:
+        protocol["calochallenge"] = {
+            "dataset": setup[2], "geometry": setup[0].name,
+            "definitions": "CaloChallenge/homepage code/HighLevelFeatures.py, evaluate.py, "
+                           "evaluate_plotting_helper.py; arXiv:2410.21611",
+            "calogen_extensions": dict(cc.CALOGEN_EXTENSIONS)}
     return EvaluationResult(summary, details, slices, timer.records, inputs, protocol, plot)
+
+
+def _official_setup(ss: ShowerSet, kind: str, skipped: dict[str, str]
+                    ) -> tuple[LayeredVoxelGeometry, tuple[int, float], str | None] | None:
+    """(geometry, E_inc column and MeV per unit, official dataset name or None) of a voxel
+    file the CaloChallenge evaluation applies to; None (and a reason in ``skipped``) else."""
+    if kind != "voxels":
+        return None
+    geometry = _geometry(ss)
+    e_inc = _incident_energy(ss)
+    if not isinstance(geometry, LayeredVoxelGeometry):
+        return None
+    if e_inc is None:
+        skipped["CaloChallenge evaluation"] = (
+            f"the files have no {INCIDENT_ENERGY_COLUMN!r} condition column (incident energy)")
+        return None
+    return geometry, e_inc, cc.official_dataset(geometry)
+
+
+@dataclass
+class _OfficialLowLevel:
+    """Per side (ref, gen, floor): the ``cls-low`` input, the ``cls-low-normed`` input (when
+    asked for) and the PRDC input of the voxel subsets, and the voxel-energy separations."""
+
+    low: dict[str, NDArray[np.float32]]
+    prdc: dict[str, NDArray[np.float32]]
+    normed: dict[str, NDArray[np.float32]] | None
+    cells: dict[str, cc.HistogramSeparation]
+
+
+def _official_low_level(setup: tuple[LayeredVoxelGeometry, tuple[int, float], str | None],
+                        cfg: EvaluationConfig,
+                        sides: list[tuple[str, ShowerSet, NDArray[np.int64]]]
+                        ) -> _OfficialLowLevel:
+    """Read the voxels of each side once (reference first) and build its official inputs."""
+    geometry, (col, scale), dataset = setup
+    low: dict[str, NDArray[np.float32]] = {}
+    prdc_in: dict[str, NDArray[np.float32]] = {}
+    normed: dict[str, NDArray[np.float32]] | None = {} if cfg.calochallenge_low_normed else None
+    cells: dict[str, cc.HistogramSeparation] = {}
+    ref_voxels: NDArray[np.float32] | None = None
+    for key, ss, rows in sides:
+        raw, conditions = _pixels(ss, rows)
+        voxels = np.asarray(raw, dtype=np.float32)
+        e = conditions[:, col].astype(np.float64) * scale
+        low[key] = cc.low_level_input(voxels, e).astype(np.float32)
+        prdc_in[key] = cc.prdc_input(voxels).astype(np.float32)
+        if normed is not None:
+            f = cc.compute_features(voxels, e, geometry,
+                                    threshold_mev=cfg.calochallenge_threshold_mev)
+            normed[key] = cc.low_level_normed_input(voxels, f, geometry).astype(np.float32)
+        if ref_voxels is None:
+            ref_voxels = voxels
+        else:
+            cells[key] = cc.cell_separation(ref_voxels, voxels, dataset)
+    return _OfficialLowLevel(low, prdc_in, normed, cells)
+
+
+GENERATION_KEYS = {"parameters": ("n_parameters", "parameters"),
+                   "ms_per_shower": ("ms_per_shower", "generation_ms_per_shower")}
+"""Producer attributes of a generated file read as its parameter count and generation time."""
+
+
+def _producer_number(ss: ShowerSet, keys: tuple[str, ...]) -> float | None:
+    producer = ss.meta.producer or {}
+    for key in keys:
+        value = producer.get(key)
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            return float(value)
+    return None
+
+
+def _add_official_rows(summary: list[MetricRow], details: dict[str, Any],
+                       feats: dict[str, cc.CaloChallengeFeatures], official: _OfficialLowLevel,
+                       clf_rows: list[Any],
+                       setup: tuple[LayeredVoxelGeometry, tuple[int, float], str | None],
+                       cfg: EvaluationConfig, gen_ss: ShowerSet,
+                       acc: list[_OfficialAccumulator] | None) -> dict[str, Any]:
+    """The CaloChallenge rows (separation powers per group, FPD/KPD on the official vector,
+    generation time and parameters) with their floors; returns the report's plot data."""
+    geometry, _, dataset = setup
+    sep = {}
+    for side in ("gen", "floor"):
+        entries = cc.separation_powers(feats["ref"], feats[side], dataset)
+        if side in official.cells:
+            entries = cc.insert_official(entries, official.cells[side])
+        sep[side] = entries
+    means_v, means_f = cc.group_means(sep["gen"]), cc.group_means(sep["floor"])
+    for group, v in means_v.items():
+        summary.append(MetricRow(
+            f"separation power, {group} (CaloChallenge)", "", v, means_f.get(group),
+            note="official binning; mean over its histograms" if any(
+                e.official for e in sep["gen"] if e.group == group) else
+            "calogen binning (see protocol.calochallenge.calogen_extensions)"))
+    vec = {k: cc.fpd_kpd_input(f) for k, f in feats.items()}
+    fk: dict[str, dict[str, Any]] = {}
+    for side in ("gen", "floor"):
+        fk[side] = {
+            "fpd": fpd(vec["ref"], vec[side], n_points=cfg.fpd_points,
+                       n_bootstrap=cfg.fpd_bootstrap, seed=cfg.seed),
+            "kpd": kpd(vec["ref"], vec[side], n_batches=cfg.kpd_batches,
+                       batch_size=min(cfg.kpd_batch_size, len(vec["ref"]), len(vec[side])),
+                       seed=cfg.seed)}
+    for key, label in (("fpd", "FPD (CaloChallenge high-level vector) x1e3"),
+                       ("kpd", "KPD (CaloChallenge high-level vector) x1e3")):
+        v, f = fk["gen"][key], fk["floor"][key]
+        summary.append(MetricRow(label, "", 1e3 * v.value, 1e3 * f.value,
+                                 value_std=1e3 * v.error, floor_std=1e3 * f.error,
+                                 note="the cls-high input (log10 E_inc, log10 E_layer, "
+                                      "centres and widths / 100)"))
+    generation = {k: _producer_number(gen_ss, keys) for k, keys in GENERATION_KEYS.items()}
+    if generation["ms_per_shower"] is not None:
+        summary.append(MetricRow("generation time (from the generated file)", "ms / shower",
+                                 generation["ms_per_shower"], None,
+                                 note="as recorded by the producer"))
+    if generation["parameters"] is not None:
+        summary.append(MetricRow("model parameters (from the generated file)", "",
+                                 generation["parameters"], None))
+
+    def entry_dict(v: cc.HistogramSeparation, f: cc.HistogramSeparation) -> dict[str, Any]:
+        return {"label": v.label, "group": v.group, "official": v.official,
+                "value": v.value, "floor": f.value,
+                "generated_out_of_range": int(v.result.gen_below + v.result.gen_above)}
+
+    name = dataset or geometry.name
+    mode = {"low-level": "cls-low", "high-level": "cls-high",
+            "low-level normed": "cls-low-normed"}
+    texts = {f"histogram_chi2_{name}.txt": cc.histogram_chi2_text(sep["gen"]),
+             f"fpd_kpd_{name}.txt": cc.fpd_kpd_text(
+                 fk["gen"]["fpd"].value, fk["gen"]["fpd"].error, fk["gen"]["kpd"].value,
+                 fk["gen"]["kpd"].error)}
+    for label, v, _ in clf_rows:
+        if label in mode and (label != "high-level" or cfg.calochallenge_high_level):
+            texts[f"classifier_{mode[label]}_{name}.txt"] = cc.classifier_text(v.auc_mean,
+                                                                              v.jsd_mean)
+    details["calochallenge"] = {
+        "dataset": dataset,
+        "separation": [entry_dict(v, f) for v, f in zip(sep["gen"], sep["floor"], strict=True)],
+        "group_means": {"value": means_v, "floor": means_f},
+        "fpd": {"value": fk["gen"]["fpd"].to_dict(), "floor": fk["floor"]["fpd"].to_dict()},
+        "kpd": {"value": fk["gen"]["kpd"].to_dict(), "floor": fk["floor"]["kpd"].to_dict()},
+        "generation": generation,
+        "text_files": sorted(texts),
+    }
+    plot: dict[str, Any] = {"dataset": dataset, "name": name, "geometry": geometry,
+                            "texts": texts}
+    if acc is not None:
+        plot["mean_ref"], plot["mean_gen"] = acc[0].mean(), acc[1].mean()
+        gen_means = {(lo, hi): m for lo, hi, _, m in acc[1].energy_means()}
+        plot["energy_means"] = [(lo, hi, m, gen_means[(lo, hi)])
+                                for lo, hi, _, m in acc[0].energy_means()
+                                if (lo, hi) in gen_means]
+    return plot
 
 
 def _describe(ss: ShowerSet) -> dict[str, Any]:

@@ -626,3 +626,103 @@ def plot_layer_profiles(plot_data: PlotData, out_dir: str | os.PathLike[str]) ->
         fig.suptitle("layer profiles: reference (black), generated (red), floor (dashed)",
                      fontsize=13)
         return save_figure(fig, Path(out_dir) / "layer_profiles.png")
+
+
+# --------------------------------------------------------------------------------------------
+# CaloChallenge average showers (voxels)
+
+MAX_AVERAGE_LAYERS = 12
+"""Layers drawn in ``average_shower.png`` at most (evenly spaced when there are more)."""
+
+
+def _polar_layer(ax: Axes, values: FloatArray, r_edges: tuple[float, ...], n_alpha: int,
+                 norm: Normalize, cmap: Colormap | str) -> AxesImage:
+    """One layer's voxels (angle outer, radius inner) on a polar grid, radius in mm."""
+    grid = np.asarray(values, dtype=np.float64).reshape(n_alpha, len(r_edges) - 1)
+    theta = np.linspace(-np.pi, np.pi, n_alpha + 1)
+    t, r = np.meshgrid(theta, np.asarray(r_edges))
+    mesh = ax.pcolormesh(t, r, np.where(grid.T > 0, grid.T, np.nan), norm=norm, cmap=cmap)
+    ax.set_xticks([])
+    ax.set_yticklabels([])
+    ax.grid(False)
+    return mesh  # type: ignore[return-value]
+
+
+def plot_average_showers(plot_data: PlotData, out_dir: str | os.PathLike[str]) -> Path:
+    """Mean voxel energy per layer (CaloChallenge ``avg`` mode): the reference (top row) and
+    the generated sample (bottom row) on one log colour scale, one polar panel per layer.
+
+    Returns:
+        ``average_shower.png``.
+    """
+    cc = plot_data.calochallenge or {}
+    geometry = cc["geometry"]
+    ref, gen = np.asarray(cc["mean_ref"]), np.asarray(cc["mean_gen"])
+    layers = list(range(geometry.n_layers))
+    if len(layers) > MAX_AVERAGE_LAYERS:
+        layers = sorted({int(round(i)) for i in
+                         np.linspace(0, len(layers) - 1, MAX_AVERAGE_LAYERS)})
+    slices = geometry.layer_slices()
+    positive = np.concatenate([ref[ref > 0], gen[gen > 0]])
+    lo = float(positive.min()) if positive.size else 1e-3
+    hi = float(positive.max()) if positive.size else 1.0
+    norm = LogNorm(max(lo, hi * 1e-6), max(hi, lo * 10))
+    with hep_style():
+        fig = new_figure(figsize=(2.2 * len(layers) + 1.5, 5.2), layout="constrained")
+        axes = fig.subplots(2, len(layers), subplot_kw={"projection": "polar"}, squeeze=False)
+        mesh = None
+        for col, i in enumerate(layers):
+            layer = geometry.layers[i]
+            for row, mean in enumerate((ref, gen)):
+                mesh = _polar_layer(axes[row][col], mean[slices[i]], layer.r_edges_mm,
+                                    layer.n_alpha, norm, _image_cmap())
+            axes[0][col].set_title(f"layer {layer.id}", fontsize=10)
+        axes[0][0].set_ylabel("reference", labelpad=18)
+        axes[1][0].set_ylabel("generated", labelpad=18)
+        if mesh is not None:
+            fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.8,
+                         label="mean energy per voxel [MeV]")
+        fig.suptitle(f"average shower, {cc.get('name', '')}: reference (top) vs generated "
+                     "(bottom)", fontsize=12)
+        return save_figure(fig, Path(out_dir) / "average_shower.png")
+
+
+def plot_average_showers_per_energy(plot_data: PlotData,
+                                    out_dir: str | os.PathLike[str]) -> Path:
+    """Mean energy per layer for each incident-energy range (CaloChallenge ``avg-E``):
+    reference (black) and generated (red), one panel per range, log y.
+
+    Returns:
+        ``average_shower_per_energy.png``.
+    """
+    cc = plot_data.calochallenge or {}
+    geometry = cc["geometry"]
+    entries = cc.get("energy_means", [])
+    slices = geometry.layer_slices()
+    n = max(len(entries), 1)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    with hep_style():
+        fig = new_figure(figsize=(4.0 * cols, 3.2 * rows), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+        x = np.arange(geometry.n_layers)
+        for ax, (lo, hi, ref, gen) in zip(axes, entries, strict=False):
+            r = np.array([np.asarray(ref)[s].sum() for s in slices])
+            g = np.array([np.asarray(gen)[s].sum() for s in slices])
+            ax.step(x, np.where(r > 0, r, np.nan), where="mid", color="black",
+                    label="reference")
+            ax.step(x, np.where(g > 0, g, np.nan), where="mid", color="tab:red",
+                    label="generated")
+            ax.set_yscale("log")
+            ax.set_title(f"E_inc in [{lo / 1e3:.4g}, {hi / 1e3:.4g}) GeV", fontsize=10)
+            ax.set_xticks(x if len(x) <= 10 else x[:: max(1, len(x) // 8)])
+            ax.set_xticklabels([str(geometry.layer_ids[i]) for i in ax.get_xticks()])
+            ax.set_xlabel("layer")
+            ax.set_ylabel("mean energy [MeV]")
+        for ax in axes[len(entries):]:
+            ax.axis("off")
+        if entries:
+            axes[0].legend(fontsize=9)
+        fig.suptitle("average shower per incident-energy range: mean energy per layer",
+                     fontsize=12)
+        return save_figure(fig, Path(out_dir) / "average_shower_per_energy.png")

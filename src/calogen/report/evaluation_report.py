@@ -143,7 +143,10 @@ _write_text_atomic = write_text_atomic
 
 REPORT_FILE_RE = re.compile(
     r"^(metrics\.json|report\.html|observables(_\d+)?\.png|channels_per_species\.png"
-    r"|correlations\.png|examples\.png|mean_images\.png|layer_profiles\.png)$")
+    r"|correlations\.png|examples\.png|mean_images\.png|layer_profiles\.png"
+    r"|average_shower(_per_energy)?\.png"
+    r"|(histogram_chi2|fpd_kpd|classifier_cls-low|classifier_cls-high|classifier_cls-low-normed)"
+    r"_[A-Za-z0-9._-]+\.txt)$")
 """Names of the files :func:`write_report` writes (a folder holding only these is a report)."""
 
 
@@ -213,9 +216,23 @@ def _write_files(result: EvaluationResult, doc: Mapping[str, Any], folder: Path,
     figures: list[tuple[Path, str]] = []
     if result.plot_data is not None:
         figures = _make_plots(result, folder, paired if isinstance(paired, bool) else None)
+    texts = official_texts(result)
+    for name, text in texts.items():
+        _write_text_atomic(folder / name, text)
     page = render_html(doc, figures, title=title, has_plot_data=result.plot_data is not None)
     _write_text_atomic(folder / "report.html", page)
-    return ["metrics.json", *(p.name for p, _ in figures), "report.html"]
+    return ["metrics.json", *(p.name for p, _ in figures), *texts, "report.html"]
+
+
+def official_texts(result: EvaluationResult) -> dict[str, str]:
+    """The CaloChallenge text outputs (``histogram_chi2_<dataset>.txt``,
+    ``classifier_<mode>_<dataset>.txt``, ``fpd_kpd_<dataset>.txt``) of a voxel evaluation,
+    file name -> text, in the official formats; empty for other shapes."""
+    pd = result.plot_data
+    if pd is None or not pd.calochallenge:
+        return {}
+    texts = pd.calochallenge.get("texts", {})
+    return {n: t for n, t in texts.items() if REPORT_FILE_RE.match(n) and "/" not in n}
 
 
 def _move_into(staging: Path, out: Path, names: list[str]) -> None:
@@ -250,6 +267,10 @@ def _make_plots(result: EvaluationResult, out: Path,
     else:
         steps = [("layer_profiles", lambda: ep.plot_layer_profiles(pd, out)),
                  ("correlations", lambda: ep.plot_correlations(pd, out))]
+        if pd.calochallenge and "mean_ref" in pd.calochallenge:
+            steps += [("average_shower", lambda: ep.plot_average_showers(pd, out)),
+                      ("average_shower_per_energy",
+                       lambda: ep.plot_average_showers_per_energy(pd, out))]
     for key, draw in steps:
         caption = CAPTIONS[key]
         if key == "examples" and paired is False:
@@ -259,6 +280,15 @@ def _make_plots(result: EvaluationResult, out: Path,
 
 
 CAPTIONS = {
+    "average_shower": (
+        "Average shower (CaloChallenge 'avg'): mean energy per voxel over all events, one polar "
+        "panel per layer (radius in mm, angle as binned), reference (top) and generated "
+        "(bottom) on one logarithmic scale; empty voxels white. With many layers, evenly "
+        "spaced layers are drawn."),
+    "average_shower_per_energy": (
+        "Average shower per incident-energy range (CaloChallenge 'avg-E': the DS1 energies, "
+        "else decades 1 GeV - 1 TeV): mean energy per layer, reference (black) and generated "
+        "(red)."),
     "observables": (
         "Distribution of every observable: reference (grey, filled), generated (red) and the "
         "floor sample (blue, dashed: a second reference sample with the generated sample's size "
