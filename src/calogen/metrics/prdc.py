@@ -197,16 +197,17 @@ def prdc(ref: ArrayLike, gen: ArrayLike, k: int = PRDC_K, *,
         r2_ref, r2_gen = _knn_radius2_tree(r, k), _knn_radius2_tree(g, k)
 
     dtype = np.float32 if precision == "float32" else np.float64
-    rc, gc = r.astype(dtype), g.astype(dtype)
+    rc: NDArray[np.floating] = r.astype(dtype)
+    gc: NDArray[np.floating] = g.astype(dtype)
     sq_ref, sq_gen = _sq_norms(r), _sq_norms(g)
+    sq_ref_c, sq_gen_c = sq_ref.astype(dtype), sq_gen.astype(dtype)
     balls_per_gen = np.empty(m, dtype=np.int64)  # reference balls containing each gen row
     ref_recalled = np.zeros(n, dtype=bool)  # reference row inside some generated ball
     ref_covered = np.zeros(n, dtype=bool)  # reference ball containing some generated row
     step = _max_block_rows(n, rc.itemsize)
     for s in range(0, m, step):
         e = min(s + step, m)
-        d2 = _sq_dist_block(gc[s:e], sq_gen[s:e].astype(dtype), rc, sq_ref.astype(dtype))
-        d2 = d2.astype(np.float64, copy=False)
+        d2 = np.asarray(_sq_dist_block(gc[s:e], sq_gen_c[s:e], rc, sq_ref_c), dtype=np.float64)
         scale = sq_gen[s:e, None] + sq_ref[None, :]
         if precision == "float32":
             scale *= _FLOAT32_BAND  # float32 round-off is ~1e9 times float64's
