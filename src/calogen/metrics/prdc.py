@@ -200,7 +200,8 @@ def prdc(ref: ArrayLike, gen: ArrayLike, k: int = PRDC_K, *,
     rc: NDArray[np.floating] = r.astype(dtype)
     gc: NDArray[np.floating] = g.astype(dtype)
     sq_ref, sq_gen = _sq_norms(r), _sq_norms(g)
-    sq_ref_c, sq_gen_c = sq_ref.astype(dtype), sq_gen.astype(dtype)
+    sq_ref_c: NDArray[np.floating] = sq_ref.astype(dtype)
+    sq_gen_c: NDArray[np.floating] = sq_gen.astype(dtype)
     balls_per_gen = np.empty(m, dtype=np.int64)  # reference balls containing each gen row
     ref_recalled = np.zeros(n, dtype=bool)  # reference row inside some generated ball
     ref_covered = np.zeros(n, dtype=bool)  # reference ball containing some generated row
