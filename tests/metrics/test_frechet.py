@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
+from scipy.stats import iqr
 
 from calogen.metrics.frechet import _mmd2_unbiased, fpd, frechet_distance, kpd
 
@@ -105,3 +106,16 @@ def test_kpd_deterministic_per_seed() -> None:
     ref, gen = rng.normal(size=(500, 3)), rng.normal(size=(400, 3))
     a, b = kpd(ref, gen, seed=3), kpd(ref, gen, seed=3)
     assert a.value == b.value and a.error == b.error
+
+
+def test_kpd_error_is_jetnet_half_iqr() -> None:
+    """JetNet 0.2.5: error = scipy.stats.iqr(batch values, rng=(16.275, 83.725)) / 2."""
+    rng = np.random.default_rng(7)
+    ref, gen = rng.normal(size=(400, 3)), rng.normal(size=(400, 3)) + 0.1
+    res = kpd(ref, gen, n_batches=10, batch_size=50, seed=1)
+    vals = res.batch_values
+    assert res.value == float(np.median(vals))
+    assert res.error == pytest.approx(iqr(vals, rng=(16.275, 83.725)) / 2, rel=1e-12, abs=0)
+    # differs from half the 16-84 % spread for 10 batches
+    q16, q84 = np.percentile(vals, [16.0, 84.0])
+    assert res.error != pytest.approx(0.5 * (q84 - q16), rel=1e-9, abs=0)
