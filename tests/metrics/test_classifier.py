@@ -207,7 +207,7 @@ def test_threads_restored() -> None:
 
 def test_presets_have_documented_fields() -> None:
     cc = CALOCHALLENGE_2022
-    assert cc.hidden == (2048, 2048) and cc.negative_slope == 0.01
+    assert cc.hidden == (2048, 2048, 2048) and cc.negative_slope == 0.01
     assert cc.lr == 2e-4 and cc.batch_size == 1000 and cc.max_epochs == 50
     assert cc.split_fractions == (0.6, 0.2, 0.2) and cc.n_seeds == 10
     assert cc.max_samples_per_class is None and cc.calibration == "isotonic"
