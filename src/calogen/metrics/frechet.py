@@ -17,7 +17,8 @@ from scipy.optimize import curve_fit
 
 from calogen.metrics.distances import _pair_2d, _rng, _ToDict
 
-__all__ = ["FPDResult", "KPDResult", "fpd", "frechet_distance", "kpd", "scale_by_reference_max"]
+__all__ = ["FPDResult", "KPDResult", "fpd", "frechet_distance", "independent_columns", "kpd",
+           "scale_by_reference_max"]
 
 #: Default FPD sample-size range (Kansal et al. 2023; METRICS.md).
 FPD_MIN_N: int = 10_000
@@ -78,6 +79,45 @@ def scale_by_reference_max(ref: ArrayLike, gen: ArrayLike
     scale = np.abs(r).max(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     return r / scale, g / scale
+
+
+def independent_columns(ref: ArrayLike, gen: ArrayLike, *, atol: float = 1e-9,
+                        detect_rows: int = 4096) -> NDArray[np.int64]:
+    """Indices of the feature columns that are not exact linear combinations of earlier ones.
+
+    A column that is, in both samples, a fixed linear combination of earlier columns (a total
+    beside its parts, e.g. the ZDC ``photon_sum`` after its 5 channels; an all-zero column)
+    carries no information of its own: in FPD it makes the covariance singular, and in FPD and
+    KPD it weights its parts twice. Columns are scaled by the reference max |x|; a column is
+    redundant when the combination fitted on the first ``detect_rows`` reference rows
+    reproduces it on every row of both samples within ``atol``.
+    """
+    r, g = scale_by_reference_max(ref, gen)
+    sub = r[:detect_rows]
+    keep: list[int] = []
+    basis = np.zeros((sub.shape[0], 0))
+    for j in range(r.shape[1]):
+        v = sub[:, j].copy()
+        for _ in range(2):  # Gram-Schmidt, twice for stability
+            v -= basis @ (basis.T @ v)
+        norm = float(np.linalg.norm(v))
+        if norm > atol * np.sqrt(sub.shape[0]) or not _is_combination(r, g, keep, j, atol,
+                                                                        detect_rows):
+            keep.append(j)
+            if norm > 0:
+                basis = np.column_stack([basis, v / norm])
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _is_combination(r: NDArray[np.float64], g: NDArray[np.float64], keep: list[int], j: int,
+                    atol: float, detect_rows: int) -> bool:
+    """Whether column j is, on every row of both samples, the least-squares combination of the
+    ``keep`` columns fitted on the first ``detect_rows`` reference rows."""
+    w: NDArray[np.floating] = np.zeros(0)
+    if keep:
+        w = np.linalg.lstsq(r[:detect_rows, keep], r[:detect_rows, j], rcond=None)[0]
+    return all(float(np.max(np.abs(x[:, keep] @ w - x[:, j]), initial=0.0)) <= atol
+               for x in (r, g))
 
 
 @dataclass(frozen=True)
