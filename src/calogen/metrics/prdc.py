@@ -132,21 +132,20 @@ def _max_block_rows(n_cols: int, itemsize: int = 8) -> int:
     return max(1, _BLOCK_BYTES // (itemsize * max(n_cols, 1)))
 
 
-def _strictly_inside(d2: NDArray[np.float64], radius2: NDArray[np.float64],
-                     scale: NDArray[np.float64], a: NDArray[np.float64],
+def _strictly_inside(d2: NDArray[np.floating], radius2: NDArray[np.float64],
+                     tol: NDArray[np.float64], a: NDArray[np.float64],
                      b: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """``d2 < radius2`` where entries within the round-off band are recomputed exactly.
+    """``d2 < radius2``, recomputing from the differences the entries within ``tol`` of it.
 
-    ``d2`` (rows of ``a`` against rows of ``b``) comes from the BLAS expansion, whose absolute
-    error scales with ``scale`` = ||a||^2 + ||b||^2; entries that close to their radius are
-    recomputed from the differences, as the radii are.
+    ``d2`` (rows of ``a`` against rows of ``b``) comes from the BLAS expansion, whose round-off
+    is below ``tol``; ``radius2`` and ``tol`` broadcast against it (a row or a column).
     """
-    inside = d2 < radius2
-    near = np.abs(d2 - radius2) <= _TIE_RTOL * scale
+    inside = d2 < (radius2 - tol).astype(d2.dtype)
+    near = d2 < (radius2 + tol).astype(d2.dtype)
+    near ^= inside  # inside implies near: what remains is the band
     if near.any():
         i, j = np.nonzero(near)
-        exact = _direct_sq(a[i], b[j])
-        inside[i, j] = exact < np.broadcast_to(radius2, d2.shape)[i, j]
+        inside[i, j] = _direct_sq(a[i], b[j]) < np.broadcast_to(radius2, d2.shape)[i, j]
     return inside
 
 
@@ -206,16 +205,19 @@ def prdc(ref: ArrayLike, gen: ArrayLike, k: int = PRDC_K, *,
     ref_recalled = np.zeros(n, dtype=bool)  # reference row inside some generated ball
     ref_covered = np.zeros(n, dtype=bool)  # reference ball containing some generated row
     step = _max_block_rows(n, rc.itemsize)
+    rtol = _TIE_RTOL * (_FLOAT32_BAND if precision == "float32" else 1.0)
     for s in range(0, m, step):
         e = min(s + step, m)
-        d2 = np.asarray(_sq_dist_block(gc[s:e], sq_gen_c[s:e], rc, sq_ref_c), dtype=np.float64)
-        scale = sq_gen[s:e, None] + sq_ref[None, :]
-        if precision == "float32":
-            scale *= _FLOAT32_BAND  # float32 round-off is ~1e9 times float64's
-        in_ref_ball = _strictly_inside(d2, r2_ref[None, :], scale, g[s:e], r)
+        d2 = _sq_dist_block(gc[s:e], sq_gen_c[s:e], rc, sq_ref_c)
+        # round-off of the expansion ~ eps (||a||^2 + ||b||^2): a band per column / row
+        tol_ref = rtol * (sq_gen[s:e].max() + sq_ref)
+        tol_gen = rtol * (sq_gen[s:e] + sq_ref.max())
+        in_ref_ball = _strictly_inside(d2, r2_ref[None, :], tol_ref[None, :], g[s:e], r)
         balls_per_gen[s:e] = np.count_nonzero(in_ref_ball, axis=1)
         ref_covered |= in_ref_ball.any(axis=0)
-        ref_recalled |= _strictly_inside(d2, r2_gen[s:e, None], scale, g[s:e], r).any(axis=0)
+        del in_ref_ball
+        ref_recalled |= _strictly_inside(d2, r2_gen[s:e, None], tol_gen[:, None], g[s:e],
+                                         r).any(axis=0)
 
     return PRDCResult(
         precision=float(np.mean(balls_per_gen > 0)),
