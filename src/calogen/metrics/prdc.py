@@ -83,10 +83,16 @@ def _sq_dist_block(a: NDArray[np.floating], sq_a: NDArray[np.floating],
     return d2
 
 
-def _direct_sq(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Row-wise ``sum((a - b)^2)`` computed from the differences (no cancellation)."""
-    diff = a.astype(np.float64) - b
-    return np.einsum("ij,ij->i", diff, diff)
+def _direct_sq(a: NDArray[np.floating], ia: NDArray[np.intp], b: NDArray[np.floating],
+               ib: NDArray[np.intp]) -> NDArray[np.float64]:
+    """``sum((a[ia] - b[ib])^2)`` per pair, from the differences (no cancellation), in chunks of
+    at most ``_BLOCK_BYTES`` of gathered rows."""
+    out = np.empty(ia.size, dtype=np.float64)
+    step = _max_block_rows(a.shape[1])
+    for s in range(0, ia.size, step):
+        diff = a[ia[s:s + step]].astype(np.float64) - b[ib[s:s + step]]
+        out[s:s + step] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def _exact_kth(rows: NDArray[np.float64], pool: NDArray[np.float64], cand: NDArray[np.int64],
@@ -94,7 +100,7 @@ def _exact_kth(rows: NDArray[np.float64], pool: NDArray[np.float64], cand: NDArr
     """Per row, the k-th smallest (0-based, itself included at 0) exact squared distance to its
     candidate neighbours ``pool[cand]``."""
     b, c = cand.shape
-    d2 = _direct_sq(np.repeat(rows, c, axis=0), pool[cand.reshape(-1)]).reshape(b, c)
+    d2 = _direct_sq(rows, np.repeat(np.arange(b), c), pool, cand.reshape(-1)).reshape(b, c)
     return np.partition(d2, k, axis=1)[:, k]
 
 
@@ -145,7 +151,7 @@ def _strictly_inside(d2: NDArray[np.floating], radius2: NDArray[np.float64],
     near ^= inside  # inside implies near: what remains is the band
     if near.any():
         i, j = np.nonzero(near)
-        inside[i, j] = _direct_sq(a[i], b[j]) < np.broadcast_to(radius2, d2.shape)[i, j]
+        inside[i, j] = _direct_sq(a, i, b, j) < np.broadcast_to(radius2, d2.shape)[i, j]
     return inside
 
 
