@@ -9,7 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.special import expit
 from scipy.stats import norm
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
 
 from calogen.metrics import classifier as clf
 from calogen.metrics.classifier import (
@@ -207,7 +210,7 @@ def test_threads_restored() -> None:
 
 def test_presets_have_documented_fields() -> None:
     cc = CALOCHALLENGE_2022
-    assert cc.hidden == (2048, 2048) and cc.negative_slope == 0.01
+    assert cc.hidden == (2048, 2048, 2048) and cc.negative_slope == 0.01
     assert cc.lr == 2e-4 and cc.batch_size == 1000 and cc.max_epochs == 50
     assert cc.split_fractions == (0.6, 0.2, 0.2) and cc.n_seeds == 10
     assert cc.max_samples_per_class is None and cc.calibration == "isotonic"
@@ -261,3 +264,134 @@ def test_high_level_features() -> None:
     np.testing.assert_array_equal(f, [[1, 2, 3, 7], [4, 5, 6, 8]])
     with pytest.raises(ValueError, match="observables: contains NaN"):
         high_level_features(np.array([[np.inf, 1.0]]), np.zeros((1, 1)))
+
+
+# ------------------------------------------------------ the official protocol, option by option
+
+
+def test_calochallenge_preset_is_the_official_protocol() -> None:
+    """Its DNN with --cls_n_layer 2: input layer + 2 hidden = 3 hidden layers of 2048."""
+    cc = CALOCHALLENGE_2022
+    net = clf._MLP(np.zeros(7), np.ones(7), cc.hidden, cc.negative_slope,
+                   torch.Generator().manual_seed(0), cc.dropout).net
+    linear = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [
+        (7, 2048), (2048, 2048), (2048, 2048), (2048, 1)]
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in net) == 3
+    assert (cc.select_epoch_by, cc.auc_from, cc.prob_floor) == ("accuracy", "calibrated", 1e-6)
+    assert (cc.split_sizes, cc.calibration_input, cc.standardise) == ("floor", "probabilities",
+                                                                      False)
+    d = CALOGEN_DEFAULT
+    assert (d.select_epoch_by, d.auc_from, d.prob_floor) == ("val_loss", "scores", 1e-7)
+    assert (d.split_sizes, d.calibration_input, d.standardise, d.dropout) == (
+        "round", "logits", True, 0.0)
+
+
+def test_dropout_layers() -> None:
+    net = clf._MLP(np.zeros(3), np.ones(3), (8, 8), 0.01, torch.Generator(), 0.2).net
+    drops = [m for m in net if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 2 and all(m.p == 0.2 for m in drops)
+
+
+def test_split_sizes_floor_as_official() -> None:
+    rng = np.random.default_rng(4)
+    sizes = [a.size for a in split_indices(1001, (0.6, 0.2, 0.2), rng, "floor")]
+    assert sizes == [600, 200, 201]  # int(0.6 n), int(0.2 n), the rest
+
+
+def _scripted_accuracy(monkeypatch: pytest.MonkeyPatch, values: list[float]) -> list[float]:
+    scripted = iter(values)
+    calls: list[float] = []
+
+    def fake(logits: np.ndarray, y: np.ndarray) -> float:
+        calls.append(next(scripted))
+        return calls[-1]
+
+    monkeypatch.setattr(clf, "_accuracy", fake)
+    return calls
+
+
+def test_select_epoch_by_accuracy_keeps_first_best(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _scripted_accuracy(monkeypatch, [0.6, 0.7, 0.7, 0.65, 0.55])
+    cfg = replace(TINY, n_seeds=1, max_epochs=5, patience=None, select_epoch_by="accuracy")
+    res = classifier_test(_gauss(600, seed=1), _gauss(600, seed=2), cfg)
+    assert len(calls) == 5 and res.best_epochs == [2]
+
+
+def test_select_epoch_by_accuracy_stops_at_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _scripted_accuracy(monkeypatch, [0.9, 1.0, 0.5, 0.5, 0.5, 0.5])
+    cfg = replace(TINY, n_seeds=1, max_epochs=6, patience=None, select_epoch_by="accuracy")
+    res = classifier_test(_gauss(600, seed=1), _gauss(600, seed=2), cfg)
+    assert len(calls) == 2 and res.best_epochs == [2]
+
+
+def test_accuracy_is_rounded_sigmoid() -> None:
+    logits = np.array([-2.0, 0.0, 0.1, 3.0])
+    assert clf._accuracy(logits, np.array([0.0, 0.0, 1.0, 0.0])) == 0.75
+
+
+def _fake_model(monkeypatch: pytest.MonkeyPatch, logits: np.ndarray) -> None:
+    monkeypatch.setattr(clf, "_predict_logits", lambda model, x, device: logits[: len(x)])
+
+
+@pytest.mark.parametrize("floor", [1e-7, 1e-6])
+def test_prob_floor_bounds_the_jsd_of_a_perfect_classifier(
+        floor: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Perfectly separated: calibrated p = floor or 1 - floor, BCE = -ln(1 - floor)."""
+    y = (np.arange(200) % 2).astype(np.float64)
+    logits = np.where(y > 0, 1.0, -1.0) * np.linspace(1.0, 5.0, 200)
+    _fake_model(monkeypatch, logits)
+    x = np.zeros((200, 1), dtype=np.float32)
+    cal = clf._fit_calibrator(None, x, y, replace(TINY, prob_floor=floor),  # type: ignore
+                              torch.device("cpu"))
+    np.testing.assert_array_equal(np.unique(cal(logits)), [floor, 1 - floor])
+    auc, jsd = clf._evaluate(None, cal, x, y, torch.device("cpu"))  # type: ignore[arg-type]
+    assert auc == 1.0
+    assert jsd == pytest.approx((math.log(2) + math.log1p(-floor)) / math.log(2), rel=1e-12,
+                                abs=0)
+
+
+def test_auc_from_calibrated_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    y = (np.arange(400) % 2).astype(np.float64)
+    logits = rng.normal(size=400) + 0.8 * y
+    _fake_model(monkeypatch, logits)
+    x = np.zeros((400, 1), dtype=np.float32)
+    cal = clf._fit_calibrator(None, x, y, replace(TINY, calibration="isotonic"),  # type: ignore
+                              torch.device("cpu"))
+    p = cal(logits)
+    assert np.unique(p).size < 200  # isotonic plateaus: the two AUCs differ
+    dev = torch.device("cpu")
+    auc_s, _ = clf._evaluate(None, cal, x, y, dev, "scores")  # type: ignore[arg-type]
+    auc_c, _ = clf._evaluate(None, cal, x, y, dev, "calibrated")  # type: ignore[arg-type]
+    assert auc_s == roc_auc_score(y, logits) and auc_c == roc_auc_score(y, p)
+    assert auc_s != auc_c
+
+
+def test_calibration_on_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the official script: IsotonicRegression(y_min=floor, y_max=1-floor) on sigmoid(logit)."""
+    rng = np.random.default_rng(1)
+    y = (np.arange(300) % 2).astype(np.float64)
+    logits = 3.0 * rng.normal(size=300) + 2.0 * y
+    _fake_model(monkeypatch, logits)
+    x = np.zeros((300, 1), dtype=np.float32)
+    cfg = replace(TINY, calibration_input="probabilities", prob_floor=1e-6)
+    cal = clf._fit_calibrator(None, x, y, cfg, torch.device("cpu"))  # type: ignore[arg-type]
+    iso = IsotonicRegression(y_min=1e-6, y_max=1 - 1e-6, out_of_bounds="clip")
+    iso.fit(expit(logits), y)
+    new = np.linspace(-6, 6, 97)
+    np.testing.assert_array_equal(cal(new), iso.predict(expit(new)))
+    on_logits = clf._fit_calibrator(None, x, y, replace(cfg, calibration_input="logits"),
+                                    torch.device("cpu"))  # type: ignore[arg-type]
+    assert not np.array_equal(on_logits(new), cal(new))  # interpolation differs between points
+
+
+def test_standardise_off_feeds_features_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[int] = []
+    monkeypatch.setattr(clf, "_fit_standardiser", lambda x: called.append(1) or (0, 1))
+    cfg = replace(TINY, n_seeds=1, max_epochs=1, standardise=False)
+    model, _, _ = clf._train_mlp(_gauss(200, seed=1) * 5 + 3, np.arange(200) % 2,
+                                 _gauss(100, seed=2), np.arange(100) % 2, cfg,
+                                 torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert not called
+    assert torch.all(model.mean == 0) and torch.all(model.inv_std == 1)

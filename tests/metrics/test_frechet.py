@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
+from scipy.stats import iqr
 
-from calogen.metrics.frechet import _mmd2_unbiased, fpd, frechet_distance, kpd
+from calogen.metrics.frechet import _mmd2_unbiased, fpd, frechet_distance, independent_columns, kpd
 
 
 def test_frechet_distance_diagonal_closed_form() -> None:
@@ -105,3 +106,35 @@ def test_kpd_deterministic_per_seed() -> None:
     ref, gen = rng.normal(size=(500, 3)), rng.normal(size=(400, 3))
     a, b = kpd(ref, gen, seed=3), kpd(ref, gen, seed=3)
     assert a.value == b.value and a.error == b.error
+
+
+def test_kpd_error_is_jetnet_half_iqr() -> None:
+    """JetNet 0.2.5: error = scipy.stats.iqr(batch values, rng=(16.275, 83.725)) / 2."""
+    rng = np.random.default_rng(7)
+    ref, gen = rng.normal(size=(400, 3)), rng.normal(size=(400, 3)) + 0.1
+    res = kpd(ref, gen, n_batches=10, batch_size=50, seed=1)
+    vals = res.batch_values
+    assert res.value == float(np.median(vals))
+    assert res.error == pytest.approx(iqr(vals, rng=(16.275, 83.725)) / 2, rel=1e-12, abs=0)
+    # differs from half the 16-84 % spread for 10 batches
+    q16, q84 = np.percentile(vals, [16.0, 84.0])
+    assert res.error != pytest.approx(0.5 * (q84 - q16), rel=1e-9, abs=0)
+
+
+def test_independent_columns_drop_exact_combinations_only() -> None:
+    rng = np.random.default_rng(8)
+    parts_r = rng.poisson(40, size=(3000, 5)).astype(np.float64)
+    parts_g = rng.poisson(45, size=(2500, 5)).astype(np.float64)
+
+    def vec(p: np.ndarray) -> np.ndarray:  # parts, their sum, noise, a zero column
+        return np.column_stack([p, p.sum(axis=1), rng.normal(size=len(p)), np.zeros(len(p))])
+
+    r, g = vec(parts_r), vec(parts_g)
+    np.testing.assert_array_equal(independent_columns(r, g), [0, 1, 2, 3, 4, 6])
+    g_broken = g.copy()
+    g_broken[:, 5] += 1.0  # not a sum in the generated set: kept, the difference must count
+    g_broken[:, 7] = 1.0
+    np.testing.assert_array_equal(independent_columns(r, g_broken), np.arange(8))
+    few = rng.normal(size=(6, 12))  # more columns than rows: no relation holds in the other set
+    np.testing.assert_array_equal(independent_columns(few, rng.normal(size=(6, 12))),
+                                  np.arange(12))

@@ -12,21 +12,22 @@ from calogen.metrics.prdc import prdc
 
 
 def _brute_prdc(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float, float, float]:
-    """Dense textbook PRDC for small inputs (independent of the implementation under test)."""
+    """Dense PRDC for small inputs as the ``prdc`` package 0.2 defines it (open balls, float64
+    distances, the (k+1)-th smallest distance within a set, itself included)."""
     dxx = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
     dyy = np.sqrt(((y[:, None, :] - y[None, :, :]) ** 2).sum(-1))
     dxy = np.sqrt(((x[:, None, :] - y[None, :, :]) ** 2).sum(-1))  # (N, M)
     rx = np.sort(dxx, axis=1)[:, k]
     ry = np.sort(dyy, axis=1)[:, k]
-    inside = dxy <= rx[:, None]
+    inside = dxy < rx[:, None]
     precision = inside.any(axis=0).mean()
-    recall = (dxy <= ry[None, :]).any(axis=1).mean()
+    recall = (dxy < ry[None, :]).any(axis=1).mean()
     density = inside.sum() / (k * y.shape[0])
-    coverage = (dxy.min(axis=1) <= rx).mean()
+    coverage = (dxy.min(axis=1) < rx).mean()
     return float(precision), float(recall), float(density), float(coverage)
 
 
-@pytest.mark.parametrize("d", [3, 80])  # 80 > 64: blocked float32 k-NN path
+@pytest.mark.parametrize("d", [3, 80])  # 80 > 64: blocked k-NN path
 def test_matches_dense_brute_force(d: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(d)
     x = rng.normal(size=(300, d))
@@ -38,6 +39,30 @@ def test_matches_dense_brute_force(d: int, monkeypatch: pytest.MonkeyPatch) -> N
     got = (res.precision, res.recall, res.density, res.coverage)
     np.testing.assert_allclose(got, expected, atol=1.5 / 240)
     assert (res.n_ref, res.n_gen, res.k) == (300, 240, 5)
+
+
+@pytest.mark.parametrize(("d", "precision"), [(3, "float64"), (80, "float64"),
+                                              (80, "float32")])
+def test_exact_ties_counted_as_the_prdc_package(d: int, precision: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small integer counts (as ZN photon counts): many distances tie exactly with a radius.
+
+    Open balls exclude the ties (closed balls counted them: density +several %)."""
+    rng = np.random.default_rng(10 + d)
+    x = rng.poisson(0.4, size=(220, d)).astype(np.float64)
+    y = rng.poisson(0.5, size=(200, d)).astype(np.float64)
+    expected = _brute_prdc(x, y, 5)
+    monkeypatch.setattr(prdc_mod, "_BLOCK_BYTES", 30 * 220 * 8)
+    res = prdc(x, y, k=5, precision=precision)  # type: ignore[arg-type]
+    assert (res.precision, res.recall, res.density, res.coverage) == expected
+
+
+def test_all_rows_when_max_samples_is_none() -> None:
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(1200, 3)), rng.normal(size=(1100, 3))
+    res = prdc(x, y, max_samples=None)
+    assert (res.n_ref, res.n_gen) == (1200, 1100)
+    assert (res.precision, res.recall, res.density, res.coverage) == _brute_prdc(x, y, 5)
 
 
 def test_blocks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,10 @@
 import numpy as np
 import pytest
 
+from calogen.geometry import ZN
+from calogen.metrics.evaluate import EvaluationConfig, _fpd_kpd
+from calogen.metrics.frechet import fpd, kpd
+from calogen.metrics.observables import ZDCObservables
 from calogen.metrics.zdc import PixelRMSE, condition_diversity, paired_channel_mae
 
 
@@ -34,3 +38,30 @@ def test_condition_diversity():
     # group 0: copies -> 0; group 1: std (ddof=1) = 2.83, mean 10 -> 0.283
     assert div == pytest.approx((0.0 + np.std([8, 12], ddof=1) / 10.0) / 2)
     assert np.isnan(condition_diversity(sums, np.arange(6))[0])
+
+
+def _zn_images(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.poisson(scale * rng.uniform(0.0, 3.0, size=(n, 1, 1)) *
+                       np.ones((1, *ZN.shape))).astype(np.float32)
+
+
+def test_fpd_kpd_drop_the_photon_sum_column() -> None:
+    """photon_sum = sum of the 5 channels: a singular covariance that double-weights them."""
+    ex = ZDCObservables(ZN)
+    a, b = ex(_zn_images(300, 1)), ex(_zn_images(300, 2, 1.1))
+    total = ex.names.index("photon_sum")
+    np.testing.assert_array_equal(a[:, total], a[:, :5].sum(axis=1))
+    assert np.linalg.matrix_rank(np.cov(a, rowvar=False)) < a.shape[1]
+
+    cfg = EvaluationConfig(fpd_points=3, fpd_bootstrap=2, kpd_batches=3, kpd_batch_size=100)
+    out = _fpd_kpd(a, b, cfg)
+    without = [i for i, n in enumerate(ex.names) if n != "photon_sum"]
+    # the reported values are those of the vector without photon_sum
+    assert out["fpd"].value == fpd(a[:, without], b[:, without], n_points=3,
+                                   n_bootstrap=2).value
+    assert out["kpd"].value == kpd(a[:, without], b[:, without], n_batches=3,
+                                   batch_size=100).value
+    np.testing.assert_array_equal(out["columns"], without)  # nothing else is redundant here
+    sub = a[:, without]
+    assert np.linalg.matrix_rank(np.cov(sub, rowvar=False)) == sub.shape[1]

@@ -1,69 +1,25 @@
 """Classifier two-sample test: can a neural network tell generated showers from reference ones?
 
-A binary classifier (an MLP) is trained to separate reference samples (label 0) from generated
-samples (label 1). On a held-out test split its ROC AUC is 0.5 when the two samples are
-indistinguishable and approaches 1 when they are easy to tell apart. From the calibrated test
-probabilities we also report the Jensen-Shannon divergence estimate of Krause et al.
+An MLP is trained to separate reference rows (label 0) from generated rows (label 1). Its ROC
+AUC on held-out rows is 0.5 for indistinguishable samples; from the calibrated probabilities
+the JSD estimate of Krause et al. is ``(ln 2 - BCE) / ln 2`` (0 = indistinguishable, 1 =
+separable). Per seed (C. Krause, D. Shih, arXiv:2106.05285, App. B; CaloChallenge 2022,
+arXiv:2410.21611, Sec. 4):
 
-    JSD = (ln 2 - BCE) / ln 2,
+1. balance the classes (``min(N, M, max_samples_per_class)`` rows each, seeded);
+2. split each class into train / val / test;
+3. train on train; choose the epoch on val (``select_epoch_by``);
+4. fit the calibration (isotonic regression) on val;
+5. report AUC and JSD on test, touched once.
 
-where BCE is the mean binary cross-entropy (natural log) of the calibrated probabilities on the
-balanced test split: a perfect classifier gives BCE = 0 and JSD = 1, a coin flip BCE = ln 2 and
-JSD = 0 (small negative values are estimation noise).
+The function that trains receives only train and val rows, the calibration only val rows.
+The official script (``code/evaluate.py`` of CaloChallenge/homepage) follows the same order;
+it names the selection split ``test`` and the reported one ``val``.
 
-Protocol (CaloChallenge 2022: M. Faucci Giannelli, C. Krause et al., "Fast Calorimeter
-Simulation Challenge 2022", arXiv:2410.21611, Sec. 4; C. Krause, D. Shih, "CaloFlow",
-arXiv:2106.05285, App. B), repeated for each of ``n_seeds`` seeds:
-
-1. balance the classes: draw ``n = min(N, M, max_samples_per_class)`` rows of each class without
-   replacement (seeded);
-2. split EACH class separately into train / validation / test (60 / 20 / 20 by default);
-3. standardise every feature with the mean and standard deviation of the TRAIN split only (the
-   statistics live inside the network as fixed buffers, so no standardised copy is made);
-4. train the MLP with Adam on the binary cross-entropy (with logits), evaluate the validation loss
-   after every epoch, keep the weights of the epoch with the lowest validation loss and stop early
-   after ``patience`` epochs without improvement;
-5. calibrate the probabilities (isotonic regression, scikit-learn ``IsotonicRegression``) on the
-   VALIDATION predictions only;
-6. evaluate once on the untouched TEST split: AUC from the network scores, JSD from the calibrated
-   probabilities clipped to ``[1e-7, 1 - 1e-7]``.
-
-The result is the mean and standard deviation (``ddof=1``; 0 for a single seed) over seeds.
-
-Relation to the official CaloChallenge script (``code/evaluate.py`` of CaloChallenge/homepage,
-as inspected at commit 04b79ce): it selects the epoch by *accuracy* on the split it calls
-``test``, fits the isotonic calibration on that same split and reports AUC / JSD on the split it
-calls ``val``, once, with a single seed. The project notes (METRICS.md) describe this as leaking
-the final split into epoch choice and calibration; in the version inspected the reported split is
-in fact held out, only the names are swapped (a version whose final evaluation reused the
-selection split would leak). Whatever the upstream revision, the rule here is explicit and
-enforced by structure: the training function receives only train and validation rows (epoch
-choice on the validation *loss*), the calibration function only validation rows, and the test
-rows are touched once, after both are fixed (``tests/metrics/test_classifier.py`` checks which
-rows every step received). Other upstream details not copied: float64 throughout, no input
-standardisation (features are pre-scaled by hand), hidden layers = ``--cls_n_layer`` + 1 (its
-``DNN`` adds an input layer of the same width), AUC from the calibrated probabilities.
-
-AUC is computed from the raw network scores rather than from the isotonic-calibrated
-probabilities: a monotone calibration cannot improve the ranking, and the plateaus of an isotonic
-fit create ties that pull the AUC towards 0.5. The difference is small for large validation sets.
-
-Two presets
------------
-``CALOCHALLENGE_2022`` is the published protocol: 2 hidden layers of 2048 with LeakyReLU, Adam lr
-2e-4, batch 1000, up to 50 epochs (no early stopping, the best validation epoch is kept), split
-60/20/20, 10 seeds, no subsampling. ``CALOGEN_DEFAULT`` is what the evaluation uses by default and
-is practical on a laptop CPU: 2 hidden layers of 256, Adam lr 1e-3, batch 1024, at most 10 epochs
-with patience 2, 5 seeds, at most 50 000 samples per class.
-
-The published preset takes hours per comparison on a laptop CPU, the default minutes
-(measurements in ``benchmarks/README.md``).
-
-The default therefore exists so that the classifier metric can run routinely after every model
-training; the published preset remains available for numbers to be quoted next to the literature
-(preferably on a GPU). The two presets give different AUC values for the same pair of samples (a
-smaller network, fewer samples and fewer epochs find fewer differences), so always quote the
-preset with the number (``ClassifierResult.config`` carries it).
+Presets: :data:`CALOGEN_DEFAULT` (practical on a laptop CPU: the epoch with the lowest val
+loss, early stopping, AUC from the raw scores, which isotonic plateaus cannot tie) and
+:data:`CALOCHALLENGE_2022` (the official protocol; hours per comparison on a CPU, see
+``benchmarks/README.md``). Quote the preset with every number (``ClassifierResult.config``).
 """
 
 from __future__ import annotations
@@ -75,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 from torch import nn
@@ -92,7 +49,7 @@ __all__ = [
     "split_indices",
 ]
 
-#: Probabilities are clipped to [PROB_CLIP, 1 - PROB_CLIP] before the BCE entering the JSD.
+#: Default floor of the calibrated probabilities: they lie in [PROB_CLIP, 1 - PROB_CLIP].
 PROB_CLIP: float = 1e-7
 
 _LN2 = math.log(2.0)
@@ -114,17 +71,32 @@ class ClassifierConfig:
     Attributes:
         hidden: sizes of the hidden layers of the MLP (each followed by LeakyReLU).
         negative_slope: slope of LeakyReLU for negative inputs (torch default 0.01).
+        dropout: dropout probability after every hidden activation (0 = none).
+        standardise: standardise every feature with the train split's mean and std inside the
+            network; ``False`` feeds the features as given (pre-scaled, as the official script).
         lr: Adam learning rate.
         batch_size: training mini-batch size (rows, both classes mixed).
         max_epochs: maximum number of passes over the training split.
         patience: stop after this many epochs without a lower validation loss; ``None`` trains
             all ``max_epochs`` epochs (the best validation epoch is kept either way).
         split_fractions: (train, validation, test) fractions, applied to each class separately.
+        split_sizes: ``"round"`` (train and val sizes rounded) or ``"floor"`` (rounded down, as
+            the official script); the test split takes the rest.
+        select_epoch_by: ``"val_loss"`` keeps the epoch with the lowest validation loss;
+            ``"accuracy"`` the first epoch with the highest validation accuracy and stops when
+            it reaches 1 (official).
         n_seeds: number of independent repetitions (subsample, split, initialisation, shuffling).
         max_samples_per_class: rows drawn per class (seeded, without replacement); ``None`` uses
             ``min(N, M)``. Classes are always balanced.
         calibration: ``"isotonic"`` (scikit-learn ``IsotonicRegression`` fitted on validation
             predictions) or ``"none"`` (plain sigmoid of the network output).
+        calibration_input: the isotonic fit maps ``"logits"`` (no saturation ties) or
+            ``"probabilities"`` (the sigmoid, as the official script; they differ only by the
+            interpolation between calibration points).
+        prob_floor: calibrated probabilities lie in ``[prob_floor, 1 - prob_floor]`` (1e-6
+            official; it bounds the BCE of a confident mistake, so it shifts the JSD).
+        auc_from: the test AUC from the raw network ``"scores"`` or from the ``"calibrated"``
+            probabilities (official; isotonic plateaus create ties that pull it towards 0.5).
         device: ``"auto"`` picks CUDA when available at run time, else CPU; or a torch device
             string such as ``"cpu"`` or ``"cuda:0"``.
         threads: CPU threads for torch during the test (restored afterwards); ``None`` keeps the
@@ -143,6 +115,13 @@ class ClassifierConfig:
     calibration: Literal["isotonic", "none"] = "isotonic"
     device: str = "auto"
     threads: int | None = None
+    dropout: float = 0.0
+    standardise: bool = True
+    split_sizes: Literal["round", "floor"] = "round"
+    select_epoch_by: Literal["val_loss", "accuracy"] = "val_loss"
+    calibration_input: Literal["logits", "probabilities"] = "logits"
+    prob_floor: float = PROB_CLIP
+    auc_from: Literal["scores", "calibrated"] = "scores"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -169,6 +148,19 @@ class ClassifierConfig:
         if self.calibration not in ("isotonic", "none"):
             raise ValueError(f"ClassifierConfig.calibration: expected 'isotonic' or 'none', got "
                              f"{self.calibration!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ClassifierConfig.dropout: expected 0 <= dropout < 1, got "
+                             f"{self.dropout}")
+        if not 0.0 < self.prob_floor < 0.5:
+            raise ValueError(f"ClassifierConfig.prob_floor: expected 0 < prob_floor < 0.5, got "
+                             f"{self.prob_floor}")
+        for name, allowed in (("split_sizes", ("round", "floor")),
+                              ("select_epoch_by", ("val_loss", "accuracy")),
+                              ("calibration_input", ("logits", "probabilities")),
+                              ("auc_from", ("scores", "calibrated"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ClassifierConfig.{name}: expected one of {allowed}, got "
+                                 f"{getattr(self, name)!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"ClassifierConfig.threads: expected >= 1 or None, got "
                              f"{self.threads}")
@@ -187,22 +179,34 @@ class ClassifierConfig:
         return d
 
 
-#: Practical default for a laptop CPU (~8 s per epoch at 100k x 1936, see module docstring).
+#: Practical default for a laptop CPU: 2 x 256, Adam 1e-3, batch 1024, <= 10 epochs with
+#: patience 2 on the val loss, 5 seeds, <= 50k rows per class, standardised inputs.
 CALOGEN_DEFAULT = ClassifierConfig()
 
-#: The CaloChallenge 2022 protocol (arXiv:2410.21611): 2 x 2048 LeakyReLU, Adam 2e-4, batch 1000,
-#: 50 epochs keeping the best validation epoch, 60/20/20 per class, 10 seeds, all samples.
+#: The CaloChallenge 2022 protocol (arXiv:2410.21611; ``code/evaluate.py``): its ``DNN`` with
+#: ``--cls_n_layer 2`` is an input layer plus 2 hidden layers, i.e. 3 hidden layers of 2048,
+#: LeakyReLU, dropout 0; Adam 2e-4, batch 1000, 50 epochs, split 60/20/20 per class rounded
+#: down; epoch by accuracy (stop at 1); isotonic calibration of the sigmoid floored at 1e-6;
+#: AUC and JSD from the calibrated probabilities; all rows; 10 seeds (the paper's mean and std).
+#: Not reproduced: its float64 network (float32 here).
 CALOCHALLENGE_2022 = ClassifierConfig(
-    hidden=(2048, 2048),
+    hidden=(2048, 2048, 2048),
     negative_slope=0.01,
+    dropout=0.0,
+    standardise=False,
     lr=2e-4,
     batch_size=1000,
     max_epochs=50,
     patience=None,
     split_fractions=(0.6, 0.2, 0.2),
+    split_sizes="floor",
+    select_epoch_by="accuracy",
     n_seeds=10,
     max_samples_per_class=None,
     calibration="isotonic",
+    calibration_input="probabilities",
+    prob_floor=1e-6,
+    auc_from="calibrated",
 )
 
 
@@ -213,8 +217,9 @@ class ClassifierResult:
     ``auc_*`` is the test ROC AUC (0.5 = indistinguishable), ``jsd_*`` the JSD estimate
     ``(ln 2 - BCE) / ln 2`` (0 = indistinguishable, 1 = perfectly separable); means and standard
     deviations (``ddof=1``) over seeds. ``best_epochs`` are 1-based epoch numbers chosen on the
-    validation loss. ``n_train``, ``n_val``, ``n_test`` count rows of both classes together per
-    seed. ``config`` is :meth:`ClassifierConfig.to_dict`; ``device`` the device actually used.
+    validation split (``select_epoch_by``), ``val_loss_per_seed`` their validation losses.
+    ``n_train``, ``n_val``, ``n_test`` count rows of both classes together per seed. ``config``
+    is :meth:`ClassifierConfig.to_dict`; ``device`` the device actually used.
     """
 
     auc_mean: float
@@ -319,19 +324,22 @@ def _append_conditions(feats: np.ndarray, conditions: np.ndarray | None, what: s
 # Splitting
 
 
-def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.Generator
+def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.Generator,
+                  sizes: Literal["round", "floor"] = "round"
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Randomly partition ``range(n)`` into disjoint (train, val, test) index arrays.
 
-    Sizes are ``round(f_train * n)``, ``round(f_val * n)`` and the rest, each at least 1. Each
-    array is sorted int64; together they cover ``0 .. n-1`` exactly once.
+    Sizes are ``round(f_train * n)``, ``round(f_val * n)`` (``sizes="floor"``: rounded down)
+    and the rest, each at least 1. Each array is sorted int64; together they cover
+    ``0 .. n-1`` exactly once.
     """
     _check_fractions(tuple(float(f) for f in fractions), "split_indices: fractions")
     fractions = (float(fractions[0]), float(fractions[1]), float(fractions[2]))
     if n < 3:
         raise ValueError(f"split_indices: need at least 3 rows to split, got n={n}")
-    n_train = min(max(int(round(fractions[0] * n)), 1), n - 2)
-    n_val = min(max(int(round(fractions[1] * n)), 1), n - n_train - 1)
+    size = math.floor if sizes == "floor" else round
+    n_train = min(max(int(size(fractions[0] * n)), 1), n - 2)
+    n_val = min(max(int(size(fractions[1] * n)), 1), n - n_train - 1)
     perm = rng.permutation(n).astype(np.int64)
     train, val, test = np.split(perm, [n_train, n_train + n_val])
     return np.sort(train), np.sort(val), np.sort(test)
@@ -342,10 +350,14 @@ def split_indices(n: int, fractions: tuple[float, float, float], rng: np.random.
 
 
 class _MLP(nn.Module):
-    """Standardisation (fixed buffers from the train split) followed by an MLP with one logit."""
+    """Standardisation (fixed buffers from the train split) followed by an MLP with one logit.
+
+    Each hidden layer is Linear, LeakyReLU and, when ``dropout > 0``, Dropout.
+    """
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: tuple[int, ...],
-                 negative_slope: float, generator: torch.Generator) -> None:
+                 negative_slope: float, generator: torch.Generator,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.mean: torch.Tensor
         self.inv_std: torch.Tensor
@@ -355,6 +367,8 @@ class _MLP(nn.Module):
         width = int(mean.shape[0])
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(negative_slope)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
@@ -397,6 +411,11 @@ def _predict_logits(model: nn.Module, x: np.ndarray, device: torch.device) -> np
     return torch.cat(out).numpy()
 
 
+def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of rows whose rounded sigmoid (1 iff logit > 0) equals the label."""
+    return float(np.mean((logits > 0) == (y > 0.5)))
+
+
 def _bce_logits(logits: np.ndarray, y: np.ndarray) -> float:
     """Mean binary cross-entropy of logits (numerically stable), natural log."""
     z = logits.astype(np.float64)
@@ -406,20 +425,27 @@ def _bce_logits(logits: np.ndarray, y: np.ndarray) -> float:
 def _train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                config: ClassifierConfig, generator: torch.Generator, device: torch.device,
                progress: bool = False) -> tuple[nn.Module, int, float]:
-    """Train on the train split, choose the epoch on the validation loss; never sees the test.
+    """Train on the train split, choose the epoch on the validation split; never sees the test.
 
-    Returns the model with the weights of the best epoch, that epoch (1-based) and its
-    validation loss.
+    ``config.select_epoch_by``: the lowest validation loss, or the first epoch with the highest
+    validation accuracy (training stops once it is 1). ``patience`` counts epochs without
+    improvement of that criterion. Returns the model with the weights of the chosen epoch, that
+    epoch (1-based) and its validation loss.
     """
-    mean, std = _fit_standardiser(x_train)
-    model = _MLP(mean, std, config.hidden, config.negative_slope, generator).to(device)
+    if config.standardise:
+        mean, std = _fit_standardiser(x_train)
+    else:
+        mean, std = np.zeros(x_train.shape[1]), np.ones(x_train.shape[1])
+    model = _MLP(mean, std, config.hidden, config.negative_slope, generator,
+                 config.dropout).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = nn.BCEWithLogitsLoss()
     xt = torch.from_numpy(x_train)
     yt = torch.from_numpy(y_train.astype(np.float32))
     n = xt.shape[0]
 
-    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    by_accuracy = config.select_epoch_by == "accuracy"
+    best_score, best_loss, best_epoch, best_state, stale = -math.inf, math.inf, 0, None, 0
     epochs = tqdm(range(1, config.max_epochs + 1), desc="epochs", leave=False,
                   disable=not progress)
     for epoch in epochs:
@@ -431,11 +457,15 @@ def _train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
             loss = loss_fn(model(xt[idx].to(device)), yt[idx].to(device))
             loss.backward()
             opt.step()
-        val_loss = _bce_logits(_predict_logits(model, x_val, device), y_val)
+        logits = _predict_logits(model, x_val, device)
+        val_loss = _bce_logits(logits, y_val)
+        score = _accuracy(logits, y_val) if by_accuracy else -val_loss
         epochs.set_postfix(val_loss=f"{val_loss:.4f}")
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
+        if score > best_score:
+            best_score, best_loss, best_epoch, stale = score, val_loss, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if by_accuracy and score == 1.0:
+                break
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:
@@ -448,37 +478,47 @@ def _train_mlp(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
 
 
 class _Calibrator:
-    """Maps network logits to probabilities (isotonic regression or plain sigmoid)."""
+    """Maps network logits to probabilities in ``[floor, 1 - floor]`` (isotonic or sigmoid)."""
 
-    def __init__(self, iso: IsotonicRegression | None) -> None:
+    def __init__(self, iso: IsotonicRegression | None, floor: float,
+                 on_probabilities: bool = False) -> None:
         self.iso = iso
+        self.floor = floor
+        self.on_probabilities = on_probabilities
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         if self.iso is None:
-            p = 0.5 * (1.0 + np.tanh(0.5 * logits))  # sigmoid without overflow
+            p = expit(logits)
         else:
-            p = self.iso.predict(logits)
-        return np.clip(p, PROB_CLIP, 1.0 - PROB_CLIP)
+            p = self.iso.predict(expit(logits) if self.on_probabilities else logits)
+        return np.clip(p, self.floor, 1.0 - self.floor)
 
 
-def _fit_calibrator(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, method: str,
-                    device: torch.device) -> _Calibrator:
-    """Fit the probability calibration on VALIDATION predictions only."""
-    if method == "none":
-        return _Calibrator(None)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    # Isotonic regression only depends on the ranking, so fitting on logits is equivalent to
-    # fitting on sigmoid(logits) and avoids float saturation ties near 0 and 1.
-    iso.fit(_predict_logits(model, x_val, device), y_val.astype(np.float64))
-    return _Calibrator(iso)
+def _fit_calibrator(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray,
+                    config: ClassifierConfig, device: torch.device) -> _Calibrator:
+    """Fit the probability calibration on VALIDATION predictions only.
+
+    The isotonic fit is bounded to ``[prob_floor, 1 - prob_floor]`` (scikit-learn ``y_min``,
+    ``y_max``), on logits or on their sigmoid (``calibration_input``).
+    """
+    floor = config.prob_floor
+    if config.calibration == "none":
+        return _Calibrator(None, floor)
+    on_prob = config.calibration_input == "probabilities"
+    iso = IsotonicRegression(y_min=floor, y_max=1.0 - floor, increasing=True,
+                             out_of_bounds="clip")
+    logits = _predict_logits(model, x_val, device)
+    iso.fit(expit(logits) if on_prob else logits, y_val.astype(np.float64))
+    return _Calibrator(iso, floor, on_prob)
 
 
 def _evaluate(model: nn.Module, calibrator: _Calibrator, x_test: np.ndarray, y_test: np.ndarray,
-              device: torch.device) -> tuple[float, float]:
-    """Test AUC (from raw scores) and JSD (from calibrated probabilities) on the test split."""
+              device: torch.device, auc_from: str = "scores") -> tuple[float, float]:
+    """Test AUC (from raw scores or calibrated probabilities) and JSD (from calibrated
+    probabilities) on the test split."""
     logits = _predict_logits(model, x_test, device)
-    auc = float(roc_auc_score(y_test, logits))
     p = calibrator(logits)
+    auc = float(roc_auc_score(y_test, p if auc_from == "calibrated" else logits))
     y = y_test.astype(np.float64)
     bce = float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
     return auc, (_LN2 - bce) / _LN2
@@ -537,9 +577,8 @@ def classifier_test(reference: np.ndarray, generated: np.ndarray,
         :class:`ClassifierResult` with the test AUC and JSD per seed, their means and stds.
 
     Per seed the classes are balanced to ``n = min(N, M, max_samples_per_class)`` rows, each class
-    is split train/val/test separately, features are standardised with train statistics, the
-    epoch is chosen and the calibration fitted on the validation split, and the test split is
-    used once for the reported numbers (see the module docstring).
+    is split train/val/test separately, the epoch is chosen and the calibration fitted on the
+    validation split, and the test split is used once for the reported numbers.
     """
     ref, gen = _check_inputs(reference, generated)
     n_per_class = min(ref.shape[0], gen.shape[0])
@@ -565,14 +604,14 @@ def classifier_test(reference: np.ndarray, generated: np.ndarray,
             for a in (ref, gen):
                 sub = np.sort(rng.choice(a.shape[0], n_per_class, replace=False))
                 rows.append([sub[s] for s in split_indices(n_per_class, config.split_fractions,
-                                                           rng)])
+                                                           rng, config.split_sizes)])
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (
                 _gather(ref, gen, rows[0][s], rows[1][s]) for s in range(3))
             sizes = (y_tr.size, y_va.size, y_te.size)
             model, best_epoch, best_val = _train_mlp(x_tr, y_tr, x_va, y_va, config, tgen, device,
                                                      progress)
-            calibrator = _fit_calibrator(model, x_va, y_va, config.calibration, device)
-            auc, jsd = _evaluate(model, calibrator, x_te, y_te, device)
+            calibrator = _fit_calibrator(model, x_va, y_va, config, device)
+            auc, jsd = _evaluate(model, calibrator, x_te, y_te, device, config.auc_from)
             aucs.append(auc)
             jsds.append(jsd)
             best_epochs.append(best_epoch)

@@ -995,10 +995,17 @@ def _subsample(side: Side, limit: int, rng: np.random.Generator) -> Side:
 
 
 def _fpd_kpd(a: FloatArray, b: FloatArray, cfg: EvaluationConfig) -> dict[str, Any]:
+    """FPD and KPD on the observables without their exactly redundant columns (e.g. the ZDC
+    ``photon_sum``, the sum of the 5 channels; :func:`independent_columns`)."""
+    from calogen.metrics.frechet import independent_columns
+
+    cols = independent_columns(a, b)
+    a, b = a[:, cols], b[:, cols]
     return {
         "fpd": fpd(a, b, n_points=cfg.fpd_points, n_bootstrap=cfg.fpd_bootstrap, seed=cfg.seed),
         "kpd": kpd(a, b, n_batches=cfg.kpd_batches,
                    batch_size=min(cfg.kpd_batch_size, len(a), len(b)), seed=cfg.seed),
+        "columns": cols,
     }
 
 

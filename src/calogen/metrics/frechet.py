@@ -17,7 +17,8 @@ from scipy.optimize import curve_fit
 
 from calogen.metrics.distances import _pair_2d, _rng, _ToDict
 
-__all__ = ["FPDResult", "KPDResult", "fpd", "frechet_distance", "kpd", "scale_by_reference_max"]
+__all__ = ["FPDResult", "KPDResult", "fpd", "frechet_distance", "independent_columns", "kpd",
+           "scale_by_reference_max"]
 
 #: Default FPD sample-size range (Kansal et al. 2023; METRICS.md).
 FPD_MIN_N: int = 10_000
@@ -26,6 +27,9 @@ FPD_MAX_N: int = 50_000
 KPD_BATCH_SIZE: int = 10_000
 #: Polynomial kernel degree of KPD (Kansal et al. 2023, after Binkowski et al. 2018).
 KPD_DEGREE: int = 4
+#: Percentiles whose half spread is KPD's error (JetNet 0.2.5: ``scipy.stats.iqr(vals,
+#: rng=(16.275, 83.725)) / 2``).
+KPD_ERROR_PERCENTILES: tuple[float, float] = (16.275, 83.725)
 #: Rows per kernel block in KPD (block x batch float64 stays <= ~100 MB at batch 10k).
 _KPD_BLOCK: int = 1024
 
@@ -75,6 +79,45 @@ def scale_by_reference_max(ref: ArrayLike, gen: ArrayLike
     scale = np.abs(r).max(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     return r / scale, g / scale
+
+
+def independent_columns(ref: ArrayLike, gen: ArrayLike, *, atol: float = 1e-9,
+                        detect_rows: int = 4096) -> NDArray[np.int64]:
+    """Indices of the feature columns that are not exact linear combinations of earlier ones.
+
+    A column that is, in both samples, a fixed linear combination of earlier columns (a total
+    beside its parts, e.g. the ZDC ``photon_sum`` after its 5 channels; an all-zero column)
+    carries no information of its own: in FPD it makes the covariance singular, and in FPD and
+    KPD it weights its parts twice. Columns are scaled by the reference max |x|; a column is
+    redundant when the combination fitted on the first ``detect_rows`` reference rows
+    reproduces it on every row of both samples within ``atol``.
+    """
+    r, g = scale_by_reference_max(ref, gen)
+    sub = r[:detect_rows]
+    keep: list[int] = []
+    basis = np.zeros((sub.shape[0], 0))
+    for j in range(r.shape[1]):
+        v = sub[:, j].copy()
+        for _ in range(2):  # Gram-Schmidt, twice for stability
+            v -= basis @ (basis.T @ v)
+        norm = float(np.linalg.norm(v))
+        if norm > atol * np.sqrt(sub.shape[0]) or not _is_combination(r, g, keep, j, atol,
+                                                                        detect_rows):
+            keep.append(j)
+            if norm > 0:
+                basis = np.column_stack([basis, v / norm])
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _is_combination(r: NDArray[np.float64], g: NDArray[np.float64], keep: list[int], j: int,
+                    atol: float, detect_rows: int) -> bool:
+    """Whether column j is, on every row of both samples, the least-squares combination of the
+    ``keep`` columns fitted on the first ``detect_rows`` reference rows."""
+    w: NDArray[np.floating] = np.zeros(0)
+    if keep:
+        w = np.linalg.lstsq(r[:detect_rows, keep], r[:detect_rows, j], rcond=None)[0]
+    return all(float(np.max(np.abs(x[:, keep] @ w - x[:, j]), initial=0.0)) <= atol
+               for x in (r, g))
 
 
 @dataclass(frozen=True)
@@ -173,7 +216,7 @@ def fpd(ref: ArrayLike, gen: ArrayLike, *, n_points: int = 10, n_bootstrap: int 
 
 @dataclass(frozen=True)
 class KPDResult(_ToDict):
-    """KPD: median unbiased MMD^2 over batches and half the 16-84 % spread."""
+    """KPD: median unbiased MMD^2 over batches and half the 16.275-83.725 % spread."""
 
     value: float
     error: float
@@ -270,7 +313,8 @@ def kpd(ref: ArrayLike, gen: ArrayLike, *, n_batches: int = 10, batch_size: int 
                   - 2/n^2 sum_{i, j} k(x_i, y_j),     k(x, y) = (x . y / d + 1)^4
 
     is computed (d = number of features; Binkowski et al. 2018's KID kernel). The value is the
-    median over batches and the error half the 16-84 % percentile spread. It is unbiased, so it
+    median over batches and the error half the spread between the 16.275 and 83.725 %
+    percentiles (linear interpolation), as JetNet 0.2.5's ``kpd``. It is unbiased, so it
     fluctuates around 0 (and can be negative) for identical distributions.
 
     The kernel sums are exact either way: for few features (d^4 <= 8 n, e.g. d = 16 at n = 10k)
@@ -298,5 +342,6 @@ def kpd(ref: ArrayLike, gen: ArrayLike, *, n_batches: int = 10, batch_size: int 
         x = r[rng.integers(0, r.shape[0], n)]
         y = g[rng.integers(0, g.shape[0], n)]
         vals[b] = _mmd2_unbiased(x, y)
-    q16, q50, q84 = np.percentile(vals, [16.0, 50.0, 84.0])
-    return KPDResult(value=float(q50), error=float(0.5 * (q84 - q16)), batch_values=vals)
+    lo, hi = np.percentile(vals, KPD_ERROR_PERCENTILES)
+    return KPDResult(value=float(np.median(vals)), error=float(0.5 * (hi - lo)),
+                     batch_values=vals)
