@@ -40,7 +40,7 @@ def evaluate(
     classifier: ClassifierPreset = typer.Option(
         ClassifierPreset.calogen, "--classifier",
         help="calogen: a practical MLP for a laptop CPU; calochallenge-2022: the published "
-        "2x2048 MLP, 50 epochs (slow on a CPU)."),
+        "3x2048 MLP (the official DNN with --cls_n_layer 2), 50 epochs (slow on a CPU)."),
     protocol: Protocol = typer.Option(
         Protocol.calogen, "--protocol",
         help="calogen: practical settings for a laptop CPU; calochallenge-2022: the official "
@@ -53,6 +53,10 @@ def evaluate(
     point_threshold: float = typer.Option(
         0.0, "--point-threshold", min=0.0, help="Point clouds: cell energy (MeV) from which a "
         "projected cell counts as hit (CaloClouds II: half a MIP)."),
+    leaderboard: bool = typer.Option(
+        True, "--leaderboard/--no-leaderboard", help="On a CaloChallenge binning: add the "
+        "published results of arXiv:2410.21611 (measured on the official Geant4 files) beside "
+        "this run's to the report (leaderboard.csv, leaderboard.png)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     no_validate: bool = no_validate_option(),
 ) -> None:
@@ -73,7 +77,7 @@ def evaluate(
                               max_events=max_events, seed=seed, progress=progress,
                               point_threshold_mev=point_threshold)
         result = run_evaluation(reference, generated, reference_2=reference_2, config=cfg)
-        paths = write_report(result, out)
+        paths = write_report(result, out, leaderboard=leaderboard)
     _print_summary(result)
     typer.echo(f"wrote {paths.metrics_json.resolve()}")
     typer.echo(f"protocol: {result.protocol.get('name', 'calogen')}")

@@ -74,13 +74,10 @@ CALOGEN_EXTENSIONS = {
 
 def official_dataset(geometry: LayeredVoxelGeometry) -> str | None:
     """The official dataset whose binning ``geometry`` has (same layers, r edges and angular
-    bins), or None."""
-    from calogen.geometry.calochallenge import calochallenge_binning
+    bins), or None (:func:`calogen.geometry.calochallenge_dataset_of`)."""
+    from calogen.geometry.calochallenge import calochallenge_dataset_of
 
-    for name in DATASETS:
-        if calochallenge_binning(name).geometry.layers == geometry.layers:
-            return name
-    return None
+    return calochallenge_dataset_of(geometry)
 
 
 def _alpha_layers(geometry: LayeredVoxelGeometry) -> list[int]:

@@ -65,7 +65,7 @@ from calogen.metrics.distances import (
     json_safe,
     separation_power,
 )
-from calogen.metrics.frechet import fpd, kpd
+from calogen.metrics.frechet import fpd, independent_columns, kpd
 from calogen.metrics.observables import (
     ENERGY_UNIT_MEV,
     INCIDENT_ENERGY_COLUMN,
@@ -719,11 +719,10 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             std = np.where(std > 0, std, 1.0)
             prdc_in = {k: (s.observables - mean) / std for k, s in sub.items()}
             prdc_label = "standardised observables"
-        prdc_n = cfg.prdc_max_samples or max(len(v) for v in prdc_in.values())
-        pv = prdc(prdc_in["ref"], prdc_in["gen"], k=cfg.prdc_k, max_samples=prdc_n,
-                  seed=cfg.seed)
-        pf = prdc(prdc_in["ref"], prdc_in["floor"], k=cfg.prdc_k, max_samples=prdc_n,
-                  seed=cfg.seed)
+        pv = prdc(prdc_in["ref"], prdc_in["gen"], k=cfg.prdc_k,
+                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
+        pf = prdc(prdc_in["ref"], prdc_in["floor"], k=cfg.prdc_k,
+                  max_samples=cfg.prdc_max_samples, seed=cfg.seed)
         del prdc_in
     for key in ("precision", "recall", "density", "coverage"):
         summary.append(MetricRow(f"{key} (PRDC, k={cfg.prdc_k}, {prdc_label})", "",
@@ -731,11 +730,15 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     details["prdc"] = {"value": pv.to_dict(), "floor": pf.to_dict(), "inputs": prdc_label}
 
     clf_rows = []
+    # the official vectors come pre-scaled; calogen's own inputs are standardised even when the
+    # official preset (which does not standardise) is asked for
+    own_inputs = replace(cfg.classifier, standardise=True)
     if ll is not None:
+        low_cfg = cfg.classifier if official_ll is not None else own_inputs
         with timer("classifier (low-level)"):
-            clf_low_v = classifier_test(ll["ref"], ll["gen"], cfg.classifier, seed=cfg.seed,
+            clf_low_v = classifier_test(ll["ref"], ll["gen"], low_cfg, seed=cfg.seed,
                                         progress=cfg.progress)
-            clf_low_f = classifier_test(ll["ref"], ll["floor"], cfg.classifier, seed=cfg.seed,
+            clf_low_f = classifier_test(ll["ref"], ll["floor"], low_cfg, seed=cfg.seed,
                                         progress=cfg.progress)
         clf_rows.append(("low-level", clf_low_v, clf_low_f))
     else:
@@ -756,14 +759,16 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     if official_ll is not None:
         official_ll.normed = official_ll.prdc = None  # type: ignore[assignment]
     with timer("classifier (high-level)"):
+        high_cfg = cfg.classifier
         if feats and cfg.calochallenge_high_level:
             hl = {k: cc.high_level_input(f).astype(np.float32) for k, f in feats.items()}
         else:
+            high_cfg = own_inputs
             hl = {k: high_level_features(s.observables, s.conditions)
                   for k, s in (("ref", ref_side), ("gen", gen_side), ("floor", floor_side))}
-        clf_high_v = classifier_test(hl["ref"], hl["gen"], cfg.classifier, seed=cfg.seed,
+        clf_high_v = classifier_test(hl["ref"], hl["gen"], high_cfg, seed=cfg.seed,
                                      progress=cfg.progress)
-        clf_high_f = classifier_test(hl["ref"], hl["floor"], cfg.classifier, seed=cfg.seed,
+        clf_high_f = classifier_test(hl["ref"], hl["floor"], high_cfg, seed=cfg.seed,
                                      progress=cfg.progress)
     clf_rows.append(("high-level", clf_high_v, clf_high_f))
     for label, v, f in clf_rows:
@@ -997,8 +1002,6 @@ def _subsample(side: Side, limit: int, rng: np.random.Generator) -> Side:
 def _fpd_kpd(a: FloatArray, b: FloatArray, cfg: EvaluationConfig) -> dict[str, Any]:
     """FPD and KPD on the observables without their exactly redundant columns (e.g. the ZDC
     ``photon_sum``, the sum of the 5 channels; :func:`independent_columns`)."""
-    from calogen.metrics.frechet import independent_columns
-
     cols = independent_columns(a, b)
     a, b = a[:, cols], b[:, cols]
     return {
@@ -1137,7 +1140,7 @@ def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floo
     out: dict[str, dict[str, dict[str, Any]]] = {}
     masks_ref, masks_gen, masks_flo = (_slice_masks(s, cfg, energy)
                                        for s in (ref_side, gen_side, floor_side))
-    clf = replace(cfg.classifier, n_seeds=cfg.slice_classifier_seeds)
+    clf = replace(cfg.classifier, n_seeds=cfg.slice_classifier_seeds, standardise=True)
     jobs = [(kind, name) for kind in ("species", "energy") for name in masks_ref[kind]]
     for kind, name in tqdm(jobs, desc="slices", disable=not cfg.progress):
         mr = masks_ref[kind][name]
@@ -1166,9 +1169,10 @@ def _slices(ref_side: Side, gen_side: Side, floor_side: Side, paired: bool, floo
                       correlation_difference(a, g).frobenius,
                       correlation_difference(a, f).frobenius),
         ]
-        kv = kpd(a, g, n_batches=cfg.kpd_batches,
+        cols = independent_columns(a, g)  # without e.g. the ZDC photon_sum (as _fpd_kpd)
+        kv = kpd(a[:, cols], g[:, cols], n_batches=cfg.kpd_batches,
                  batch_size=min(cfg.kpd_batch_size, len(a), len(g)), seed=cfg.seed)
-        kf = kpd(a, f, n_batches=cfg.kpd_batches,
+        kf = kpd(a[:, cols], f[:, cols], n_batches=cfg.kpd_batches,
                  batch_size=min(cfg.kpd_batch_size, len(a), len(f)), seed=cfg.seed)
         rows.append(MetricRow("KPD (observables) x1e3", "", 1e3 * kv.value, 1e3 * kf.value,
                               value_std=1e3 * kv.error, floor_std=1e3 * kf.error))

@@ -144,14 +144,14 @@ _write_text_atomic = write_text_atomic
 REPORT_FILE_RE = re.compile(
     r"^(metrics\.json|report\.html|observables(_\d+)?\.png|channels_per_species\.png"
     r"|correlations\.png|examples\.png|mean_images\.png|layer_profiles\.png"
-    r"|average_shower(_per_energy)?\.png"
+    r"|average_shower(_per_energy)?\.png|leaderboard\.csv|leaderboard\.png"
     r"|(histogram_chi2|fpd_kpd|classifier_cls-low|classifier_cls-high|classifier_cls-low-normed)"
     r"_[A-Za-z0-9._-]+\.txt)$")
 """Names of the files :func:`write_report` writes (a folder holding only these is a report)."""
 
 
 def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
-                 title: str | None = None) -> ReportPaths:
+                 title: str | None = None, leaderboard: bool = True) -> ReportPaths:
     """Write ``metrics.json``, the figures and ``report.html`` into ``out_dir``.
 
     Args:
@@ -160,6 +160,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
         out_dir: output directory (created if missing; an earlier report in it is replaced,
             other files in it are kept).
         title: page title; default names the generated and reference producers.
+        leaderboard: on a CaloChallenge binning, add the published rows of arXiv:2410.21611
+            beside this run's (``leaderboard.csv``, ``leaderboard.png``, a page section).
 
     Returns:
         The paths written.
@@ -182,12 +184,12 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike[str], *,
     remove_stale_temporaries(out)
     if _replaceable(out):
         with atomic_directory(out) as tmp:
-            names = _write_files(result, doc, tmp, title)
+            names = _write_files(result, doc, tmp, title, leaderboard)
     else:
         staging = temp_sibling(out)
         staging.mkdir()
         try:
-            names = _write_files(result, doc, staging, title)
+            names = _write_files(result, doc, staging, title, leaderboard)
             _move_into(staging, out, names)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -209,7 +211,7 @@ def _replaceable(out: Path) -> bool:
 
 
 def _write_files(result: EvaluationResult, doc: Mapping[str, Any], folder: Path,
-                 title: str | None) -> list[str]:
+                 title: str | None, leaderboard: bool = True) -> list[str]:
     """Write the report into ``folder``; file names: metrics.json, figures, report.html."""
     _write_text_atomic(folder / "metrics.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
     paired = doc["protocol"].get("paired")
@@ -219,9 +221,45 @@ def _write_files(result: EvaluationResult, doc: Mapping[str, Any], folder: Path,
     texts = official_texts(result)
     for name, text in texts.items():
         _write_text_atomic(folder / name, text)
-    page = render_html(doc, figures, title=title, has_plot_data=result.plot_data is not None)
+    board: list[str] = []
+    extra = ""
+    dataset = (doc.get("details", {}).get("calochallenge") or {}).get("dataset")
+    if leaderboard and dataset:
+        from calogen.report.leaderboard import write_leaderboard  # it imports this module
+
+        extra = write_leaderboard(dataset, leaderboard_measurements(doc), folder,
+                                  reference=str(doc.get("inputs", {}).get("reference", {})
+                                                .get("path", "the reference")))
+        board = ["leaderboard.csv", "leaderboard.png"]
+    page = render_html(doc, figures, title=title, has_plot_data=result.plot_data is not None,
+                       extra_sections=[extra] if extra else None)
     _write_text_atomic(folder / "report.html", page)
-    return ["metrics.json", *(p.name for p, _ in figures), *texts, "report.html"]
+    return ["metrics.json", *(p.name for p, _ in figures), *texts, *board, "report.html"]
+
+
+LEADERBOARD_ROWS: dict[str, str] = {
+    "auc_low": "classifier AUC (low-level)",
+    "auc_high": "classifier AUC (high-level)",
+    "fpd": "FPD (CaloChallenge high-level vector) x1e3",
+    "kpd": "KPD (CaloChallenge high-level vector) x1e3",
+    "ms_per_shower_cpu_100": "generation time (from the generated file)",
+    "params": "model parameters (from the generated file)",
+}
+"""Leaderboard key -> the summary row it is read from."""
+
+
+def leaderboard_measurements(doc: Mapping[str, Any]) -> dict[str, float | int | None]:
+    """This run's values for :func:`~calogen.report.leaderboard.write_leaderboard` from a
+    metrics document (``None`` where not measured)."""
+    rows = {r.get("name"): r for r in doc.get("summary", [])}
+    out: dict[str, float | int | None] = {}
+    for key, name in LEADERBOARD_ROWS.items():
+        row = rows.get(name) or {}
+        value = row.get("value")
+        out[key] = (int(value) if key == "params" and value is not None else value)
+        if key in ("auc_low", "auc_high", "fpd", "kpd") and row.get("value_std") is not None:
+            out[f"{key}_std"] = row["value_std"]
+    return out
 
 
 def official_texts(result: EvaluationResult) -> dict[str, str]:
@@ -693,7 +731,8 @@ def _default_title(inputs: Mapping[str, Any]) -> str:
 
 
 def render_html(doc: Mapping[str, Any], figures: list[tuple[Path, str]], *,
-                title: str | None = None, has_plot_data: bool = True) -> str:
+                title: str | None = None, has_plot_data: bool = True,
+                extra_sections: list[str] | None = None) -> str:
     """The report page for a (validated) metrics document and its figures.
 
     ``figures`` holds (path, HTML caption); only the file names are linked (relative links:
@@ -708,6 +747,7 @@ def render_html(doc: Mapping[str, Any], figures: list[tuple[Path, str]], *,
         _inputs_section(doc.get("inputs", {})),
         _protocol_section(doc.get("protocol", {})),
         _summary_section(list(doc.get("summary", []))),
+        *(extra_sections or []),
         _observables_section(doc.get("details", {})),
         _slices_section(doc.get("slices", {})),
         _figures_section(figures, has_plot_data),
