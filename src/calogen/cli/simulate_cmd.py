@@ -71,8 +71,8 @@ def simulate(
     """Simulate showers: the built-in parametrised engine (default) or Geant4.
 
     The parametrised engine is a GFlash-style stand-in for Geant4 (ZDCs calibrated to the ALICE
-    O2 figures; CaloChallenge-like voxel detectors in simplified sampling stacks): not Geant4. ``--engine geant4`` runs Geant4 itself (physics lists
-    and limits in the README).
+    O2 figures; CaloChallenge-like voxel detectors in simplified sampling stacks): not Geant4.
+    ``--engine geant4`` runs Geant4 itself (physics lists and limits in the README).
     """
     if engine not in ENGINES:
         with fail_on_user_errors():
