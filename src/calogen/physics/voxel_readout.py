@@ -292,6 +292,10 @@ def with_hadron(config: VoxelEngineConfig, **changes: float) -> VoxelEngineConfi
 DS23_THRESHOLD_MEV = 0.01515
 """Per-voxel threshold of datasets 2 and 3, MeV (15.15 keV)."""
 
+DS1_MIN_DEPOSIT_MEV = 0.001
+"""Dataset-1 voxels below 1 keV (less than one ionisation hit at the EM scale) are dropped:
+keeps the Gamma sampling of tiny spots from leaving unphysical 1e-30 MeV values."""
+
 DS1_ENERGIES_GEV: tuple[float, ...] = tuple(0.256 * 2.0 ** k for k in range(15))
 """The 15 incident energies of dataset 1: 256 MeV x 2^k, k = 0..14 (up to 4.19 TeV), GeV."""
 
@@ -341,6 +345,7 @@ def voxel_engine(detector: str) -> tuple[VoxelEngineConfig, VoxelGun]:
                                    threshold_mev=DS23_THRESHOLD_MEV)
         return config, VoxelGun(11, 1.0, 1000.0)
     config = VoxelEngineConfig(detector, ATLAS_LIKE_BARREL, binning.geometry, LAR_PB,
+                               threshold_mev=DS1_MIN_DEPOSIT_MEV,
                                spots=SpotModel(spot_energy_gev=0.02, min_spots=64,
                                                max_spots=4000))
     return config, VoxelGun(binning.pid, energies_gev=DS1_ENERGIES_GEV)
