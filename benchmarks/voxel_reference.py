@@ -82,7 +82,8 @@ def speed(detector: str, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--geant4", type=Path, help="an existing Geant4 ds2 ShowerSet")
+    parser.add_argument("--geant4", type=Path,
+                        help="an existing Geant4 ds2 ShowerSet (or a folder of them)")
     parser.add_argument("--n", type=int, default=208, help="Geant4 showers to simulate")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/voxel_reference"))
     parser.add_argument("--seed", type=int, default=1)
@@ -95,14 +96,19 @@ def main() -> None:
         path = args.out / "geant4_ds2.h5"
         if not path.exists():
             simulate_geant4_to_file(path, detector="ds2", n=args.n, seed=args.seed)
-    with ShowerSet.open(path) as ss:
-        batch = ss.read()
-    energy = batch.conditions[:, 0].astype(np.float64)
+    files = sorted(path.glob("*.h5")) if path.is_dir() else [path]
+    parts = []
+    for f in files:  # a folder: the shard files of a stopped Geant4 run
+        with ShowerSet.open(f) as ss:
+            parts.append(ss.read())
+    showers = np.concatenate([b.showers for b in parts])
+    pdg = np.concatenate([b.pdg for b in parts])
+    energy = np.concatenate([b.conditions[:, 0] for b in parts]).astype(np.float64)
     config, _ = voxel_engine("ds2")
     t0 = time.process_time()
-    par = simulate_voxels(batch.pdg, energy, config, np.random.default_rng(args.seed))
+    par = simulate_voxels(pdg, energy, config, np.random.default_rng(args.seed))
     cpu = time.process_time() - t0
-    rows = table(features(batch.showers, energy), features(par, energy), energy)
+    rows = table(features(showers, energy), features(par, energy), energy)
     rows.append(f"{len(energy)} electrons of the Geant4 file ({path}), E {energy.min():.1f} - "
                 f"{energy.max():.1f} GeV; parametrised on the same energies in {cpu:.2f} CPU s")
     rows.append(f"parametrised speed (one process, default guns): ds2 {speed('ds2', 400):.0f} "

@@ -358,5 +358,5 @@ def voxel_engine(detector: str) -> tuple[VoxelEngineConfig, VoxelGun]:
     config = VoxelEngineConfig(detector, ATLAS_LIKE_BARREL, binning.geometry, LAR_PB,
                                threshold_mev=DS1_MIN_DEPOSIT_MEV,
                                spots=SpotModel(spot_energy_gev=0.02, min_spots=64,
-                                               max_spots=4000))
+                                               max_spots=15_000))
     return config, VoxelGun(binning.pid, energies_gev=DS1_ENERGIES_GEV)
