@@ -35,16 +35,14 @@ def test_writes_a_voxel_showerset(tmp_path):
 
 def test_same_seed_same_file_and_resume(tmp_path):
     a, b, c = (tmp_path / f"{k}.h5" for k in "abc")
-    simulate_voxels_to_file(a, detector="ds2", n=20, seed=7, progress=False)
-    simulate_voxels_to_file(b, detector="ds2", n=20, seed=7, progress=False, resume=True)
-    simulate_voxels_to_file(c, detector="ds2", n=20, seed=8, progress=False)
+    simulate_voxels_to_file(a, detector="ds1-pions", n=20, seed=7, progress=False)
+    simulate_voxels_to_file(b, detector="ds1-pions", n=20, seed=7, progress=False, resume=True)
+    simulate_voxels_to_file(c, detector="ds1-pions", n=20, seed=8, progress=False)
     (ma, xa), (_, xb), (_, xc) = _read(a), _read(b), _read(c)
     assert np.array_equal(xa.showers, xb.showers)
     assert np.array_equal(xa.conditions, xb.conditions)
     assert not np.array_equal(xa.showers, xc.showers)
-    assert ma.shower_shape == (6480,) and ma.producer["seed"] == 7
-    x = xa.showers
-    assert np.all((x == 0) | (x >= 0.01515))
+    assert ma.shower_shape == (533,) and ma.producer["seed"] == 7
 
 
 def test_refuses_bad_arguments(tmp_path):
