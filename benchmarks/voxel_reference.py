@@ -37,7 +37,10 @@ def features(showers: NDArray[np.float32], energy_gev: NDArray[np.float64],
     depth = (le * np.arange(le.shape[1])).sum(axis=1) / np.maximum(total, 1e-12)
     r, _ = geometry.voxel_centres()
     radius = (x * r).sum(axis=1) / np.maximum(total, 1e-12)
+    core = (x * (r < geometry.layers[0].r_edges_mm[1])).sum(axis=1) / np.maximum(total, 1e-12)
+    n_hit = np.maximum((x > 0).sum(axis=1), 1)
     return {"ratio": total / (energy_gev * 1e3), "depth": depth, "radius": radius,
+            "core": core, "voxel_mev": total / n_hit,
             "nonzero": (x > 0).mean(axis=1), "profile": le / np.maximum(total, 1e-12)[:, None]}
 
 
@@ -59,6 +62,10 @@ def table(g4: dict, par: dict, energy: NDArray[np.float64]) -> list[str]:
         add("sd of depth (layers)", band, g4["depth"][m].std(), par["depth"][m].std(), "{:.2f}")
         add("energy-weighted radius (mm)", band, g4["radius"][m].mean(), par["radius"][m].mean(),
             "{:.2f}")
+        add("energy fraction in the first ring", band, g4["core"][m].mean(),
+            par["core"][m].mean())
+        add("mean non-zero voxel energy (MeV)", band, g4["voxel_mev"][m].mean(),
+            par["voxel_mev"][m].mean(), "{:.3f}")
         add("non-zero voxel fraction", band, g4["nonzero"][m].mean(), par["nonzero"][m].mean())
     ln_e = np.log(energy)
     add("depth slope per ln E (layers)", "all", np.polyfit(ln_e, g4["depth"], 1)[0],
