@@ -141,31 +141,30 @@ class SamplingStack:
         return np.concatenate([[0.0], np.cumsum([s.thickness_mm / s.medium.lambda_mm
                                                  for s in self.segments])])
 
-    def _column(self, field: str) -> FloatArray:
-        return np.array([getattr(s.medium, field) if hasattr(s.medium, field)
-                         else getattr(s, field) for s in self.segments], dtype=np.float64)
-
     @cached_property
     def moliere_mm(self) -> FloatArray:
         """R_M of each segment, mm."""
-        return self._column("moliere_mm")
+        return np.array([s.medium.moliere_mm for s in self.segments])
 
     @cached_property
     def lambda_mm(self) -> FloatArray:
         """Interaction length of each segment, mm."""
-        return self._column("lambda_mm")
+        return np.array([s.medium.lambda_mm for s in self.segments])
 
     @cached_property
     def response(self) -> FloatArray:
-        return self._column("response")
+        """:attr:`Segment.response` of each segment."""
+        return np.array([s.response for s in self.segments])
 
     @cached_property
     def hadron_response(self) -> FloatArray:
-        return self._column("hadron_response")
+        """:attr:`Segment.hadron_response` of each segment."""
+        return np.array([s.hadron_response for s in self.segments])
 
     @cached_property
     def sampling_term_gev(self) -> FloatArray:
-        return self._column("sampling_term_gev")
+        """:attr:`Segment.sampling_term_gev` of each segment, sqrt(GeV)."""
+        return np.array([s.sampling_term_gev for s in self.segments])
 
     @property
     def depth_x0(self) -> float:

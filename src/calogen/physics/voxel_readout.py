@@ -24,7 +24,7 @@ interaction lengths of the medium where a sub-shower starts; a charged hadron's 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +38,13 @@ from calogen.physics.stacks import Medium, SamplingStack
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+
+ENGINE_SIMPLIFICATIONS = (
+    "Grindhammer-Peters homogeneous-media profiles in each effective medium; energy deposited "
+    "as GFlash-style spots (count proportional to E, capped) with Gamma sampling fluctuations; "
+    "particle enters along the axis at the grid centre; hadron lateral scales in interaction "
+    "lengths; track energy taken from the shower")
+"""What the engine simplifies, for the producer record (the stack adds its own)."""
 
 MAX_SPOTS_PER_CHUNK = 400_000
 """Spots simulated at once (bounds memory); part of the algorithm: changing it changes files."""
@@ -280,11 +287,6 @@ def _score(spots: _Spots, n_events: int, config: VoxelEngineConfig,
     if config.threshold_mev > 0:
         showers[showers < config.threshold_mev] = 0.0
     return showers.astype(np.float32)
-
-
-def with_hadron(config: VoxelEngineConfig, **changes: float) -> VoxelEngineConfig:
-    """``config`` with hadron-model parameters changed (calibration studies)."""
-    return replace(config, hadron=replace(config.hadron, **changes))
 
 
 # ---------------------------------------------------------------------------------------------

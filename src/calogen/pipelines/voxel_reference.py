@@ -22,6 +22,7 @@ from calogen import __version__
 from calogen.data.showerset import ShowerBatch
 from calogen.particles import gun_conditions
 from calogen.physics.voxel_readout import (
+    ENGINE_SIMPLIFICATIONS,
     MAX_SPOTS_PER_CHUNK,
     VOXEL_DETECTORS,
     VoxelEngineConfig,
@@ -63,7 +64,8 @@ def producer_info(config: VoxelEngineConfig, gun: VoxelGun, seed: int) -> dict[s
     """The producer record: the parametrised engine, what it simplifies, its configuration."""
     return {"name": "calogen.physics.voxel-readout", "engine": "parametrised",
             "version": __version__, "seed": seed, "note": STAND_IN_NOTE,
-            "simplifications": config.stack.simplifications, "gun": gun.to_dict(),
+            "simplifications": f"{config.stack.simplifications}; {ENGINE_SIMPLIFICATIONS}",
+            "gun": gun.to_dict(),
             "showers_per_shard": SHOWERS_PER_SHARD, "config": config.to_dict()}
 
 
