@@ -185,3 +185,24 @@ def test_negative_seed_names_the_option(tmp_path):
     assert res.exit_code == 2
     assert "--seed" in res.output
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_simulate_ds1_pions_with_the_parametrised_engine(tmp_path):
+    out = tmp_path / "pions.h5"
+    res = runner.invoke(app, ["simulate", "ds1-pions", "--n", "12", "--seed", "1", "--out",
+                              str(out), "--workers", "1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert str(out.resolve()) in res.output and "parametrised" in res.output
+    with ShowerSet.open(out) as ss:
+        assert len(ss) == 12 and ss.meta.shower_shape == (533,)
+        assert ss.meta.producer["engine"] == "parametrised"
+        assert np.all(ss.read().pdg == 211)
+
+
+def test_simulate_voxels_refuses_zdc_options(tmp_path):
+    res = runner.invoke(app, ["simulate", "ds2", "--n", "5", "--repeats", "2", "--out",
+                              str(tmp_path / "x.h5"), "--no-progress"])
+    assert res.exit_code == 2 and "--repeats" in res.output
+    res = runner.invoke(app, ["simulate", "ild", "--n", "5", "--out",
+                              str(tmp_path / "x.h5"), "--no-progress"])
+    assert res.exit_code == 2 and "ild needs --engine geant4" in res.output

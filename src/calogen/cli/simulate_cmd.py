@@ -16,8 +16,10 @@ ENGINES = ("parametrised", "geant4")
 
 def simulate(
     detector: str = typer.Argument(
-        ..., help="Detector: zn (neutron ZDC) or zp (proton ZDC); with --engine geant4: zn, "
-                  "ds2 / ds3 (CaloChallenge datasets 2/3), ild (ILD-like ECAL, points)."),
+        ..., help="Detector: zn (neutron ZDC), zp (proton ZDC), ds2 / ds3 (CaloChallenge "
+                  "datasets 2/3 W/Si detector, voxels), ds1-photons / ds1-pions (a simplified "
+                  "ATLAS-like barrel, CaloChallenge dataset-1 voxels); with --engine geant4: "
+                  "zn, ds2, ds3, ild (ILD-like ECAL, points)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output ShowerSet (.h5)."),
     n: int | None = typer.Option(None, "--n", "-n", min=1,
                                  help="Responses to write (required unless --particles)."),
@@ -66,11 +68,11 @@ def simulate(
         None, "--spectrum", help="Geant4 gun spectrum: log-uniform or uniform [default: "
                                  "uniform for ild, log-uniform otherwise]."),
 ) -> None:
-    """Simulate showers: the built-in parametrised ZDC simulator (default) or Geant4.
+    """Simulate showers: the built-in parametrised engine (default) or Geant4.
 
-    The parametrised engine is a GFlash-style stand-in for Geant4, calibrated to the ALICE O2
-    figures: not Geant4. ``--engine geant4`` runs Geant4 itself (physics lists and limits in
-    the README).
+    The parametrised engine is a GFlash-style stand-in for Geant4 (ZDCs calibrated to the ALICE
+    O2 figures; CaloChallenge-like voxel detectors in simplified sampling stacks): not Geant4.
+    ``--engine geant4`` runs Geant4 itself (physics lists and limits in the README).
     """
     if engine not in ENGINES:
         with fail_on_user_errors():
@@ -79,10 +81,18 @@ def simulate(
         _simulate_geant4(detector, out, n, seed, workers, scheduler, resume, physics, cut_mm,
                          particle, energy, spectrum, overwrite, progress)
         return
+    from calogen.physics.voxel_readout import VOXEL_DETECTORS
+
+    if detector in VOXEL_DETECTORS:
+        _simulate_voxels(detector, out, n, seed, workers, scheduler, resume, overwrite, progress,
+                         particles=particles, gun_config=gun_config, repeats=repeats,
+                         min_photons=min_photons)
+        return
     with fail_on_user_errors():
         if detector not in [d.value for d in Detector]:
-            raise ValueError(f"the parametrised engine simulates {[d.value for d in Detector]}, "
-                             f"not {detector!r} (ds2, ds3 and ild need --engine geant4)")
+            raise ValueError(f"the parametrised engine simulates "
+                             f"{[d.value for d in Detector] + list(VOXEL_DETECTORS)}, not "
+                             f"{detector!r} (ild needs --engine geant4)")
     from calogen.data.alice_npz import read_alice_particles
     from calogen.physics.gun import GunConfig, Particles
     from calogen.pipelines.reference import simulate_to_file
@@ -109,6 +119,31 @@ def simulate(
     typer.echo(f"wrote {report.n_written} {detector.upper()} responses "
                f"({report.n_simulated} simulated, {report.efficiency:.1%} kept; "
                f"{report.n_shards} shards" + (f", {resumed} resumed" if resumed > 0 else "")
+               + f") in {report.seconds:.1f} s to {report.path.resolve()}")
+
+
+def _simulate_voxels(detector: str, out: Path, n: int | None, seed: int, workers: int,
+                     scheduler: str | None, resume: bool, overwrite: bool, progress: bool, *,
+                     particles: Path | None, gun_config: Path | None, repeats: int,
+                     min_photons: int | None) -> None:
+    """``calogen simulate ds1-photons|ds1-pions|ds2|ds3`` with the parametrised engine."""
+    from calogen.pipelines.voxel_reference import simulate_voxels_to_file
+
+    with raise_on_sigterm(), fail_on_user_errors():
+        unsupported = [name for name, given in (
+            ("--particles", particles is not None), ("--gun-config", gun_config is not None),
+            ("--repeats", repeats != 1), ("--min-photons", min_photons is not None)) if given]
+        if unsupported:
+            raise ValueError(f"{', '.join(unsupported)} apply to the ZDC detectors, not to "
+                             f"{detector!r}")
+        if n is None:
+            raise ValueError(f"--n is required for {detector}")
+        report = simulate_voxels_to_file(out, detector=detector, n=n, seed=seed,
+                                         workers=workers, scheduler=scheduler, resume=resume,
+                                         overwrite=overwrite, progress=progress)
+    resumed = report.n_shards - report.n_run
+    typer.echo(f"wrote {report.n_written} parametrised {detector} showers ({report.n_shards} "
+               f"shards" + (f", {resumed} resumed" if resumed > 0 else "")
                + f") in {report.seconds:.1f} s to {report.path.resolve()}")
 
 
