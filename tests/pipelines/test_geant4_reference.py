@@ -76,5 +76,5 @@ def test_bad_requests_are_refused(tmp_path: Path, args: list[str], message: str)
 
 
 def test_the_parametrised_engine_refuses_geant4_detectors(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["simulate", "ds2", "--n", "2", "--out", str(tmp_path / "x.h5")])
+    result = runner.invoke(app, ["simulate", "ild", "--n", "2", "--out", str(tmp_path / "x.h5")])
     assert result.exit_code == 2 and "--engine geant4" in result.output
