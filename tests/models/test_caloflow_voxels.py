@@ -254,3 +254,8 @@ def test_cli_trains_teacher_and_student_on_a_voxel_file(tmp_path: Path) -> None:
     ll, ids = shower_log_likelihoods(load_model(tmp_path / "t" / "best"), data, max_events=20,
                                      progress=False)
     assert ll.shape == ids.shape == (20,) and np.isfinite(ll).all()
+    table = tmp_path / "ll.csv"
+    res = runner.invoke(app, ["loglik", "--model", str(tmp_path / "t" / "best"), str(data),
+                              "--out", str(table), "--max-events", "20", "--no-progress"])
+    assert res.exit_code == 0, res.output  # voxel energies are not refused as non-counts
+    assert "voxel energies (MeV)" in table.read_text().splitlines()[0]

@@ -39,9 +39,10 @@ def loglik(
 
     with fail_on_user_errors():
         net = load_model(model, map_location="cuda" if torch.cuda.is_available() else "cpu")
+        counts = net.spec.kind == "image"  # photon counts; voxels are energies (MeV)
         validate_inputs("loglik", [
-            InputFile(file, "FILE", counts=True),
-            None if reference is None else InputFile(reference, "--reference", counts=True),
+            InputFile(file, "FILE", counts=counts),
+            None if reference is None else InputFile(reference, "--reference", counts=counts),
         ], skip=no_validate, progress=progress)
         target = out if out is not None else file.with_suffix(".loglik.csv")
         res = write_loglik_table(net, file, target, reference=reference, quantile=quantile,

@@ -73,7 +73,7 @@ def _radius(rng: np.random.Generator, scale: FloatArray) -> FloatArray:
     return scale * np.sqrt(u / (1.0 - u))
 
 
-def _gp_radius_cm(energy_gev: FloatArray, tau: FloatArray, absorber: Absorber,
+def gp_radius_cm(energy_gev: FloatArray, tau: FloatArray, absorber: Absorber,
                   tail_acceptance: float, rng: np.random.Generator, radius_scale: float = 1.0
                   ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Radii (cm) of photons of GP showers and a mask of the photons that are detected.
@@ -114,7 +114,7 @@ def _photons_em(e: EMEmitters, gain: FloatArray, absorber: Absorber, depth_cm: f
     alpha = e.alpha[j]
     t = rng.standard_gamma(alpha) * (e.t_max[j] / (alpha - 1.0))  # Gamma(alpha, beta) in X0
     depth = e.z_start_cm[j] + t * absorber.x0_cm
-    r, keep = _gp_radius_cm(e.energy_gev[j], t / e.t_max[j], absorber, model.tail_acceptance, rng,
+    r, keep = gp_radius_cm(e.energy_gev[j], t / e.t_max[j], absorber, model.tail_acceptance, rng,
                             model.light_radius_scale)
     x, y = _place(rng, e.x_cm[j], e.y_cm[j], e.slope_x[j], e.slope_y[j], depth, r)
     keep &= depth < depth_cm

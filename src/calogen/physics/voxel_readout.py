@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from calogen.geometry.voxels import LayeredVoxelGeometry
 from calogen.particles import species_table
 from calogen.physics.materials import Absorber
-from calogen.physics.readout import _gp_radius_cm
+from calogen.physics.readout import gp_radius_cm
 from calogen.physics.showers import HadronShowerModel, develop_showers
 from calogen.physics.stacks import Medium, SamplingStack
 
@@ -203,7 +203,7 @@ def _simulate_chunk(pdg: IntArray, energy: FloatArray, n_spots: IntArray,
     z = stack.x0_to_mm(stack.mm_to_x0(start_mm)[j] + t)
     unit = Absorber("R_M units", 1.0, 1.0, 1.0, em_medium.critical_energy_mev / 1e3,
                     em_medium.z_eff)
-    r_rm, _ = _gp_radius_cm(e.energy_gev[j], t / t_max, unit, 1.0, rng, config.radius_scale)
+    r_rm, _ = gp_radius_cm(e.energy_gev[j], t / t_max, unit, 1.0, rng, config.radius_scale)
     seg = np.clip(stack.segment_of(z), 0, len(stack.segments) - 1)
     r = r_rm * stack.moliere_mm[seg]
     # Lateral offsets of sub-showers, from lambda units to mm at their start.

@@ -1,7 +1,8 @@
 """Per-shower log-likelihood under a flow model, and flags for the improbable ones.
 
 Used by ``calogen loglik --model DIR FILE``. Every shower of a ShowerSet gets the model's
-lower bound on ``log P(counts | conditions)`` (nats;
+lower bound on ``log P(counts | conditions)`` (nats; for voxel showers the log-density of the
+energies with the model's training noise;
 :meth:`calogen.models.families.caloflow.CaloFlow.log_likelihood`). A shower is *flagged* when
 its log-likelihood lies below the ``quantile`` of a reference distribution: the
 log-likelihoods of a reference ShowerSet (e.g. the held-out split the model was validated on)
@@ -105,8 +106,11 @@ def write_loglik_table(model: Any, path: str | Path, out: str | Path, *,
     flagged = ll < threshold
     n_pix = int(np.prod(model.spec.shape))
     buf = io.StringIO()
-    buf.write(f"# calogen loglik: model family {model.family}; lower bound on log P(counts | "
-              f"conditions) in nats ({draws} dequantisation draws); flagged = below the "
+    what = (f"lower bound on log P(counts | conditions) in nats ({draws} dequantisation draws)"
+            if model.spec.kind == "image" else
+            f"log-density of the voxel energies (MeV) with the training noise, in nats "
+            f"(mean of {draws} noise draws)")
+    buf.write(f"# calogen loglik: model family {model.family}; {what}; flagged = below the "
               f"{quantile} quantile ({threshold:.6g}) of {ref_name}\n")
     buf.write("index,condition_id,loglik_nats,nats_per_pixel,flagged\n")
     for i, (value, cid, flag) in enumerate(zip(ll, ids, flagged, strict=True)):
