@@ -127,6 +127,15 @@ def test_report_writes_official_texts_and_average_showers(good, tmp_path) -> Non
     # a second report into the same folder replaces it as a whole (all names are report files)
     write_report(good, tmp_path / "report")
     assert {p.name for p in (tmp_path / "report").iterdir()} == names
+    # on an official binning the published rows stand beside this run's
+    assert {"leaderboard.csv", "leaderboard.png"} <= names
+    board = (tmp_path / "report" / "leaderboard.csv").read_text()
+    assert "CaloDiffusion" in board and "this run" in board
+    mine = next(line for line in board.splitlines() if "this run" in line)
+    assert f"{_row(good, 'classifier AUC (low-level)').value:.4g}"[:5] in mine and "1234" in mine
+    assert "official Geant4 files" in paths.html.read_text()
+    write_report(good, tmp_path / "plain", leaderboard=False)
+    assert not (tmp_path / "plain" / "leaderboard.csv").exists()
 
 
 def test_protocol_presets() -> None:

@@ -53,6 +53,10 @@ def evaluate(
     point_threshold: float = typer.Option(
         0.0, "--point-threshold", min=0.0, help="Point clouds: cell energy (MeV) from which a "
         "projected cell counts as hit (CaloClouds II: half a MIP)."),
+    model: Path | None = typer.Option(
+        None, "--model", help="The trained model (run/best) that made --generated: its "
+        "parameter count and generation time (ms per shower at batch 100 on one CPU thread, "
+        "the paper's protocol) join the summary and the leaderboard."),
     leaderboard: bool = typer.Option(
         True, "--leaderboard/--no-leaderboard", help="On a CaloChallenge binning: add the "
         "published results of arXiv:2410.21611 (measured on the official Geant4 files) beside "
@@ -77,6 +81,8 @@ def evaluate(
                               max_events=max_events, seed=seed, progress=progress,
                               point_threshold_mev=point_threshold)
         result = run_evaluation(reference, generated, reference_2=reference_2, config=cfg)
+        if model is not None:
+            add_model_rows(result, model, reference)
         paths = write_report(result, out, leaderboard=leaderboard)
     _print_summary(result)
     typer.echo(f"wrote {paths.metrics_json.resolve()}")
@@ -137,3 +143,21 @@ def _print_summary(result) -> None:  # noqa: ANN001 - EvaluationResult, imported
 def register(app: typer.Typer) -> None:
     """Add the ``evaluate`` command to ``app``."""
     app.command("evaluate")(evaluate)
+
+
+def add_model_rows(result: Any, model: Path, conditions: Path) -> None:
+    """Append the model's parameter count and generation time to ``result.summary``."""
+    from calogen.metrics.evaluate import MetricRow
+    from calogen.pipelines.model_timing import time_model
+
+    t = time_model(model, conditions)
+    note = (f"median of {t.repeats} calls of batch {t.batch} on {t.threads} CPU thread, "
+            f"model {model}")
+    result.summary.append(MetricRow(MODEL_TIME_ROW, "ms / shower", t.ms_per_shower, None,
+                                    note=note))
+    result.summary.append(MetricRow(MODEL_PARAMETERS_ROW, "", float(t.parameters), None,
+                                    note=f"model {model}"))
+
+
+MODEL_TIME_ROW = "generation time (batch 100, 1 CPU thread)"
+MODEL_PARAMETERS_ROW = "model parameters"
