@@ -29,7 +29,7 @@ from typing import Any
 
 from calogen.atomic import atomic_path, remove_stale_temporaries
 from calogen.geometry.calochallenge import CALOCHALLENGE_DATASETS
-from calogen.report.evaluation_report import fmt, fmt_std
+from calogen.report.numbers import fmt, fmt_std
 from calogen.report.style import hep_style, new_figure
 
 __all__ = ["CSV_NAME", "MEASURED_KEYS", "PNG_NAME", "LeaderboardRow", "PublishedRow",
