@@ -187,3 +187,19 @@ def load_frozen_base(path: str, family: str | tuple[str, ...], hparams: dict[str
                          f"the model with {builder}()")
     base.eval().requires_grad_(False)
     return base
+
+
+def load_teacher(student: Generator, family: str, shared_keys: tuple[str, ...],
+                 device: torch.device | str) -> Generator:
+    """The trained teacher of a distilled ``student`` (its hparam ``teacher``): frozen, as
+    :func:`load_frozen_base`. ``ValueError`` when the hparam is empty or the teacher was never
+    trained (its ``initialised`` buffer is 0)."""
+    path = str(student.hparams.get("teacher", ""))
+    if not path:
+        raise ValueError(f"{student.family}: training needs a teacher (hparam 'teacher', or "
+                         f"`calogen train --model {student.family} --teacher DIR`)")
+    teacher = load_frozen_base(path, family, student.hparams, shared_keys, device)
+    initialised = getattr(teacher, "initialised", None)
+    if isinstance(initialised, torch.Tensor) and int(initialised) == 0:
+        raise ValueError(f"{path}: the teacher has not been trained")
+    return teacher

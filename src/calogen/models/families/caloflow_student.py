@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from calogen.models.families.caloflow import ARCHITECTURE_KEYS, CaloFlow
 from calogen.models.generator import BuiltOn, ModelSpec, TrainBatch
+from calogen.models.nn.flows import distillation_losses
 from calogen.models.registry import register_family
 
 __all__ = ["CaloFlowStudent"]
@@ -47,17 +48,11 @@ class CaloFlowStudent(CaloFlow):
     def teacher(self) -> CaloFlow:
         """The MAF teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
-            from calogen.models.io import load_frozen_base
+            from calogen.models.io import load_teacher
 
-            path = str(self.hparams["teacher"])
-            if not path:
-                raise ValueError("caloflow-student: training needs a teacher (hparam "
-                                 "'teacher', or `calogen train --model caloflow-student "
-                                 "--base DIR`)")
-            teacher = load_frozen_base(path, "caloflow", self.hparams, ARCHITECTURE_KEYS,
-                                       self.anchor.device)
-            if not isinstance(teacher, CaloFlow) or int(teacher.initialised) == 0:
-                raise ValueError(f"{path}: the teacher has not been trained")
+            teacher = load_teacher(self, "caloflow", ARCHITECTURE_KEYS, self.anchor.device)
+            if not isinstance(teacher, CaloFlow):
+                raise ValueError(f"{self.hparams['teacher']}: not a caloflow model")
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher
@@ -94,17 +89,7 @@ class CaloFlowStudent(CaloFlow):
         with torch.no_grad():
             y, x, _ = self._to_network(v, batch.cond)
             c2 = teacher._context2(batch.cond, batch.species, y)
-            z_t, _, states_t = teacher.stage2.to_noise(x, c2)
-        x_s, states_s = self.stage2.to_data(z_t, c2)
-        targets = [x, *states_t[:-1]]
-        loss_x = (x_s - x).pow(2).mean()
-        loss_states = x.new_zeros(())
-        for student_state, teacher_state in zip(states_s[1:], targets[1:], strict=True):
-            loss_states = loss_states + (student_state - teacher_state).pow(2).mean()
-        z = torch.randn_like(z_t)
-        x_own, _ = self.stage2.to_data(z, c2)
-        z_back, _, _ = teacher.stage2.to_noise(x_own, c2)
-        loss_z = (z_back - z).pow(2).mean()
+        loss_x, loss_states, loss_z = distillation_losses(teacher.stage2, self.stage2, x, c2)
         loss = (loss_x + float(self.hparams["state_weight"]) * loss_states
                 + float(self.hparams["z_weight"]) * loss_z)
         return loss, {"loss": loss.item(), "mse_x": loss_x.item(),

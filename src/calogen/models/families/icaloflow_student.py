@@ -3,12 +3,12 @@ arXiv:2305.11934, distilled as CaloFlow II, Krause & Shih, arXiv:2110.11377).
 
 IAF flows I, II and III distilled from a trained ``icaloflow`` teacher (``calogen train --model
 icaloflow-student --teacher DIR``) with the losses of ``caloflow-student``
-(:func:`distillation_losses`): on training showers mapped to noise by the teacher, the data and
-every intermediate value; on the student's own samples, the noise the teacher assigns them
-(mean squared errors). Flow III is distilled on every pair of consecutive layers at once. The
-preprocessing and the standardisation are the teacher's (copied at the first step). Sampling
-is one pass per flow layer and calorimeter layer; the student's own likelihood is sequential
-(use the teacher's).
+(:func:`calogen.models.nn.flows.distillation_losses`): on training showers mapped to noise by
+the teacher, the data and every intermediate value; on the student's own samples, the noise the
+teacher assigns them (mean squared errors). Flow III is distilled on every pair of consecutive
+layers at once. The preprocessing and the standardisation are the teacher's (copied at the first
+step). Sampling is one pass per flow layer and calorimeter layer; the student's own likelihood
+is sequential (use the teacher's).
 """
 
 from __future__ import annotations
@@ -20,29 +20,10 @@ from torch import Tensor
 
 from calogen.models.families.icaloflow import ARCHITECTURE_KEYS, ICaloFlow
 from calogen.models.generator import BuiltOn, ModelSpec, TrainBatch
-from calogen.models.nn.flows import ConditionalFlow
+from calogen.models.nn.flows import distillation_losses
 from calogen.models.registry import register_family
 
-__all__ = ["ICaloFlowStudent", "distillation_losses"]
-
-
-def distillation_losses(teacher: ConditionalFlow, student: ConditionalFlow, x: Tensor,
-                        context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """CaloFlow II's three mean squared errors of an IAF ``student`` against its MAF
-    ``teacher`` on data ``x`` with ``context``: x-space (the teacher's noise of ``x`` mapped
-    back by the student), intermediate values (every layer's input) and z-space (the teacher's
-    noise of the student's samples against the noise drawn)."""
-    with torch.no_grad():
-        z_t, _, states_t = teacher.to_noise(x, context)
-    x_s, states_s = student.to_data(z_t, context)
-    loss_x = (x_s - x).pow(2).mean()
-    loss_states = x.new_zeros(())
-    for got, want in zip(states_s[1:], states_t[:-1], strict=True):
-        loss_states = loss_states + (got - want).pow(2).mean()
-    z = torch.randn_like(z_t)
-    x_own, _ = student.to_data(z, context)
-    z_back, _, _ = teacher.to_noise(x_own, context)
-    return loss_x, loss_states, (z_back - z).pow(2).mean()
+__all__ = ["ICaloFlowStudent"]
 
 
 @register_family
@@ -67,16 +48,11 @@ class ICaloFlowStudent(ICaloFlow):
     def teacher(self) -> ICaloFlow:
         """The MAF teacher (loaded on first use, frozen, never saved with the student)."""
         if self._teacher is None:
-            from calogen.models.io import load_frozen_base
+            from calogen.models.io import load_teacher
 
-            path = str(self.hparams["teacher"])
-            if not path:
-                raise ValueError(f"{self.family}: training needs a teacher (hparam 'teacher', "
-                                 f"or `calogen train --model {self.family} --teacher DIR`)")
-            teacher = load_frozen_base(path, "icaloflow", self.hparams, ARCHITECTURE_KEYS,
-                                       self.anchor.device)
-            if not isinstance(teacher, ICaloFlow) or int(teacher.initialised) == 0:
-                raise ValueError(f"{path}: the teacher has not been trained")
+            teacher = load_teacher(self, "icaloflow", ARCHITECTURE_KEYS, self.anchor.device)
+            if not isinstance(teacher, ICaloFlow):
+                raise ValueError(f"{self.hparams['teacher']}: not a icaloflow model")
             object.__setattr__(self, "_teacher", teacher)  # not a submodule: not saved
         assert self._teacher is not None
         return self._teacher

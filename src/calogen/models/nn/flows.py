@@ -53,6 +53,7 @@ from zuko.flows import (
 from zuko.transforms import MonotonicAffineTransform, MonotonicRQSTransform
 
 __all__ = ["ARRANGEMENTS", "ELEMENTWISE", "SCALE_BOUND", "ConditionalCouplingFlow",
+           "distillation_losses",
            "ConditionalFlow", "standard_normal_log_prob"]
 
 ARRANGEMENTS: tuple[str, ...] = ("maf", "iaf", "coupling")
@@ -229,3 +230,22 @@ class ConditionalCouplingFlow(nn.Module):
             logdet = logdet + ld
         base = -0.5 * (u.pow(2).sum(dim=1) + self.dim * math.log(2 * math.pi))
         return base + logdet
+
+
+def distillation_losses(teacher: ConditionalFlow, student: ConditionalFlow, x: Tensor,
+                        context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """CaloFlow II's three mean squared errors of an IAF ``student`` against its MAF
+    ``teacher`` on data ``x`` with ``context``: x-space (the teacher's noise of ``x`` mapped
+    back by the student), intermediate values (every layer's input) and z-space (the teacher's
+    noise of the student's samples against the noise drawn)."""
+    with torch.no_grad():
+        z_t, _, states_t = teacher.to_noise(x, context)
+    x_s, states_s = student.to_data(z_t, context)
+    loss_x = (x_s - x).pow(2).mean()
+    loss_states = x.new_zeros(())
+    for got, want in zip(states_s[1:], states_t[:-1], strict=True):
+        loss_states = loss_states + (got - want).pow(2).mean()
+    z = torch.randn_like(z_t)
+    x_own, _ = student.to_data(z, context)
+    z_back, _, _ = teacher.to_noise(x_own, context)
+    return loss_x, loss_states, (z_back - z).pow(2).mean()
