@@ -22,7 +22,7 @@ from calogen.models.generator import (
     TrainBatch,
 )
 from calogen.models.nn.samplers import (
-    edm_loss_weight,
+    edm_loss,
     edm_preconditioning,
     edm_sample,
     karras_sigma_list,
@@ -63,12 +63,9 @@ class EDM(IterativeImageGenerator):
             raise ValueError(f"edm: unknown phase {phase!r}; phases {self.phases}")
         x0 = batch.x / self._scale()
         hp = self.hparams
-        sigma = torch.exp(float(hp["p_mean"]) + float(hp["p_std"])
-                          * torch.randn(x0.shape[0], device=x0.device))
-        noisy = x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
         c = self.cond_embed(batch.cond, self._species(batch))
-        err = (self.denoise(noisy, sigma, c) - x0).pow(2).flatten(1).mean(1)
-        loss = (edm_loss_weight(sigma, float(hp["sigma_data"])) * err).mean()
+        loss, err = edm_loss(lambda noisy, sigma: self.denoise(noisy, sigma, c), x0,
+                             float(hp["p_mean"]), float(hp["p_std"]), float(hp["sigma_data"]))
         return loss, {"loss": loss.item(), "mse": err.mean().item()}
 
     def sigmas(self) -> list[float]:

@@ -47,7 +47,7 @@ from calogen.models.generator import (
 )
 from calogen.models.nn.backbones import ConditionEmbedding, resolve_hparams
 from calogen.models.nn.samplers import (
-    edm_loss_weight,
+    edm_loss,
     edm_preconditioning,
     edm_sample,
     karras_sigma_list,
@@ -355,12 +355,9 @@ class VoxelDiffusion(SamplingOptions, Generator):
             self._fit(showers, e_mev)
         x0 = self._features(showers, e_mev, None)
         hp = self.hparams
-        sigma = torch.exp(float(hp["p_mean"]) + float(hp["p_std"])
-                          * torch.randn(x0.shape[0], device=x0.device))
-        noisy = x0 + sigma[:, None] * torch.randn_like(x0)
         c = self._context(batch.cond, batch.species)
-        err = (self.denoise(noisy, sigma, c) - x0).pow(2).mean(1)
-        loss = (edm_loss_weight(sigma, float(hp["sigma_data"])) * err).mean()
+        loss, err = edm_loss(lambda noisy, sigma: self.denoise(noisy, sigma, c), x0,
+                             float(hp["p_mean"]), float(hp["p_std"]), float(hp["sigma_data"]))
         return loss, {"loss": loss.item(), "mse": err.mean().item()}
 
     # -- sampling ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "ddpm_alpha_bar",
     "ddim_sample",
     "edm_preconditioning",
+    "edm_loss",
     "edm_loss_weight",
     "karras_sigmas",
     "edm_sample",
@@ -218,6 +219,19 @@ def edm_loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
     if sigma_data <= 0:
         raise ValueError(f"sigma_data must be > 0, got {sigma_data!r}")
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+def edm_loss(denoise: Callable[[Tensor, Tensor], Tensor], x0: Tensor, p_mean: float,
+             p_std: float, sigma_data: float) -> tuple[Tensor, Tensor]:
+    """EDM training loss (Karras et al., arXiv:2206.00364, Sec. 5): ``ln sigma ~ N(p_mean,
+    p_std^2)`` per sample, ``x0 + sigma n`` denoised by ``denoise(noisy, sigma)``, squared error
+    averaged per sample and weighted by :func:`edm_loss_weight`. Returns the mean loss and the
+    per-sample unweighted errors."""
+    sigma = torch.exp(p_mean + p_std * torch.randn(x0.shape[0], device=x0.device))
+    shape = (-1,) + (1,) * (x0.ndim - 1)
+    noisy = x0 + sigma.view(shape) * torch.randn_like(x0)
+    err = (denoise(noisy, sigma) - x0).pow(2).flatten(1).mean(1)
+    return (edm_loss_weight(sigma, sigma_data) * err).mean(), err
 
 
 def _as_floats(values: Tensor | Sequence[float], name: str) -> list[float]:
