@@ -143,3 +143,18 @@ def test_text_outputs() -> None:
         "Final result of classifier test (AUC / JSD):\n0.6123 / 0.0456\n\n")
     assert cc.fpd_kpd_text(0.01, 0.002, 1e-4, 2e-5).splitlines() == [
         "FPD (x10^3): 10.0000 \u00b1 2.0000", "KPD (x10^3): 0.1000 \u00b1 0.0200"]
+
+
+def test_uncalibrated_energies_get_their_own_range_not_an_empty_official_histogram() -> None:
+    """Sampling-calorimeter energies (E_tot / E_inc ~ 0.03, far below the official 0.5-1.5)
+    would fall outside every official bin and give separation 0 whatever the model."""
+    geo = calochallenge_binning("1-photons").geometry
+    rng = np.random.default_rng(1)
+    e_inc = np.repeat(cc.DS1_ENERGIES_MEV[:3], 60)
+    ref = rng.exponential(1.0, size=(len(e_inc), geo.n_voxels)) * (0.03 * e_inc[:, None] / 368)
+    fr = cc.compute_features(ref, e_inc, geo)
+    fg = cc.compute_features(ref * 1.3, e_inc, geo)
+    entries = {e.label: e for e in cc.separation_powers(fr, fg, "1-photons")}
+    total = entries["Etot / Einc"]
+    assert not total.official and total.value > 0.5
+    assert not entries["Etot / Einc at E = 256.0"].official

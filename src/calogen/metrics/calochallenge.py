@@ -281,6 +281,16 @@ def _range_edges(values: FloatArray, n_bins: int) -> FloatArray:
     return np.linspace(lo, hi, n_bins + 1)
 
 
+def _official_or_range(values: FloatArray, edges: FloatArray) -> tuple[FloatArray, bool]:
+    """The official ``edges`` when they hold at least half of the reference ``values``, else
+    edges over the values' own range (e.g. uncalibrated sampling-calorimeter energies, whose
+    E_tot / E_inc lies far below the official 0.5-1.5), marked not official."""
+    inside = np.mean((values >= edges[0]) & (values <= edges[-1])) if len(values) else 1.0
+    if inside >= 0.5:
+        return edges, True
+    return _range_edges(values, len(edges) - 1), False
+
+
 def _position_lims(dataset: str | None, layer_id: int, width: bool) -> tuple[float, float] | None:
     """Histogram range of an eta/phi centre or width (``evaluate_plotting_helper.py``)."""
     if dataset is None:
@@ -321,7 +331,8 @@ def separation_powers(ref: CaloChallengeFeatures, gen: CaloChallengeFeatures,
                                        official))
 
     ratio_r, ratio_g = ref.e_tot / ref.e_inc, gen.e_tot / gen.e_inc
-    add("Etot / Einc", "E total", ratio_r, ratio_g, np.linspace(0.5, 1.5, 101))
+    add("Etot / Einc", "E total", ratio_r, ratio_g,
+        *_official_or_range(ratio_r, np.linspace(0.5, 1.5, 101)))
     for j, lid in enumerate(ref.layer_ids):
         col = ref.e_layer[:, j]
         edges = _log_edges(_min_energy(dataset, col), float(col.max()), 40)
@@ -346,7 +357,7 @@ def separation_powers(ref: CaloChallengeFeatures, gen: CaloChallengeFeatures,
             mg = (eg >= lo) & (eg < hi)
             if mr.any() and mg.any():
                 add(f"Etot / Einc at E = {lo}", "E total per energy", ratio_r[mr], ratio_g[mg],
-                    bins)
+                    *_official_or_range(ratio_r[mr], bins))
     if ref_cells is not None and gen_cells is not None:
         out.append(cell_separation(ref_cells, gen_cells, dataset))
     if ref.ec_r is not None and gen.ec_r is not None:
