@@ -5,6 +5,7 @@ Readers:
                  ZN images, a voxel file and a ragged point-cloud file)
   npz-particles  calogen.data.alice_npz.read_alice_particles
   npz-responses  calogen.data.alice_npz.import_alice_npz (mutated responses, valid particles)
+  calochallenge  calogen.data.calochallenge.import_calochallenge (dataset-1 photon files)
 
 Engines:
   random   deterministic byte-level mutator (calogen.testing.mutate); every input runs in a forked

@@ -12,7 +12,7 @@ import pytest
 
 from calogen.testing import fuzz
 
-N_INPUTS = {"showerset": 300, "npz-particles": 800, "npz-responses": 500}
+N_INPUTS = {"showerset": 300, "npz-particles": 800, "npz-responses": 500, "calochallenge": 200}
 SEED = 20240612
 
 

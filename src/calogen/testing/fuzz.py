@@ -29,7 +29,7 @@ import numpy as np
 Target = Callable[[Path, Path], None]
 """A reader under test: ``target(input_file, scratch_dir)`` raises on refusal."""
 
-READERS: tuple[str, ...] = ("showerset", "npz-particles", "npz-responses")
+READERS: tuple[str, ...] = ("showerset", "npz-particles", "npz-responses", "calochallenge")
 """Names of the fuzzed readers."""
 
 N_SEED_EVENTS = 6
@@ -101,6 +101,23 @@ def npz_seeds(folder: Path, kind: str) -> list[Path]:
     return seeds
 
 
+def calochallenge_seeds(folder: Path) -> list[Path]:
+    """Tiny CaloChallenge HDF5 files of the dataset-1 photon binning (float32 and float64)."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    seeds = []
+    for dtype in ("float32", "float64"):
+        path = folder / f"calochallenge-{dtype}.hdf5"
+        with h5py.File(path, "w") as f:
+            f["incident_energies"] = (256.0 * 2.0 ** rng.integers(0, 15, (N_SEED_EVENTS, 1))
+                                      ).astype(dtype)
+            f["showers"] = rng.exponential(1.0, (N_SEED_EVENTS, 368)).astype(dtype)
+        seeds.append(path)
+    return seeds
+
+
 def seed_corpus(reader: str, folder: Path) -> list[Path]:
     """The seed files of ``reader`` (made in ``folder``)."""
     if reader == "showerset":
@@ -109,6 +126,8 @@ def seed_corpus(reader: str, folder: Path) -> list[Path]:
         return npz_seeds(folder, "particles")
     if reader == "npz-responses":
         return npz_seeds(folder, "responses")
+    if reader == "calochallenge":
+        return calochallenge_seeds(folder)
     raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
 
 
@@ -161,10 +180,22 @@ def import_npz_responses(path: Path, scratch: Path) -> None:
         out.unlink(missing_ok=True)
 
 
+def import_calochallenge_file(path: Path, scratch: Path) -> None:
+    """``import_calochallenge`` of the input (dataset 1 photons) into a temp file."""
+    from calogen.data.calochallenge import import_calochallenge
+
+    out = scratch / f"out-{os.getpid()}.h5"
+    try:
+        import_calochallenge(path, out, dataset="1-photons", overwrite=True, progress=False)
+    finally:
+        out.unlink(missing_ok=True)
+
+
 TARGETS: dict[str, Target] = {
     "showerset": read_showerset,
     "npz-particles": read_npz_particles,
     "npz-responses": import_npz_responses,
+    "calochallenge": import_calochallenge_file,
 }
 
 
