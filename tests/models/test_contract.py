@@ -24,7 +24,7 @@ from calogen.models.families import family_names
 from calogen.models.generator import Generator, ModelSpec, TrainBatch, image_geometry
 from calogen.models.io import hparams_on_top_of, load_model, save_model
 from calogen.models.registry import FAMILIES, families_for, family_class, make_model
-from calogen.testing.showersets import TOY_VOLUME, TOY_VOXELS
+from calogen.testing.showersets import TOY_VOLUME, TOY_VOXELS, toy_points
 from calogen.train.checkpoint import load_checkpoint
 from calogen.train.data import load_training_data
 from calogen.train.trainer import TrainConfig, Trainer
@@ -67,8 +67,24 @@ def _spec(kind: str = "image") -> ModelSpec:
                      Transforms.fit(rng.normal(size=(64, 9)), np.full(64, 2112), COLS))
 
 
+def _point_batch(spec: ModelSpec, n: int) -> TrainBatch:
+    """Ragged toy clouds of :data:`TOY_VOLUME` padded to the largest, with the mask: the first
+    shower is empty and the second holds one point (:func:`toy_points`)."""
+    gen = torch.Generator().manual_seed(0)
+    points, counts = toy_points(n, seed=0)
+    width = int(counts.max())
+    mask = torch.arange(width)[None, :] < torch.as_tensor(counts)[:, None]
+    x = torch.zeros((n, width, 4))
+    x[mask] = torch.as_tensor(points)
+    return TrainBatch(x, torch.randn(n, spec.n_conditions, generator=gen),
+                      torch.zeros(n, dtype=torch.int64), torch.arange(n) // 2, mask)
+
+
 def _batch(spec: ModelSpec, n: int = 32) -> TrainBatch:
-    """Poisson(3) cell values (photons or MeV) in network space, of the spec's shape."""
+    """Poisson(3) cell values (photons or MeV) in network space, of the spec's shape; toy
+    clouds for point-cloud models."""
+    if spec.kind == "points":
+        return _point_batch(spec, n)
     gen = torch.Generator().manual_seed(0)
     counts = torch.poisson(torch.full((n, *spec.tensor_shape), 3.0), generator=gen)
     return TrainBatch(torch.log1p(counts), torch.randn(n, spec.n_conditions, generator=gen),
@@ -104,7 +120,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Pat
         if cls.built_on is None:
             continue
         name = cls.built_on.default_family
-        for kind in sorted(cls.shapes & family_class(name).shapes - {"points"}):
+        for kind in sorted(cls.shapes & family_class(name).shapes):
             if (name, kind) in out:
                 continue
             spec = _spec(kind)
@@ -175,14 +191,25 @@ def test_loss_finite_and_decreasing(trained: tuple[Generator, list[float]]) -> N
 
 
 def _sample(model: Generator, seed: int = 1) -> np.ndarray:
+    """Five showers; point clouds as their points followed by the counts (one array)."""
     cond = np.random.default_rng(2).normal(size=(5, 9)).astype(np.float32)
-    return model.sample(cond, np.full(5, 2112), torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
+    if model.spec.kind == "points":
+        points, counts = model.sample_points(cond, np.full(5, 2112), gen)
+        assert points.dtype == np.float32 and counts.dtype == np.int64
+        assert points.shape == (int(counts.sum()), 4) and counts.shape == (5,)
+        return np.concatenate([points.ravel(), counts.astype(np.float32)])
+    return model.sample(cond, np.full(5, 2112), gen)
 
 
 def test_seeded_sampling_shape_and_sign(trained: tuple[Generator, list[float]]) -> None:
     model, _ = trained
     a, b = _sample(model), _sample(model)
     np.testing.assert_array_equal(a, b)
+    if model.spec.kind == "points":  # energies non-negative; counts checked in _sample
+        n = int(a[-5:].sum())
+        assert np.isfinite(a).all() and (a[:4 * n].reshape(n, 4)[:, 3] >= 0).all()
+        return
     assert a.shape == (5, *model.spec.shape) and (a >= 0).all()
     if model.spec.kind == "voxels":  # energies in MeV, never rounded to counts
         assert a.dtype == np.float32 and not np.array_equal(a, np.round(a))
@@ -228,6 +255,13 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("contract-data")
     rng = np.random.default_rng(0)
     out = {}
+    spec = _spec("points")
+    points, counts = toy_points(48, seed=0)
+    cond = np.repeat(rng.normal(size=(24, 9)), 2, axis=0).astype(np.float32)
+    out["points"] = write_showerset(
+        root / "points.h5", points, cond, np.full(48, 22, np.int32), counts=counts,
+        condition_id=np.arange(48) // 2, detector=spec.detector, geometry=spec.geometry,
+        condition_columns=COLS, condition_units=["GeV"] * 9, producer={"name": "tests/models"})
     for kind in ("image", "voxels"):
         spec = _spec(kind)
         showers = rng.poisson(3.0, size=(48, *spec.shape))

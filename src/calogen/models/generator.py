@@ -70,6 +70,27 @@ class TrainBatch:
         return int(self.x.shape[0])
 
 
+@dataclass(frozen=True)
+class CalibrationData:
+    """Training showers in physical units, handed to :meth:`Generator.calibrate`.
+
+    Attributes:
+        showers: images ``(N, H, W)``, voxels ``(N, n_voxels)``; point clouds the ``(P, 4)``
+            points ``(x, y, z, E)`` (mm, MeV) of the ``N`` showers one after the other.
+        counts: point clouds: ``(N,)`` int64 points per shower; ``None`` otherwise.
+        conditions: ``(N, k)`` float32 physical conditions (the model's condition columns).
+        pdg: ``(N,)`` int32 PDG codes.
+    """
+
+    showers: np.ndarray
+    counts: np.ndarray | None
+    conditions: np.ndarray
+    pdg: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.conditions))
+
+
 def image_geometry(shape: tuple[int, int] | list[int], name: str = "image") -> FibreGrid:
     """The image geometry of ``shape`` named ``name``: the ZN or ZP grid when ``name`` and
     ``shape`` are theirs, else a grid of 1 cm cells (the pitch is unknown).
@@ -371,6 +392,15 @@ class Generator(nn.Module, ABC):
         points ``(x, y, z, E)`` (mm, MeV), the showers one after the other, and ``(N,)``
         int64 points per shower (the ShowerSet's ragged form). No family implements it yet."""
         raise NotImplementedError(f"{self.family} does not generate point clouds")
+
+    def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
+        """Fit what depends on the trained weights and the training data (e.g. the CaloClouds
+        calibrations of the number of points), keeping it in :meth:`extra_state_dict`.
+
+        The trainer calls it with the training split on the weights it is about to save (the
+        EMA weights when EMA is on), before every save of ``best`` and ``last``; it returns
+        scalars to log. Default: nothing to fit."""
+        return {}
 
     def extra_state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state beyond the weights (e.g. a post-processing scale)."""

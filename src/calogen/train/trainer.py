@@ -50,7 +50,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from calogen.atomic import remove_stale_temporaries, write_text_atomic
-from calogen.models.generator import Generator, TrainBatch
+from calogen.models.generator import CalibrationData, Generator, TrainBatch
 from calogen.models.io import save_model
 from calogen.train import distributed as D
 from calogen.train.checkpoint import (
@@ -641,6 +641,7 @@ class Trainer:
                                    f"selection key {self.val_key!r} (pass val_key=...)")
                 value = metrics[self.val_key]
                 if self._better(value):
+                    self._calibrate()
                     save_model(self.model, self.out_dir / BEST_DIR, training_data=self._model_doc(
                         {"val_key": self.val_key, "val_metric": value}))
                     self.best_metric, self.best_step = value, self.step
@@ -648,6 +649,26 @@ class Trainer:
                 self.model.train(was_training)
         self.last_metrics = metrics
         return metrics
+
+    def _calibrate(self) -> None:
+        """Let the model fit its post-training calibrations (:meth:`Generator.calibrate`) on
+        the training split, with a generator seeded from the run's seed and step. Families
+        without calibrations (most) cost nothing: the split is not converted."""
+        if type(self.model).calibrate is Generator.calibrate:
+            return
+        train = self.data.train
+        data = CalibrationData(train.showers(), None if train.counts is None
+                               else train.counts.numpy(), train.conditions, train.pdg)
+        gen = torch.Generator(device=self.device).manual_seed(
+            _epoch_seed(self.config.seed, self.step))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logs = self.model.calibrate(data, gen)
+        finally:
+            self.model.train(was_training)
+        if logs:
+            self._say("calibrated: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -860,9 +881,11 @@ class Trainer:
         paths = {"out_dir": self.out_dir, "checkpoint": self.checkpoint_path,
                  "log": self.log_path, "config": self.out_dir / CONFIG_FILE}
         if main:
-            state = self.ema.state_for_model() if self.ema is not None else None
-            paths["last"] = save_model(self.model, self.out_dir / LAST_DIR, state_dict=state,
-                                       training_data=self._model_doc())
+            ema_ctx = self.ema.average_parameters(self.model) if self.ema else nullcontext()
+            with _preserved_rng(), ema_ctx:
+                self._calibrate()
+                paths["last"] = save_model(self.model, self.out_dir / LAST_DIR,
+                                           training_data=self._model_doc())
             if (self.out_dir / BEST_DIR).is_dir():
                 paths["best"] = self.out_dir / BEST_DIR
         D.barrier()
