@@ -63,7 +63,8 @@ def prepare_data(out: Path, n: int, data: Path | None) -> tuple[Path, Path, str]
         note = f"parametrised engine, {n} showers"
     else:
         with ShowerSet.open(data) as ss:
-            note = f"{data.name} ({len(ss)} showers, producer {ss.meta.producer.get('engine', '?')})"
+            engine = ss.meta.producer.get("engine", "?")
+            note = f"{data.name} ({len(ss)} showers, engine {engine})"
     train, test = out / f"train_{data.stem}.h5", out / f"test_{data.stem}.h5"
     if not (train.exists() and test.exists()):
         with ShowerSet.open(data) as ss:
