@@ -324,6 +324,10 @@ engine (``benchmarks/point_reference.py``)."""
 def mip_sampling_fraction(parts: Sequence[tuple[Medium, float]], sensitive: Medium) -> float:
     """E_sensitive / E_total of a minimum-ionising particle crossing ``parts`` (medium,
     thickness mm) of which ``sensitive`` is the read-out one."""
+    unknown = [m.name for m, _ in parts if m.name not in MIP_DEDX_MEV_CM2_G]
+    if unknown:
+        raise ValueError(f"no minimum-ionisation dE/dx for {unknown}; known: "
+                         f"{sorted(MIP_DEDX_MEV_CM2_G)}")
     loss = {m.name: MIP_DEDX_MEV_CM2_G[m.name] * m.density_g_cm3 * t for m, t in parts}
     total = sum(loss.values())
     return loss[sensitive.name] / total if total > 0 else 0.0
