@@ -67,6 +67,8 @@ def read_sets(paths: list[Path], n: int) -> tuple[NDArray[np.float64], NDArray[n
     for path in paths:
         with ShowerSet.open(path) as ss:
             batch = ss.read(0, min(left, len(ss)))
+        if batch.counts is None:
+            raise ValueError(f"{path}: not a point-cloud ShowerSet")
         points.append(batch.showers.astype(np.float64))
         counts.append(batch.counts.astype(np.int64))
         energy.append(batch.conditions[:, 0].astype(np.float64))
