@@ -18,8 +18,8 @@ def simulate(
     detector: str = typer.Argument(
         ..., help="Detector: zn (neutron ZDC), zp (proton ZDC), ds2 / ds3 (CaloChallenge "
                   "datasets 2/3 W/Si detector, voxels), ds1-photons / ds1-pions (a simplified "
-                  "ATLAS-like barrel, CaloChallenge dataset-1 voxels); with --engine geant4: "
-                  "zn, ds2, ds3, ild (ILD-like ECAL, points)."),
+                  "ATLAS-like barrel, CaloChallenge dataset-1 voxels), ild (ILD-like Si-W ECAL, "
+                  "points); with --engine geant4: zn, ds2, ds3, ild."),
     out: Path = typer.Option(..., "--out", "-o", help="Output ShowerSet (.h5)."),
     n: int | None = typer.Option(None, "--n", "-n", min=1,
                                  help="Responses to write (required unless --particles)."),
@@ -81,8 +81,14 @@ def simulate(
         _simulate_geant4(detector, out, n, seed, workers, scheduler, resume, physics, cut_mm,
                          particle, energy, spectrum, overwrite, progress)
         return
+    from calogen.physics.point_readout import POINT_DETECTORS
     from calogen.physics.voxel_readout import VOXEL_DETECTORS
 
+    if detector in POINT_DETECTORS:
+        _simulate_points(detector, out, n, seed, workers, scheduler, resume, overwrite, progress,
+                         particle, energy, spectrum, particles=particles, gun_config=gun_config,
+                         repeats=repeats, min_photons=min_photons)
+        return
     if detector in VOXEL_DETECTORS:
         _simulate_voxels(detector, out, n, seed, workers, scheduler, resume, overwrite, progress,
                          particles=particles, gun_config=gun_config, repeats=repeats,
@@ -91,8 +97,8 @@ def simulate(
     with fail_on_user_errors():
         if detector not in [d.value for d in Detector]:
             raise ValueError(f"the parametrised engine simulates "
-                             f"{[d.value for d in Detector] + list(VOXEL_DETECTORS)}, not "
-                             f"{detector!r} (ild needs --engine geant4)")
+                             f"{[d.value for d in Detector] + list(VOXEL_DETECTORS)}"
+                             f" + {list(POINT_DETECTORS)}, not {detector!r}")
     from calogen.data.alice_npz import read_alice_particles
     from calogen.physics.gun import GunConfig, Particles
     from calogen.pipelines.reference import simulate_to_file
@@ -144,6 +150,42 @@ def _simulate_voxels(detector: str, out: Path, n: int | None, seed: int, workers
     resumed = report.n_shards - report.n_run
     typer.echo(f"wrote {report.n_written} parametrised {detector} showers ({report.n_shards} "
                f"shards" + (f", {resumed} resumed" if resumed > 0 else "")
+               + f") in {report.seconds:.1f} s to {report.path.resolve()}")
+
+
+def _simulate_points(detector: str, out: Path, n: int | None, seed: int, workers: int,
+                     scheduler: str | None, resume: bool, overwrite: bool, progress: bool,
+                     pdg: int | None, energy: tuple[float, float] | None, spectrum: str | None,
+                     *, particles: Path | None, gun_config: Path | None, repeats: int,
+                     min_photons: int | None) -> None:
+    """``calogen simulate ild`` with the parametrised point engine (gun as --engine geant4)."""
+    from dataclasses import replace
+
+    from calogen.pipelines.geant4_reference import DEFAULT_GUNS
+    from calogen.pipelines.point_reference import simulate_points_to_file
+
+    with raise_on_sigterm(), fail_on_user_errors():
+        unsupported = [name for name, given in (
+            ("--particles", particles is not None), ("--gun-config", gun_config is not None),
+            ("--repeats", repeats != 1), ("--min-photons", min_photons is not None)) if given]
+        if unsupported:
+            raise ValueError(f"{', '.join(unsupported)} apply to the ZDC detectors, not to "
+                             f"{detector!r}")
+        if n is None:
+            raise ValueError(f"--n is required for {detector}")
+        gun = DEFAULT_GUNS[detector]
+        if pdg is not None:
+            gun = replace(gun, pdg=pdg)
+        if energy is not None:
+            gun = replace(gun, e_min_gev=energy[0], e_max_gev=energy[1])
+        if spectrum is not None:
+            gun = replace(gun, spectrum=spectrum)  # type: ignore[arg-type]
+        report = simulate_points_to_file(out, detector=detector, n=n, seed=seed, gun=gun,
+                                         workers=workers, scheduler=scheduler, resume=resume,
+                                         overwrite=overwrite, progress=progress)
+    resumed = report.n_shards - report.n_run
+    typer.echo(f"wrote {report.n_written} parametrised {detector} point-cloud showers "
+               f"({report.n_shards} shards" + (f", {resumed} resumed" if resumed > 0 else "")
                + f") in {report.seconds:.1f} s to {report.path.resolve()}")
 
 

@@ -297,3 +297,78 @@ def _atlas_like_barrel() -> SamplingStack:
 ATLAS_LIKE_BARREL = _atlas_like_barrel()
 """ATLAS-like barrel: presampler (layer 0), strips (1), middle (2), back (3), tile A/BC/D
 (12, 13, 14); 22.3 X0 of ECAL, 7.4 lambda of tiles."""
+
+
+# ---------------------------------------------------------------------------------------------
+# An ILD-like Si-W ECAL section (point clouds, CaloClouds)
+# ---------------------------------------------------------------------------------------------
+
+AIR = Medium("air", 1.205e-3, 303_900.0, 747_600.0, 73_650.0, 87.92, 7.3)
+"""Dry air at 1 atm (PDG "Atomic and nuclear properties of materials")."""
+
+MIP_DEDX_MEV_CM2_G: dict[str, float] = {"W": 1.145, "Si": 1.664, "air": 1.815}
+"""Minimum-ionisation stopping power, MeV cm2/g (PDG "Atomic and nuclear properties of
+materials"): sets the MIP sampling fraction of a slab."""
+
+ILD_E_OVER_MIP = 0.856
+"""Electron-to-MIP sampling-fraction ratio e/mip of the W/Si layers, a calibration constant: set
+so that the visible energy of 10-90 GeV photons (28.0 MeV per GeV) matches calogen's Geant4
+engine (``benchmarks/point_reference.py``)."""
+
+ILD_SAMPLING_TERM = 0.092
+"""Stochastic term of the per-spot Si-W sampling fluctuations, sqrt(GeV), a calibration constant:
+with 11 MeV spots (Gamma shape 1.3) it gives the per-point energy spectrum of calogen's Geant4
+engine (``benchmarks/point_reference.py``)."""
+
+
+def mip_sampling_fraction(parts: Sequence[tuple[Medium, float]], sensitive: Medium) -> float:
+    """E_sensitive / E_total of a minimum-ionising particle crossing ``parts`` (medium,
+    thickness mm) of which ``sensitive`` is the read-out one."""
+    unknown = [m.name for m, _ in parts if m.name not in MIP_DEDX_MEV_CM2_G]
+    if unknown:
+        raise ValueError(f"no minimum-ionisation dE/dx for {unknown}; known: "
+                         f"{sorted(MIP_DEDX_MEV_CM2_G)}")
+    loss = {m.name: MIP_DEDX_MEV_CM2_G[m.name] * m.density_g_cm3 * t for m, t in parts}
+    total = sum(loss.values())
+    return loss[sensitive.name] / total if total > 0 else 0.0
+
+
+def slab_stack(name: str, layer_edges_mm: Sequence[float], absorber_mm: Sequence[float],
+               sensitive_mm: float, *, absorber: Medium = TUNGSTEN, sensitive: Medium = SILICON,
+               gap: Medium = AIR, e_over_mip: float = ILD_E_OVER_MIP,
+               sampling_term_gev: float = ILD_SAMPLING_TERM) -> SamplingStack:
+    """Planar layers (absorber, sensitive, gap filling the pitch), each one readout segment
+    (``layer_id`` = layer index) of their effective mixture, with response
+    ``e_over_mip * mip_sampling_fraction``. Lengths in mm."""
+    pitch = np.diff(np.asarray(layer_edges_mm, dtype=np.float64))
+    if len(pitch) != len(absorber_mm):
+        raise ValueError(f"stack {name!r}: {len(pitch)} layer pitches for "
+                         f"{len(absorber_mm)} absorber thicknesses")
+    segments = []
+    for i, (p, w) in enumerate(zip(pitch, absorber_mm, strict=True)):
+        gap_mm = float(p) - w - sensitive_mm
+        if gap_mm < -1e-9:
+            raise ValueError(f"stack {name!r}: layer {i} pitch {p} mm cannot hold {w} mm of "
+                             f"{absorber.name} and {sensitive_mm} mm of {sensitive.name}")
+        parts = [(absorber, w), (sensitive, sensitive_mm), (gap, max(gap_mm, 0.0))]
+        medium = Medium.mixture(f"{absorber.name}/{sensitive.name}/{gap.name} {w} / "
+                                f"{sensitive_mm} / {max(gap_mm, 0.0):.2f} mm", parts)
+        segments.append(Segment(f"layer {i}", medium, float(p), i,
+                                e_over_mip * mip_sampling_fraction(parts, sensitive), 1.0,
+                                sampling_term_gev))
+    return SamplingStack(
+        name, tuple(segments),
+        simplifications=(f"each layer ({absorber.name}, {sensitive.name}, {gap.name} gap) is a "
+                         "uniform mixture read out with one sampling fraction (e/mip times the "
+                         "MIP sampling fraction); Grindhammer-Peters homogeneous-media profiles "
+                         "in the mixture"))
+
+
+def ild_like_si_w() -> SamplingStack:
+    """The ILD-like Si-W ECAL section of the Geant4 engine's ``ild`` slab detector (its layer
+    edges, W thicknesses 2.1 / 4.2 mm and 0.5 mm Si; the rest of each layer is air)."""
+    from calogen.physics.geant4.detectors import SlabDetector, get_detector
+
+    d = get_detector("ild")
+    assert isinstance(d, SlabDetector)
+    return slab_stack("ild-like-si-w", d.volume.layer_edges_mm, d.absorber_mm, d.sensitive_mm)
