@@ -203,6 +203,6 @@ def test_simulate_voxels_refuses_zdc_options(tmp_path):
     res = runner.invoke(app, ["simulate", "ds2", "--n", "5", "--repeats", "2", "--out",
                               str(tmp_path / "x.h5"), "--no-progress"])
     assert res.exit_code == 2 and "--repeats" in res.output
-    res = runner.invoke(app, ["simulate", "ild", "--n", "5", "--out",
+    res = runner.invoke(app, ["simulate", "hcal", "--n", "5", "--out",
                               str(tmp_path / "x.h5"), "--no-progress"])
-    assert res.exit_code == 2 and "ild needs --engine geant4" in res.output
+    assert res.exit_code == 2 and "the parametrised engine simulates" in res.output
