@@ -262,8 +262,8 @@ def cloud_statistics(points: ArrayLike, counts: ArrayLike, volume: PointCloudVol
     layer = np.clip(np.searchsorted(np.asarray(volume.layer_edges_mm), p[:, 2], side="right")
                     - 1, 0, volume.n_layers - 1)
     n_layers = volume.n_layers
-    layer_energy = np.bincount(shower * n_layers + layer, weights=p[:, 3],
-                               minlength=len(n) * n_layers).reshape(len(n), n_layers)
+    flat = np.bincount(shower * n_layers + layer, weights=p[:, 3], minlength=len(n) * n_layers)
+    layer_energy = flat.reshape(len(n), n_layers).astype(np.float64)
     total = np.bincount(shower, weights=p[:, 3], minlength=len(n))
     with np.errstate(invalid="ignore", divide="ignore"):
         cog = np.stack([np.bincount(shower, weights=p[:, a] * p[:, 3], minlength=len(n))
