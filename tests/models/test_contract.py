@@ -54,6 +54,10 @@ TINY["icaloflow"] = {"flow1_hidden": [16], "flow1_layers": 1, "flow1_elementwise
                      "flow2_hidden": [16], "flow2_layers": 2, "flow3_hidden": [16],
                      "flow3_layers": 2}
 TINY["icaloflow-student"] = {}
+# CaloClouds II (issue 16)
+TINY["caloclouds2"] = {"pointwise_widths": [16, 16], "time_dim": 8, "flow_layers": 2,
+                       "flow_hidden": 16, "steps": 2, "calibration_showers": 8}
+TINY["caloclouds2-cm"] = {"steps": 1}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}
