@@ -54,6 +54,8 @@ TINY["icaloflow"] = {"flow1_hidden": [16], "flow1_layers": 1, "flow1_elementwise
                      "flow2_hidden": [16], "flow2_layers": 2, "flow3_hidden": [16],
                      "flow3_layers": 2}
 TINY["icaloflow-student"] = {}
+TINY["epic-gan"] = {"hidden": 8, "global_dim": 4, "point_noise_dim": 2, "g_layers": 1,
+                    "d_layers": 1}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}

@@ -16,7 +16,7 @@ __all__ = ["FAMILY_MODULES", "family_names", "load_all"]
 FAMILY_MODULES: tuple[str, ...] = (
     "vae", "ae_noise", "gan", "sdi_gan", "ddpm", "edm", "flow_matching", "consistency",
     "latent_flow_matching", "caloflow", "calo_inn", "caloflow_student", "vq_vae", "vq_gan",
-    "icaloflow", "icaloflow_student", "voxel_diffusion",
+    "icaloflow", "icaloflow_student", "voxel_diffusion", "epic_gan",
 )
 """Modules of :mod:`calogen.models.families` that define a family."""
 
