@@ -287,13 +287,16 @@ class EPiCGAN(Generator):
 
     @torch.no_grad()
     def sample_points(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
-                      generator: torch.Generator | None = None, *, batch_size: int = 4096
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      generator: torch.Generator | None = None, *, batch_size: int = 4096,
+                      counts: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Showers for physical conditions (the model's condition columns): ``(P, 4)`` float32
         points ``(x, y, z, E)`` (mm, MeV) one shower after the other, and ``(N,)`` int64
-        points per shower. The counts are drawn first for all showers, then the points
-        ``batch_size`` showers at a time (fewer when their padded points exceed
-        :data:`PADDED_POINTS`)."""
+        points per shower.
+
+        ``counts`` (``(N,)`` non-negative integers) fixes the points per shower; by default
+        they are drawn from the fitted model of the number of points (:meth:`sample_counts`),
+        for all showers first. The points are generated ``batch_size`` showers at a time
+        (fewer when their padded points exceed :data:`PADDED_POINTS`)."""
         if batch_size < 1:
             raise ValueError(f"{self.family}: batch_size must be >= 1, got {batch_size}")
         cond = self.spec.transforms.conditions(conditions)
@@ -306,15 +309,24 @@ class EPiCGAN(Generator):
         self.eval()
         device = next(self.parameters()).device
         cond = cond.to(device)
-        counts = self.sample_counts(cond, generator)
+        if counts is None:
+            n_points = self.sample_counts(cond, generator)
+        else:
+            given = np.asarray(counts)
+            if given.shape != (len(cond),) or not np.issubdtype(given.dtype, np.integer) \
+                    or (given < 0).any():
+                raise ValueError(f"{self.family}: counts must be ({len(cond)},) non-negative "
+                                 f"integers (one per shower), found {given.dtype} "
+                                 f"{given.shape}")
+            n_points = torch.as_tensor(given.astype(np.int64), device=device)
         parts = [np.zeros((0, 4), np.float32)]
-        for start, stop in shower_chunks(counts.cpu().numpy(), batch_size):
-            n = counts[start:stop]
+        for start, stop in shower_chunks(n_points.cpu().numpy(), batch_size):
+            n = n_points[start:stop]
             mask = torch.arange(int(n.max()), device=device)[None, :] < n[:, None]
             y = self.generate(mask, cond[start:stop], generator)
             parts.append(self.to_physical(y[mask]))
         self.train(was_training)
-        return np.concatenate(parts), counts.cpu().numpy().astype(np.int64)
+        return np.concatenate(parts), n_points.cpu().numpy().astype(np.int64)
 
     # -- extra state ------------------------------------------------------------------------
 
