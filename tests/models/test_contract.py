@@ -58,6 +58,8 @@ TINY["icaloflow-student"] = {}
 TINY["caloclouds2"] = {"pointwise_widths": [16, 16], "time_dim": 8, "flow_layers": 2,
                        "flow_hidden": 16, "steps": 2, "calibration_showers": 8}
 TINY["caloclouds2-cm"] = {"steps": 1}
+TINY["epic-gan"] = {"hidden": 8, "global_dim": 4, "point_noise_dim": 2, "g_layers": 1,
+                    "d_layers": 1}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}

@@ -17,7 +17,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "vae", "ae_noise", "gan", "sdi_gan", "ddpm", "edm", "flow_matching", "consistency",
     "latent_flow_matching", "caloflow", "calo_inn", "caloflow_student", "vq_vae", "vq_gan",
     "icaloflow", "icaloflow_student", "voxel_diffusion",
-    "caloclouds2", "caloclouds2_cm",  # issue 16
+    "caloclouds2", "caloclouds2_cm", "epic_gan",  # issue 16: point clouds
 )
 """Modules of :mod:`calogen.models.families` that define a family."""
 
