@@ -54,6 +54,9 @@ TINY["icaloflow"] = {"flow1_hidden": [16], "flow1_layers": 1, "flow1_elementwise
                      "flow2_hidden": [16], "flow2_layers": 2, "flow3_hidden": [16],
                      "flow3_layers": 2}
 TINY["icaloflow-student"] = {}
+# issue 16: point clouds
+TINY["bib-ae"] = {"channels": [4, 8], "critic_channels": [4], "latent_dim": 4, "hidden": 16,
+                  "cond_dim": 8}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}

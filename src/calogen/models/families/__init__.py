@@ -17,6 +17,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "vae", "ae_noise", "gan", "sdi_gan", "ddpm", "edm", "flow_matching", "consistency",
     "latent_flow_matching", "caloflow", "calo_inn", "caloflow_student", "vq_vae", "vq_gan",
     "icaloflow", "icaloflow_student", "voxel_diffusion",
+    "bib_ae",  # issue 16
 )
 """Modules of :mod:`calogen.models.families` that define a family."""
 
