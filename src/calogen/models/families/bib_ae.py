@@ -6,7 +6,7 @@ arXiv:2005.05334): a conditional VAE over the cells whose loss adds adversarial 
 terms. With ``x`` the ``log1p`` cells, ``N_E`` the encoder, ``D_E`` the decoder and
 ``x~ = D_E(z)``, ``z ~ N_E(x)``, the autoencoder ("main" phase) minimises::
 
-    beta_rec  * |x~ - x|^2              reconstruction (mean squared error per cell)
+    beta_rec  * |x~ - x|^2              reconstruction (squared error summed over cells)
   - beta_CL   * E[C_L(z)]               latent critic: z against N(0, 1)
   - beta_C    * E[C(x~)]                critic: reconstructed against real showers
   - beta_CD   * E[C_D(x, x~ - x)]       difference critic: (x, x~ - x) against (x, 0)
@@ -33,16 +33,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from calogen.geometry.points import PointCloudVolume
 from calogen.models.generator import Generator, ModelSpec, TrainBatch
 from calogen.models.nn.backbones import ConditionEmbedding, resolve_hparams
-from calogen.models.nn.bib_ae import (CellCritic, CellDecoder, CellEncoder, CellGrid,
-                                      LatentCritic, gaussian_kld, gradient_penalty,
-                                      mmd_to_normal)
+from calogen.models.nn.bib_ae import (
+    CellCritic,
+    CellDecoder,
+    CellEncoder,
+    CellGrid,
+    LatentCritic,
+    gaussian_kld,
+    gradient_penalty,
+    mmd_to_normal,
+)
 from calogen.models.registry import register_family
 
 __all__ = ["BIBAE", "GETTING_HIGH_SIZES", "HALF_MIP_MEV"]
@@ -80,8 +86,8 @@ class BIBAE(Generator):
     defaults: ClassVar[dict[str, Any]] = {
         "sizes": "cpu", "channels": [8, 16, 32], "critic_channels": [8, 16], "latent_dim": 24,
         "hidden": 64, "cond_dim": 32, "use_species": False,
-        "beta_rec": 1.0, "beta_latent": 0.01, "beta_critic": 0.01, "beta_difference": 0.01,
-        "beta_kld": 1e-3, "beta_mmd": 1.0, "gp_weight": 10.0, "threshold_mev": HALF_MIP_MEV,
+        "beta_rec": 1.0, "beta_latent": 0.1, "beta_critic": 0.1, "beta_difference": 0.1,
+        "beta_kld": 0.1, "beta_mmd": 10.0, "gp_weight": 10.0, "threshold_mev": HALF_MIP_MEV,
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
@@ -129,9 +135,10 @@ class BIBAE(Generator):
         return species if self.hparams["use_species"] else None
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
-        """``log1p`` cells ``(B, 1, L, Y, X)`` from latent noise and standardised conditions."""
-        return self.decoder(noise, self.embed(cond, self._species(species)
-                                              if species is not None else None))
+        """``log1p`` cells ``(B, 1, L, Y, X)`` from latent noise and standardised conditions,
+        clamped at 0."""
+        s = self._species(species) if species is not None else None
+        return self.decoder(noise, self.embed(cond, s)).clamp(min=0)
 
     def _autoencode(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Posterior mean and log-variance, a latent drawn from it and its reconstruction."""
@@ -198,7 +205,7 @@ class BIBAE(Generator):
         mu, logvar, z, recon = self._autoencode(x, self.embed(batch.cond, species))
         cc = self.critic_embed(batch.cond, species)
         terms = {
-            "rec": (float(hp["beta_rec"]), F.mse_loss(recon, x)),
+            "rec": (float(hp["beta_rec"]), (recon - x).pow(2).flatten(1).sum(1).mean()),
             "latent": (-float(hp["beta_latent"]), self.latent_critic(z, cc).mean()),
             "critic": (-float(hp["beta_critic"]), self.critic(recon, cc).mean()),
             "difference": (-float(hp["beta_difference"]),

@@ -28,6 +28,11 @@ class CellGrid(nn.Module):
     """A :class:`PointCloudVolume`'s cell grid in torch: padded clouds -> cells and cells ->
     one point per cell. Edges are buffers (float64, not saved: they come from the volume)."""
 
+    layer_edges: Tensor
+    x_edges: Tensor
+    y_edges: Tensor
+    centres: Tensor
+
     def __init__(self, volume: PointCloudVolume) -> None:
         super().__init__()
         self.volume = volume
@@ -146,7 +151,8 @@ class CellEncoder(nn.Module):
 
 class CellDecoder(nn.Module):
     """``D_E``: latent ``(B, latent)`` and condition vector ``(B, c)`` -> ``log1p`` cells
-    ``(B, 1, L, Y, X)`` (ReLU: exact zeros). A linear map to a coarse grid, then per level an
+    ``(B, 1, L, Y, X)``, unbounded (a ReLU here dies on sparse showers: clamp at 0 when
+    sampling). A linear map to a coarse grid, then per level an
     upsampling to the next grid size (trilinear) and a 3-d convolution plus a per-channel bias
     projected from the condition."""
 
@@ -177,7 +183,7 @@ class CellDecoder(nn.Module):
         for size, conv, cond in zip(self.sizes[1:], self.convs, self.cond, strict=True):
             h = F.interpolate(h, size=size, mode="trilinear", align_corners=False)
             h = F.leaky_relu(conv(h) + cond(c)[:, :, None, None, None], 0.2)
-        return F.relu(self.out(h))
+        return self.out(h)
 
 
 class CellCritic(nn.Module):
