@@ -54,12 +54,14 @@ TINY["icaloflow"] = {"flow1_hidden": [16], "flow1_layers": 1, "flow1_elementwise
                      "flow2_hidden": [16], "flow2_layers": 2, "flow3_hidden": [16],
                      "flow3_layers": 2}
 TINY["icaloflow-student"] = {}
-# CaloClouds II (issue 16)
+# point clouds (issue 16)
 TINY["caloclouds2"] = {"pointwise_widths": [16, 16], "time_dim": 8, "flow_layers": 2,
                        "flow_hidden": 16, "steps": 2, "calibration_showers": 8}
 TINY["caloclouds2-cm"] = {"steps": 1}
 TINY["epic-gan"] = {"hidden": 8, "global_dim": 4, "point_noise_dim": 2, "g_layers": 1,
                     "d_layers": 1}
+TINY["bib-ae"] = {"channels": [4, 8], "critic_channels": [4], "latent_dim": 4, "hidden": 16,
+                  "cond_dim": 8}
 
 STEPS = 12
 ADVERSARIAL = {"adversarial"}

@@ -78,7 +78,8 @@ class PointCloudVolume:
     def n_layers(self) -> int:
         return len(self.layer_edges_mm) - 1
 
-    def _cell_edges(self, axis: int) -> NDArray[np.float64]:
+    def cell_edges(self, axis: int) -> NDArray[np.float64]:
+        """Edges of the cell grid along x (``axis`` 0) or y (1), mm, covering the volume."""
         lo, hi = (self.x_range_mm, self.y_range_mm)[axis]
         size, offset = self.cell_size_mm[axis], self.cell_offset_mm[axis]
         first = offset + np.floor((lo - offset) / size) * size
@@ -88,7 +89,7 @@ class PointCloudVolume:
     @property
     def grid_shape(self) -> tuple[int, int, int]:
         """``(n_layers, n_y, n_x)`` cells of :meth:`project`."""
-        return (self.n_layers, len(self._cell_edges(1)) - 1, len(self._cell_edges(0)) - 1)
+        return (self.n_layers, len(self.cell_edges(1)) - 1, len(self.cell_edges(0)) - 1)
 
     def with_cells(self, size_mm: tuple[float, float] | None = None,
                    offset_mm: tuple[float, float] | None = None) -> PointCloudVolume:
@@ -116,7 +117,7 @@ class PointCloudVolume:
         """
         p, n = ragged_points(points, counts)
         n_layers, ny, nx = self.grid_shape
-        xe, ye = self._cell_edges(0), self._cell_edges(1)
+        xe, ye = self.cell_edges(0), self.cell_edges(1)
         shower = np.repeat(np.arange(len(n)), n)
         layer = self.layer_of(p[:, 2])
         ix = np.searchsorted(xe, p[:, 0], side="right") - 1

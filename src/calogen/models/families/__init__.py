@@ -17,7 +17,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "vae", "ae_noise", "gan", "sdi_gan", "ddpm", "edm", "flow_matching", "consistency",
     "latent_flow_matching", "caloflow", "calo_inn", "caloflow_student", "vq_vae", "vq_gan",
     "icaloflow", "icaloflow_student", "voxel_diffusion",
-    "caloclouds2", "caloclouds2_cm", "epic_gan",  # issue 16: point clouds
+    "caloclouds2", "caloclouds2_cm", "epic_gan", "bib_ae",  # point clouds (issue 16)
 )
 """Modules of :mod:`calogen.models.families` that define a family."""
 
