@@ -110,6 +110,24 @@ def test_sampling_is_seeded_and_respects_batch_size(trained: CaloClouds2) -> Non
     assert c[1].shape == (7,) and c[0].shape == (int(c[1].sum()), 4)
 
 
+def test_bfloat16_sampling_keeps_counts_and_stays_close(trained: CaloClouds2) -> None:
+    """``sampling_dtype="bfloat16"``: the same counts (the flow is not autocast) and points
+    within bf16 rounding of the float32 ones; a bad dtype is refused."""
+    cond = np.linspace(5, 90, 5)[:, None].astype(np.float32)
+    a = trained.sample_points(cond, np.full(5, 22), torch.Generator().manual_seed(3))
+    trained.configure_sampling(sampling_dtype="bfloat16")
+    try:
+        b = trained.sample_points(cond, np.full(5, 22), torch.Generator().manual_seed(3))
+    finally:
+        trained.configure_sampling(sampling_dtype="float32")
+    np.testing.assert_array_equal(a[1], b[1])
+    assert np.isfinite(b[0]).all() and (b[0][:, 3] >= 0).all()
+    assert not np.array_equal(a[0], b[0])
+    np.testing.assert_allclose(b[0][:, :2], a[0][:, :2], rtol=0.05, atol=1.0)  # mm
+    with pytest.raises(ValueError, match="sampling_dtype"):
+        trained.configure_sampling(sampling_dtype="float16")
+
+
 def test_ragged_batches_with_empty_and_one_point_showers() -> None:
     torch.manual_seed(0)
     model = make_model("caloclouds2", _spec(), **TINY)

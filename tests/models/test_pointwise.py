@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from calogen.geometry.points import PointCloudVolume
@@ -53,3 +54,21 @@ def test_point_scaler_maps_layers_onto_minus_one_one() -> None:
     torch.testing.assert_close(xy, points[:, :2])
     torch.testing.assert_close(e[:3], points[:3, 3])
     assert e[3] > 0
+
+
+def test_per_shower_context_equals_the_per_point_context() -> None:
+    """Sampling computes the context layers once per shower (``rows``): same output as the
+    per-point context, for one shower and several; mixed noise levels are refused."""
+    torch.manual_seed(0)
+    net = PointWiseNet(2, [8, 8], 8).double()
+    rows = torch.tensor([0, 0, 1, 2, 2, 2])
+    x = torch.randn(6, 4).double()
+    cond, n = torch.randn(3, 2).double(), torch.randn(3).double()
+    sigma = torch.full((6,), 0.7, dtype=torch.float64)
+    want = net.denoise(x, sigma, cond[rows], n[rows], SD)
+    torch.testing.assert_close(net.denoise(x, sigma, cond, n, SD, rows), want)
+    one = torch.zeros(6, dtype=torch.int64)
+    torch.testing.assert_close(net.denoise(x, sigma, cond[:1], n[:1], SD, one),
+                               net.denoise(x, sigma, cond[one], n[one], SD))
+    with pytest.raises(ValueError, match="one noise level"):
+        net.denoise(x, torch.linspace(0.1, 1, 6).double(), cond, n, SD, rows)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from calogen.models.families.caloclouds2 import ARCHITECTURE_KEYS, DEFAULTS, CaloClouds2
 from calogen.models.generator import STEPS, BuiltOn, ModelSpec, SamplingOption, TrainBatch
-from calogen.models.nn.pointwise import PointWiseNet
+from calogen.models.nn.pointwise import PointWiseNet, per_row_noise
 from calogen.models.nn.samplers import karras_sigma_list, karras_sigmas
 from calogen.models.registry import register_family
 
@@ -61,7 +61,8 @@ class CaloClouds2CM(CaloClouds2):
     built_on: ClassVar[BuiltOn | None] = BuiltOn(("caloclouds2",), "teacher", ARCHITECTURE_KEYS)
     samplers: ClassVar[tuple[str, ...]] = ("consistency",)
     sampling_options: ClassVar[tuple[SamplingOption, ...]] = (
-        STEPS, SamplingOption("sampler", str, "the integration method"))
+        STEPS, SamplingOption("sampler", str, "the integration method"),
+        SamplingOption("sampling_dtype", str, "float32, or bfloat16 for the PointWise Net"))
     defaults: ClassVar[dict[str, Any]] = {
         **DEFAULTS, "teacher": "", "boundaries": 18, "target_ema": 0.95, "steps": 1,
         "sampler": "consistency"}
@@ -108,14 +109,17 @@ class CaloClouds2CM(CaloClouds2):
     # -- the consistency function -----------------------------------------------------------
 
     def consistency_fn(self, x: Tensor, sigma: Tensor, cond: Tensor, n_scaled: Tensor, *,
-                       target: bool = False) -> Tensor:
-        """``f(x, sigma)`` per point with the student (or the EMA target); ``sigma (P,)``."""
+                       target: bool = False, rows: Tensor | None = None) -> Tensor:
+        """``f(x, sigma)`` per point with the student (or the EMA target); ``sigma (P,)``;
+        ``rows``: per-shower context as in :meth:`PointWiseNet.forward`."""
         hp = self.hparams
         c_skip, c_out, c_in, c_noise = consistency_coefficients(
             sigma, float(hp["sigma_data"]), float(hp["sigma_min"]))
+        if rows is not None:
+            c_noise = per_row_noise(c_noise, len(cond))
         net: PointWiseNet = self.target_net if target else self.net
         return c_skip[:, None] * x + c_out[:, None] * net(c_in[:, None] * x, c_noise, cond,
-                                                          n_scaled)
+                                                          n_scaled, rows)
 
     def boundaries(self) -> Tensor:
         """Karras boundaries ``sigma_1 < ... < sigma_N`` (ascending, float64)."""
@@ -166,7 +170,7 @@ class CaloClouds2CM(CaloClouds2):
     # -- sampling ---------------------------------------------------------------------------
 
     def generate_network_points(self, noise: Tensor, cond: Tensor, n_scaled: Tensor,
-                                generator: torch.Generator | None) -> Tensor:
+                                generator: torch.Generator | None, rows: Tensor) -> Tensor:
         """One consistency call at ``sigma_max``, then ``steps - 1`` re-noise / denoise
         rounds at intermediate Karras levels."""
         hp = self.hparams
@@ -174,13 +178,16 @@ class CaloClouds2CM(CaloClouds2):
         smax, smin = float(hp["sigma_max"]), float(hp["sigma_min"])
         levels = karras_sigma_list(steps, smin, smax, float(hp["rho"]))[:steps]
         p = noise.shape[0]
-        y = self.consistency_fn(noise * smax, noise.new_full((p,), smax), cond, n_scaled)
-        for tau in levels[1:]:
-            z = torch.randn(noise.shape, generator=generator, device=noise.device,
-                            dtype=noise.dtype)
-            x = y + (max(tau**2 - smin**2, 0.0) ** 0.5) * z
-            y = self.consistency_fn(x, noise.new_full((p,), tau), cond, n_scaled)
-        return y
+        with self.sampling_precision():
+            y = self.consistency_fn(noise * smax, noise.new_full((p,), smax), cond, n_scaled,
+                                    rows=rows)
+            for tau in levels[1:]:
+                z = torch.randn(noise.shape, generator=generator, device=noise.device,
+                                dtype=noise.dtype)
+                x = y + (max(tau**2 - smin**2, 0.0) ** 0.5) * z
+                y = self.consistency_fn(x, noise.new_full((p,), tau), cond, n_scaled,
+                                        rows=rows)
+        return y.to(noise.dtype)
 
     def network_calls(self) -> int:
         return int(self.hparams["steps"])

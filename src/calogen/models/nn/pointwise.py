@@ -30,7 +30,7 @@ from calogen.models.nn.samplers import edm_preconditioning
 from calogen.models.nn.shower_flow import layer_index
 
 __all__ = ["MIN_ENERGY_MEV", "ConcatSquashLinear", "PointScaler", "PointWiseNet",
-           "fourier_features"]
+           "fourier_features", "per_row_noise"]
 
 MIN_ENERGY_MEV = 1e-6
 """Energies are clamped to at least this before the log (MeV)."""
@@ -59,8 +59,14 @@ class ConcatSquashLinear(nn.Module):
         self.gate = nn.Linear(dim_ctx, dim_out)
         self.hyper_bias = nn.Linear(dim_ctx, dim_out, bias=False)
 
-    def forward(self, x: Tensor, ctx: Tensor) -> Tensor:
-        return self.layer(x) * torch.sigmoid(self.gate(ctx)) + self.hyper_bias(ctx)
+    def forward(self, x: Tensor, ctx: Tensor, rows: Tensor | None = None) -> Tensor:
+        """``x (P, dim_in)``; ``ctx (P, dim_ctx)`` per point, or with ``rows (P,)`` int64
+        ``ctx (R, dim_ctx)`` per row (shower) that point ``i`` takes row ``rows[i]`` of: the
+        gate and hyper-bias are then computed once per row, not once per point."""
+        gate, bias = torch.sigmoid(self.gate(ctx)), self.hyper_bias(ctx)
+        if rows is not None and ctx.shape[0] > 1:
+            gate, bias = gate[rows], bias[rows]
+        return self.layer(x) * gate + bias
 
 
 class PointWiseNet(nn.Module):
@@ -83,24 +89,41 @@ class PointWiseNet(nn.Module):
         self.layers = nn.ModuleList(ConcatSquashLinear(a, b, ctx)
                                     for a, b in zip(dims[:-1], dims[1:], strict=True))
 
-    def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor, n_scaled: Tensor) -> Tensor:
+    def forward(self, x: Tensor, c_noise: Tensor, cond: Tensor, n_scaled: Tensor,
+                rows: Tensor | None = None) -> Tensor:
         """``x (P, 4)``, ``c_noise (P,)``, per-point conditions ``cond (P, k)`` and
-        standardised log point counts ``n_scaled (P,)``."""
+        standardised log point counts ``n_scaled (P,)``; with ``rows (P,)`` (the shower of
+        each point) ``c_noise``, ``cond`` and ``n_scaled`` are per shower ``(R, ...)`` and the
+        context layers run once per shower (sampling)."""
         ctx = torch.cat([fourier_features(c_noise, self.time_dim), cond, n_scaled[:, None]], 1)
         h = x
         for i, layer in enumerate(self.layers):
-            h = layer(h, ctx)
+            h = layer(h, ctx.to(h.dtype) if torch.is_autocast_enabled() else ctx, rows)
             if i < len(self.layers) - 1:
                 h = nn.functional.leaky_relu(h)
         return h
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor, n_scaled: Tensor,
-                sigma_data: float) -> Tensor:
+                sigma_data: float, rows: Tensor | None = None) -> Tensor:
         """EDM denoiser ``D(x; sigma) = c_skip x + c_out F(c_in x; c_noise)`` per point
-        (``sigma (P,)``; Karras et al., Table 1)."""
+        (``sigma (P,)``; Karras et al., Table 1). With ``rows`` (see :meth:`forward`) every
+        point must share one noise level (as in sampling)."""
         c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma, sigma_data)
+        if rows is not None:
+            c_noise = per_row_noise(c_noise, len(cond))
         return c_skip[:, None] * x + c_out[:, None] * self(c_in[:, None] * x, c_noise, cond,
-                                                         n_scaled)
+                                                         n_scaled, rows)
+
+
+def per_row_noise(c_noise: Tensor, n_rows: int) -> Tensor:
+    """The common ``c_noise`` of all points as ``(n_rows,)``; ``ValueError`` if the points
+    have different noise levels (the per-shower context needs one level per call)."""
+    if c_noise.numel() == 0:
+        return c_noise.new_zeros(n_rows)
+    first = c_noise[:1]
+    if not bool((c_noise == first).all()):
+        raise ValueError("a per-shower context needs one noise level for all points")
+    return first.expand(n_rows)
 
 
 class PointScaler(nn.Module):
