@@ -10,7 +10,8 @@ CaloChallenge commands convert voxel showers, streaming (dataset 3 is ~16 GB).
 
 Thin: parses options and calls :mod:`calogen.data.alice_npz` and
 :mod:`calogen.data.calochallenge`, :mod:`calogen.data.caloclouds`,
-:mod:`calogen.data.edm4hep` and :mod:`calogen.data.cells`. Bad input prints one line on stderr and exits with code 2.
+:mod:`calogen.data.edm4hep` and :mod:`calogen.data.cells`. Bad input prints one line on stderr
+and exits with code 2.
 """
 
 from __future__ import annotations

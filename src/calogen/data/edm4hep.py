@@ -246,8 +246,10 @@ def _step_points(tree: _Tree, collection: str, lo: int, hi: int
                  ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     begin_b = str(tree.find(collection, "contributions_begin"))
     end_b = str(tree.find(collection, "contributions_end"))
-    (begin, n_hits), (end, n_hits2) = _flat(tree, begin_b, lo, hi), _flat(tree, end_b, lo, hi)
+    (begin_f, n_hits), (end_f, n_hits2) = (_flat(tree, begin_b, lo, hi),
+                                           _flat(tree, end_b, lo, hi))
     _same_counts(tree, [begin_b, end_b], [n_hits, n_hits2], lo)
+    begin, end = begin_f.astype(np.int64), end_f.astype(np.int64)
     contrib = _contributions_collection(tree, collection)
     names = [str(tree.find(contrib, m)) for m in ("stepPosition.x", "stepPosition.y",
                                                  "stepPosition.z", "energy")]
@@ -270,11 +272,10 @@ def _step_points(tree: _Tree, collection: str, lo: int, hi: int
                                        "inside the event's relation", f"[{int(begin[h])}, "
                                        f"{int(end[h])}) of {int(n_rel[event[h]])} at event "
                                        f"{lo + int(event[h])}")
-    length = length.astype(np.int64)
     per_step_event = np.repeat(event, length)
     rel_starts = np.cumsum(n_rel) - n_rel
     within = (np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-              + np.repeat(begin.astype(np.int64), length))
+              + np.repeat(begin, length))
     position = rel_starts[per_step_event] + within
     if rel is not None:
         local = rel[position].astype(np.int64)
