@@ -155,3 +155,17 @@ def test_export_reports_zero_energy_points_and_handles_all_empty(tmp_path: Path)
     again = import_caloclouds(done.path, tmp_path / "e2.h5", volume=TOY_VOLUME)
     with ShowerSet(again.path) as ss:
         assert ss.counts().tolist() == [0, 0, 0]
+
+
+def test_mutated_caloclouds_files_raise_only_showerseterror(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from calogen.testing import fuzz
+
+    monkeypatch.setenv("CALOGEN_H5_PROBE_TIMEOUT", "1")
+    seeds = [p.read_bytes() for p in fuzz.seed_corpus("caloclouds", tmp_path / "seeds")]
+    outcomes = list(fuzz.run_inputs(fuzz.TARGETS["caloclouds"],
+                                    fuzz.mutated_inputs(seeds, 40, 16), tmp_path / "work",
+                                    timeout=10.0, workers=1))
+    assert len(outcomes) == 40
+    assert [o.detail for o in outcomes if o.kind != "ok"] == []

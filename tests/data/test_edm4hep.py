@@ -157,3 +157,13 @@ def test_not_a_root_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not root at all")
     with pytest.raises(ShowerSetError, match="not a readable ROOT file"):
         import_edm4hep(bad, tmp_path / "ss.h5", collection="ECal")
+
+
+def test_mutated_edm4hep_files_raise_only_showerseterror(tmp_path: Path) -> None:
+    from calogen.testing import fuzz
+
+    seeds = [p.read_bytes() for p in fuzz.seed_corpus("edm4hep", tmp_path / "seeds")]
+    outcomes = list(fuzz.run_inputs(fuzz.TARGETS["edm4hep"], fuzz.mutated_inputs(seeds, 40, 16),
+                                    tmp_path / "work", timeout=10.0, workers=1))
+    assert len(outcomes) == 40
+    assert [o.detail for o in outcomes if o.kind != "ok"] == []

@@ -153,12 +153,19 @@ def _flat(tree: _Tree, branch: str, lo: int, hi: int
         raise ShowerSetError.bad_field(tree.path, f"branch {branch}", "a jagged numeric "
                                        "branch (one vector per event)",
                                        f"{type(exc).__name__}: {exc}") from None
+    if counts.shape != (hi - lo,):
+        raise ShowerSetError.bad_field(tree.path, f"branch {branch}", f"{hi - lo} entries "
+                                       f"from event {lo}", f"{counts.size}")
     return values, counts
 
 
 def _same_counts(tree: _Tree, branches: Sequence[str], counts: Sequence[NDArray[np.int64]],
                  lo: int) -> None:
     for name, c in zip(branches[1:], counts[1:], strict=True):
+        if c.shape != counts[0].shape:
+            raise ShowerSetError.bad_field(tree.path, f"branch {name}", f"{counts[0].size} "
+                                           f"events from event {lo} (as {branches[0]})",
+                                           f"{c.size}")
         if not np.array_equal(c, counts[0]):
             row = int(np.argmax(c != counts[0]))
             raise ShowerSetError.bad_field(tree.path, f"branch {name}", f"as many entries as "
