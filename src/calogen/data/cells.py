@@ -5,8 +5,8 @@
 another cell size or offset) and writes an HDF5 file of cells:
 
 * ``cells``: ``(N, n_layers, n_y, n_x)`` float32 cell energies in MeV, cells below the threshold
-  set to 0 (CaloClouds II, arXiv:2309.05704, sec. 5: half a MIP, 0.1 MeV, before any cell-level
-  observable);
+  set to 0 (CaloClouds II, Buhmann et al. 2023, arXiv:2309.05704: half a MIP, 0.1 MeV,
+  before any cell-level observable);
 * ``energy``: ``(N, 1)`` float32 incident energy in GeV (condition ``E_inc``);
 * attributes ``volume`` (JSON of the volume with the grid used), ``cell_size_mm``,
   ``cell_offset_mm``, ``threshold_mev``, ``source``, ``producer``.
@@ -43,7 +43,7 @@ ENERGY = "energy"
 """Dataset of the incident energies ``(N, 1)``, GeV."""
 
 HALF_MIP_MEV = 0.1
-"""Cell threshold of CaloClouds II (arXiv:2309.05704, sec. 5): half the ~0.2 MeV MIP peak."""
+"""Cell threshold of CaloClouds II (arXiv:2309.05704): half the ~0.2 MeV MIP peak."""
 
 VOLUMES = {"ild": ild_like_ecal}
 """Named point-cloud volumes (``--volume``)."""
