@@ -6,6 +6,8 @@ Readers:
   npz-particles  calogen.data.alice_npz.read_alice_particles
   npz-responses  calogen.data.alice_npz.import_alice_npz (mutated responses, valid particles)
   calochallenge  calogen.data.calochallenge.import_calochallenge (dataset-1 photon files)
+  caloclouds     calogen.data.caloclouds.import_caloclouds + export_caloclouds (CaloClouds HDF5)
+  edm4hep        calogen.data.edm4hep.import_edm4hep, hits and steps (EDM4hep ROOT; uproot)
 
 Engines:
   random   deterministic byte-level mutator (calogen.testing.mutate); every input runs in a forked
@@ -160,7 +162,7 @@ def run_atheris(reader: str, n: int, seed: int, out: Path, timeout: float,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inputs", type=int, default=10000, help="mutated inputs per reader")
-    ap.add_argument("--reader", choices=[*fuzz.READERS, "all"], default="all")
+    ap.add_argument("--reader", choices=[*fuzz.ALL_READERS, "all"], default="all")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--engine", choices=["random", "atheris"], default="random")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per input (hang limit)")
@@ -170,7 +172,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.inputs < 1:
         ap.error("--inputs must be positive")
-    readers = fuzz.READERS if args.reader == "all" else (args.reader,)
+    readers = fuzz.ALL_READERS if args.reader == "all" else (args.reader,)
     rows = []
     for reader in readers:
         out = args.out / reader

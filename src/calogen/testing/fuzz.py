@@ -32,6 +32,12 @@ Target = Callable[[Path, Path], None]
 READERS: tuple[str, ...] = ("showerset", "npz-particles", "npz-responses", "calochallenge")
 """Names of the fuzzed readers."""
 
+POINT_READERS: tuple[str, ...] = ("caloclouds", "edm4hep")
+"""Point-cloud importers (``edm4hep`` needs uproot)."""
+
+ALL_READERS: tuple[str, ...] = READERS + POINT_READERS
+"""Every reader :data:`TARGETS` knows."""
+
 N_SEED_EVENTS = 6
 """Events in each seed file (small files keep each input fast)."""
 
@@ -118,6 +124,68 @@ def calochallenge_seeds(folder: Path) -> list[Path]:
     return seeds
 
 
+def caloclouds_seeds(folder: Path) -> list[Path]:
+    """Tiny CaloClouds HDF5 files: zero-padded toy clouds (with an empty and a 1-point
+    shower), energies (N, 1) float32 and (N,) float64."""
+    import h5py
+
+    from calogen.testing.showersets import toy_points
+
+    folder.mkdir(parents=True, exist_ok=True)
+    points, counts = toy_points(N_SEED_EVENTS, seed=4)
+    events = np.zeros((N_SEED_EVENTS, 4, int(counts.max())), dtype=np.float32)
+    starts = np.cumsum(counts) - counts
+    for i, (lo, c) in enumerate(zip(starts, counts, strict=True)):
+        events[i, :, :c] = points[lo:lo + c].T
+    seeds = []
+    for dtype, shape in (("float32", (N_SEED_EVENTS, 1)), ("float64", (N_SEED_EVENTS,))):
+        path = folder / f"caloclouds-{dtype}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("events", data=events, chunks=(2, 4, events.shape[2]))
+            f["energy"] = np.linspace(10.0, 90.0, N_SEED_EVENTS).astype(dtype).reshape(shape)
+        seeds.append(path)
+    return seeds
+
+
+def edm4hep_seeds(folder: Path) -> list[Path]:
+    """A tiny EDM4hep-layout ROOT file (hits ``ECal``, their contributions and relation,
+    ``MCParticles``), written with uproot."""
+    import awkward as ak
+    import uproot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(6)
+    n_hits = rng.integers(0, 4, N_SEED_EVENTS)
+    branches: dict[str, list[list[float]]] = {}
+
+    def put(name: str, values: list[list[float]]) -> None:
+        branches[name] = values
+
+    for m in ("x", "y", "z"):
+        put(f"ECal.position.{m}", [list(rng.uniform(0, 20, k)) for k in n_hits])
+        put(f"ECalContributions.stepPosition.{m}",
+            [list(rng.uniform(0, 20, 2 * k)) for k in n_hits])
+    put("ECal.energy", [list(rng.exponential(1e-3, k)) for k in n_hits])
+    put("ECal.contributions_begin", [list(range(0, 2 * k, 2)) for k in n_hits])
+    put("ECal.contributions_end", [list(range(2, 2 * k + 1, 2)) for k in n_hits])
+    put("_ECal_contributions.index", [list(range(2 * k)) for k in n_hits])
+    put("ECalContributions.energy", [list(rng.exponential(5e-4, 2 * k)) for k in n_hits])
+    put("MCParticles.generatorStatus", [[1, 0]] * N_SEED_EVENTS)
+    put("MCParticles.PDG", [[22, 11]] * N_SEED_EVENTS)
+    for m in ("x", "y"):
+        put(f"MCParticles.momentum.{m}", [[0.0, 0.1]] * N_SEED_EVENTS)
+    put("MCParticles.momentum.z", [[float(e), 0.5] for e in rng.uniform(10, 90, N_SEED_EVENTS)])
+    put("MCParticles.mass", [[0.0, 0.000511]] * N_SEED_EVENTS)
+    ints = ("contributions", "generatorStatus", "PDG", "index")
+    arrays = {k: ak.values_astype(ak.Array(v), "int32" if any(t in k for t in ints)
+                                  else "float32") for k, v in branches.items()}
+    path = folder / "edm4hep.root"
+    with uproot.recreate(path) as f:
+        tree = f.mktree("events", {k: a.type.content for k, a in arrays.items()})
+        tree.extend(arrays)
+    return [path]
+
+
 def seed_corpus(reader: str, folder: Path) -> list[Path]:
     """The seed files of ``reader`` (made in ``folder``)."""
     if reader == "showerset":
@@ -128,7 +196,11 @@ def seed_corpus(reader: str, folder: Path) -> list[Path]:
         return npz_seeds(folder, "responses")
     if reader == "calochallenge":
         return calochallenge_seeds(folder)
-    raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
+    if reader == "caloclouds":
+        return caloclouds_seeds(folder)
+    if reader == "edm4hep":
+        return edm4hep_seeds(folder)
+    raise ValueError(f"unknown reader {reader!r}; expected one of {ALL_READERS}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,11 +263,41 @@ def import_calochallenge_file(path: Path, scratch: Path) -> None:
         out.unlink(missing_ok=True)
 
 
+def import_caloclouds_file(path: Path, scratch: Path) -> None:
+    """``import_caloclouds`` of the input into a temp file, then ``export_caloclouds`` back."""
+    from calogen.data.caloclouds import export_caloclouds, import_caloclouds
+    from calogen.testing.showersets import TOY_VOLUME
+
+    out = scratch / f"out-{os.getpid()}.h5"
+    back = scratch / f"back-{os.getpid()}.h5"
+    try:
+        import_caloclouds(path, out, volume=TOY_VOLUME, overwrite=True, block_rows=4)
+        export_caloclouds(out, back, overwrite=True)
+    finally:
+        out.unlink(missing_ok=True)
+        back.unlink(missing_ok=True)
+
+
+def import_edm4hep_file(path: Path, scratch: Path) -> None:
+    """``import_edm4hep`` of the input (collection ``ECal``), hits then steps."""
+    from calogen.data.edm4hep import import_edm4hep
+
+    out = scratch / f"out-{os.getpid()}.h5"
+    try:
+        for steps in (False, True):
+            import_edm4hep(path, out, collection="ECal", steps=steps, overwrite=True,
+                           block_events=4)
+    finally:
+        out.unlink(missing_ok=True)
+
+
 TARGETS: dict[str, Target] = {
     "showerset": read_showerset,
     "npz-particles": read_npz_particles,
     "npz-responses": import_npz_responses,
     "calochallenge": import_calochallenge_file,
+    "caloclouds": import_caloclouds_file,
+    "edm4hep": import_edm4hep_file,
 }
 
 
