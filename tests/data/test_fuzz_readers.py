@@ -12,11 +12,12 @@ import pytest
 
 from calogen.testing import fuzz
 
-N_INPUTS = {"showerset": 300, "npz-particles": 800, "npz-responses": 500, "calochallenge": 200}
+N_INPUTS = {"showerset": 300, "npz-particles": 800, "npz-responses": 500, "calochallenge": 200,
+            "caloclouds": 100, "edm4hep": 50}
 SEED = 20240612
 
 
-@pytest.mark.parametrize("reader", fuzz.READERS)
+@pytest.mark.parametrize("reader", fuzz.ALL_READERS)
 def test_mutated_inputs_raise_only_showerseterror(reader: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALOGEN_H5_PROBE_TIMEOUT", "1")
