@@ -207,3 +207,21 @@ def test_cm_distils_from_the_teacher(trained: CaloClouds2, tmp_path: Path) -> No
     p3, c3 = model.sample_points(cond, np.full(4, 22), torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(c3, counts)  # same flow draw: same counts
     assert not np.array_equal(p3, points)
+
+
+def test_training_steps_use_at_most_train_points_per_shower() -> None:
+    """``train_points`` caps the points per shower of a training step (a random subset of the
+    real ones); evaluation and ``train_points=0`` use every point."""
+    model = CaloClouds2(_spec(), **{**TINY, "train_points": 3})
+    batch = _batch()
+    assert batch.mask is not None and int(batch.mask.sum(1).max()) > 3
+    model.train()
+    points, idx = model._flat(batch)
+    per_shower = torch.bincount(idx, minlength=len(batch))
+    assert torch.equal(per_shower, batch.mask.sum(1).clamp(max=3))
+    real = {tuple(p.tolist()) for p in batch.x[batch.mask]}
+    assert all(tuple(p.tolist()) in real for p in points)
+    model.eval()
+    assert len(model._flat(batch)[0]) == int(batch.mask.sum())
+    with pytest.raises(ValueError, match="train_points"):
+        CaloClouds2(_spec(), **{**TINY, "train_points": -1})

@@ -59,15 +59,21 @@ from calogen.models.nn.samplers import edm_loss, edm_sample, karras_sigma_list, 
 from calogen.models.nn.shower_flow import FlowSample, ShowerFlow, summarise_clouds
 from calogen.models.registry import register_family
 
-__all__ = ["ARCHITECTURE_KEYS", "CaloClouds2", "largest_remainder"]
+__all__ = ["ARCHITECTURE_KEYS", "PAPER_WIDTHS", "CaloClouds2", "largest_remainder"]
 
 ARCHITECTURE_KEYS: tuple[str, ...] = (
     "pointwise_widths", "time_dim", "flow_layers", "flow_hidden", "fraction_alpha",
     "sigma_data", "sigma_min", "sigma_max", "rho", "max_points")
 """Hparams a distilled student shares with its teacher."""
 
+PAPER_WIDTHS: tuple[int, ...] = (128, 256, 512, 256, 128)
+"""The PointWise Net widths of CaloClouds II (``pointwise_widths``; MODELS.md). The default
+halves them: a quarter of the cost per point, for CPU training budgets and one-thread speed."""
+
 DEFAULTS: dict[str, Any] = {
-    "pointwise_widths": [128, 256, 512, 256, 128],  # the paper's concat-squash widths
+    # concat-squash widths; the paper's are PAPER_WIDTHS (4x the multiply-adds per point)
+    "pointwise_widths": [64, 128, 256, 128, 64],
+    "train_points": 256,       # points per shower in a training step (random subset; 0: all)
     "time_dim": 64,            # Fourier features of c_noise
     "flow_layers": 12,         # coupling layers of the Shower Flow (the paper: 70 = 10 x 7)
     "flow_hidden": 128,
@@ -126,6 +132,9 @@ class CaloClouds2(SamplingOptions, Generator):
         self.volume: PointCloudVolume = spec.geometry
         if int(hp["max_points"]) < 1 or int(hp["points_per_call"]) < 1:
             raise ValueError(f"{self.family}: max_points and points_per_call must be >= 1")
+        if int(hp["train_points"]) < 0:
+            raise ValueError(f"{self.family}: train_points must be >= 0 (0: all points), got "
+                             f"{hp['train_points']}")
         self.flow = ShowerFlow(self.volume, spec.n_conditions, int(hp["flow_layers"]),
                                int(hp["flow_hidden"]), float(hp["fraction_alpha"]))
         self.net = self.make_net()
@@ -143,11 +152,20 @@ class CaloClouds2(SamplingOptions, Generator):
     # -- training ---------------------------------------------------------------------------
 
     def _flat(self, batch: TrainBatch) -> tuple[Tensor, Tensor]:
-        """Real points ``(P, 4)`` and their shower index ``(P,)``."""
+        """Real points ``(P, 4)`` and their shower index ``(P,)``. In training (with
+        gradients) at most ``train_points`` random points per shower (0: all): the points are
+        denoised independently given their shower's context, so a subset is an unbiased
+        estimate of the loss at a fraction of the cost (ILD showers hold ~10^3 points)."""
         if batch.mask is None:
             raise ValueError(f"{self.family}: a point-cloud batch needs its mask")
-        idx = torch.arange(len(batch), device=batch.x.device)[:, None].expand_as(batch.mask)
-        return batch.x[batch.mask], idx[batch.mask]
+        mask = batch.mask
+        limit = int(self.hparams["train_points"])
+        if limit and self.training and torch.is_grad_enabled() and mask.shape[1] > limit:
+            keys = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, 2.0)
+            rank = keys.argsort(1).argsort(1)
+            mask = mask & (rank < limit)
+        idx = torch.arange(len(batch), device=batch.x.device)[:, None].expand_as(mask)
+        return batch.x[mask], idx[mask]
 
     @torch.no_grad()
     def _fit_standardisations(self, batch: TrainBatch) -> None:
