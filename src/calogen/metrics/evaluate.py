@@ -49,10 +49,10 @@ from calogen import __version__
 from calogen.data.showerset import ShowerSet
 from calogen.geometry.base import Geometry, geometry_from_dict
 from calogen.geometry.channels import Convention
-from calogen.geometry.voxels import LayeredVoxelGeometry
 from calogen.geometry.points import PointCloudVolume
-from calogen.metrics import caloclouds as ccl
+from calogen.geometry.voxels import LayeredVoxelGeometry
 from calogen.metrics import calochallenge as cc
+from calogen.metrics import caloclouds as ccl
 from calogen.metrics.classifier import (
     CALOCLOUDS_II,
     CALOGEN_DEFAULT,
