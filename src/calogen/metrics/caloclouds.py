@@ -75,7 +75,7 @@ def cell_centres(volume: PointCloudVolume) -> tuple[FloatArray, FloatArray, Floa
     return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, (z[:-1] + z[1:]) / 2
 
 
-def _bin_index(values: FloatArray, edges: Sequence[float]) -> NDArray[np.int64]:
+def _bin_index(values: FloatArray, edges: ArrayLike) -> NDArray[np.int64]:
     """Bin of each value for half-open bins, the last one closed; -1 outside."""
     e = np.asarray(edges, dtype=np.float64)
     idx = np.searchsorted(e, values, side="right") - 1

@@ -993,6 +993,7 @@ def _cloud_examples(ref_ss: ShowerSet, gen_ss: ShowerSet, gen_side: Side,
     out: dict[str, Any] = {}
     for key, ss in (("example_ref", ref_ss), ("example_gen", gen_ss)):
         b = ss.take(rows)
+        assert b.counts is not None  # a point-cloud file
         out[key] = volume.project(b.showers, b.counts,
                                   threshold_mev=cfg.caloclouds_threshold_mev).astype(np.float32)
         if key == "example_gen":
