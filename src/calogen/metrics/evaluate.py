@@ -49,9 +49,12 @@ from calogen import __version__
 from calogen.data.showerset import ShowerSet
 from calogen.geometry.base import Geometry, geometry_from_dict
 from calogen.geometry.channels import Convention
+from calogen.geometry.points import PointCloudVolume
 from calogen.geometry.voxels import LayeredVoxelGeometry
 from calogen.metrics import calochallenge as cc
+from calogen.metrics import caloclouds as ccl
 from calogen.metrics.classifier import (
+    CALOCLOUDS_II,
     CALOGEN_DEFAULT,
     ClassifierConfig,
     classifier_test,
@@ -140,10 +143,26 @@ class EvaluationConfig:
     its inputs, which small classifiers miss (a 15 % energy scale went unseen on toy data)."""
     calochallenge_threshold_mev: float = 0.0
     """Voxels: a voxel above this energy (MeV) counts as hit in the official sparsity."""
+    cell_size_mm: tuple[float, float] | None = None
+    """Point clouds: project onto cells of this (x, y) size (mm) instead of the file's."""
+    cell_offset_mm: tuple[float, float] | None = None
+    """Point clouds: shift the cell grid to this (x, y) corner position (mm)."""
+    shower_axis_mm: tuple[float, float] = (0.0, 0.0)
+    """Point clouds: (x, y) of the axis the CaloClouds radial observables are measured from
+    (the paper: the detector's central axis; calogen's guns hit x = y = 0)."""
+    caloclouds_threshold_mev: float = ccl.HALF_MIP_MEV
+    """Point clouds: cell threshold of the CaloClouds II observables (half a MIP)."""
+    caloclouds_cell_hits: int = ccl.E_CELL_HITS
+    """Point clouds: hit cells per batch of the E_cell W1 score (the paper: 50k)."""
+    caloclouds_max_cells: int = 2_000_000
+    """Point clouds: hit-cell energies kept per file at most (a uniform subsample)."""
+    caloclouds_classifier: ClassifierConfig = CALOCLOUDS_II
+    """Point clouds: the high-level classifier on the 25 CaloClouds II observables."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["classifier"] = asdict(self.classifier)
+        d["caloclouds_classifier"] = asdict(self.caloclouds_classifier)
         return d
 
 
@@ -209,6 +228,11 @@ class PlotData:
     calochallenge: dict[str, Any] | None = None
     """Voxels with ``E_inc``: the official text outputs (file name -> text), the geometry,
     the dataset name and the average showers (all rows, and per incident-energy range)."""
+    caloclouds: dict[str, Any] | None = None
+    """Point clouds with ``E_inc``: the CaloClouds II observables of each side (``ref``,
+    ``gen``, ``floor``: :class:`~calogen.metrics.caloclouds.CloudObservables`), the volume,
+    the threshold and example clouds projected onto the cells (``example_ref``,
+    ``example_gen``: ``(k, n_layers, n_y, n_x)`` MeV, ``example_e_inc`` GeV)."""
 
 
 @dataclass
@@ -307,10 +331,12 @@ def _batch_rows(ss: ShowerSet, cfg: EvaluationConfig) -> int:
 def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: ObservableExtractor,
           cfg: EvaluationConfig, *, label: str,
           rmse: dict[int, PixelRMSE] | None = None,
-          official: list[_OfficialAccumulator] | None = None) -> list[tuple[Side, FloatArray]]:
+          official: list[_OfficialAccumulator] | None = None,
+          clouds: list[_CloudFile] | None = None) -> list[tuple[Side, FloatArray]]:
     """Stream ``rows`` of the files side by side, once: observables, conditions and (images)
     the mean image of each; ``rmse[k]`` accumulates the per-pixel RMSE of file ``k`` against
-    file 0; ``official[k]`` the CaloChallenge features and average showers of file ``k``."""
+    file 0; ``official[k]`` the CaloChallenge features and average showers of file ``k``;
+    ``clouds[k]`` the CaloClouds II observables of file ``k``."""
     acc: list[dict[str, list[Any]]] = [{"obs": [], "cond": [], "pdg": [], "cid": []}
                                        for _ in files]
     image = isinstance(extractor, ZDCObservables)
@@ -329,6 +355,8 @@ def _scan(files: list[ShowerSet], rows: NDArray[np.int64], extractor: Observable
                                                conditions=b.conditions))
             if official is not None:
                 official[k].update(b.showers, b.conditions)
+            if clouds is not None:
+                clouds[k].update(b.showers, b.counts, b.conditions)
             acc[k]["cond"].append(b.conditions)
             acc[k]["pdg"].append(b.pdg)
             acc[k]["cid"].append(b.condition_id)
@@ -384,6 +412,26 @@ class _OfficialAccumulator:
         """(E low, E high MeV, count, mean shower) of every non-empty energy range."""
         return [(float(self.edges[b]), float(self.edges[b + 1]), int(c),
                  self.bin_sums[b] / c) for b, c in enumerate(self.bin_counts) if c > 0]
+
+
+class _CloudFile:
+    """CaloClouds II observables of one file, batch by batch (``E_inc`` column ``e_inc[0]``
+    times ``e_inc[1]`` GeV per unit)."""
+
+    def __init__(self, volume: PointCloudVolume, e_inc: tuple[int, float],
+                 cfg: EvaluationConfig, seed: int) -> None:
+        self.e_inc = e_inc
+        self.acc = ccl.CloudAccumulator(volume, threshold_mev=cfg.caloclouds_threshold_mev,
+                                        axis_mm=cfg.shower_axis_mm,
+                                        max_cells=cfg.caloclouds_max_cells, seed=seed)
+
+    def update(self, points: NDArray[np.generic], counts: NDArray[np.integer],
+               conditions: NDArray[np.floating]) -> None:
+        e = conditions[:, self.e_inc[0]].astype(np.float64) * self.e_inc[1]
+        self.acc.update(points, counts, e)
+
+    def result(self) -> ccl.CloudObservables:
+        return self.acc.result()
 
 
 def _pixels(ss: ShowerSet, rows: NDArray[np.int64]) -> tuple[NDArray[np.generic],
@@ -513,13 +561,31 @@ def _extractor(ss: ShowerSet, cfg: EvaluationConfig) -> ObservableExtractor:
     meta = ss.meta
     if _kind(ss) == "image":
         return extractor_for(meta.detector, ss.shower_shape, cfg.convention)
+    geometry = _geometry(ss)
+    if isinstance(geometry, PointCloudVolume):
+        geometry = _volume(geometry, cfg)
     try:
-        return extractor_for(_geometry(ss), None, cfg.convention,
+        return extractor_for(geometry, None, cfg.convention,
                              condition_columns=meta.condition_columns,
                              condition_units=meta.condition_units,
                              threshold_mev=cfg.point_threshold_mev)
     except ValueError as exc:
         raise ValueError(f"{ss.path}: {exc}") from None
+
+
+def _volume(volume: PointCloudVolume, cfg: EvaluationConfig) -> PointCloudVolume:
+    """The volume with the cells asked for (``cell_size_mm``, ``cell_offset_mm``)."""
+    size = cfg.cell_size_mm
+    if size is not None and not (len(size) == 2 and min(size) > 0
+                                 and all(np.isfinite(size))):
+        raise ValueError(f"cell size: expected two positive sizes (mm), found {size}")
+    offset = cfg.cell_offset_mm
+    if offset is not None and not (len(offset) == 2 and all(np.isfinite(offset))):
+        raise ValueError(f"cell offset: expected two finite values (mm), found {offset}")
+    if size is None and offset is None:
+        return volume
+    return volume.with_cells(None if size is None else (float(size[0]), float(size[1])),
+                             None if offset is None else (float(offset[0]), float(offset[1])))
 
 
 def _incident_energy(ss: ShowerSet) -> tuple[int, float] | None:
@@ -571,6 +637,13 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     ref2_paired = ref2_ss is not None and _conditions_match(ref_ss, ref2_ss, rows)
 
     setup = _official_setup(ref_ss, kind, skipped)
+    cloud_setup = _caloclouds_setup(ref_ss, kind, cfg, skipped)
+
+    def cloud_files(n: int, seed: int = 0) -> list[_CloudFile] | None:
+        if cloud_setup is None:
+            return None
+        return [_CloudFile(cloud_setup[0], cloud_setup[1], cfg, cfg.seed + seed + k)
+                for k in range(n)]
 
     def accumulators(n: int) -> list[_OfficialAccumulator] | None:
         if setup is None:
@@ -588,19 +661,26 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             if image:
                 rmse[2] = rmse_floor
         off = accumulators(len(files))
-        scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse, official=off)
+        clo = cloud_files(len(files))
+        scanned = _scan(files, rows, extractor, cfg, label="inputs", rmse=rmse, official=off,
+                        clouds=clo)
         (ref_all, mean_ref), (gen_all, mean_gen) = scanned[:2]
         off2 = off[2] if off is not None and ref2_paired else None
+        clo2 = clo[2] if clo is not None and ref2_paired else None
         if ref2_paired:
             ref2_all = scanned[2][0]
         elif ref2_ss is not None:
             off_r2 = accumulators(1)
+            clo_r2 = cloud_files(1, seed=3)
             [(ref2_all, _)] = _scan([ref2_ss], _select_rows(ref2_ss, len(rows), cfg.seed + 1),
-                                    extractor, cfg, label="reference 2", official=off_r2)
+                                    extractor, cfg, label="reference 2", official=off_r2,
+                                    clouds=clo_r2)
             off2 = off_r2[0] if off_r2 is not None else None
+            clo2 = clo_r2[0] if clo_r2 is not None else None
 
     # The three samples compared: model = (ref_side, gen_side), floor = (ref_side, floor_side).
     feats: dict[str, cc.CaloChallengeFeatures] = {}
+    cfeats: dict[str, ccl.CloudObservables] = {}
     if ref2_ss is not None:
         ref_side, gen_side, floor_side = ref_all, gen_all, ref2_all
         floor_kind = "reference-2"
@@ -608,6 +688,8 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         if off is not None and off2 is not None:
             feats = {"ref": off[0].features(), "gen": off[1].features(),
                      "floor": off2.features()}
+        if clo is not None and clo2 is not None:
+            cfeats = {"ref": clo[0].result(), "gen": clo[1].result(), "floor": clo2.result()}
     else:
         in_a, in_b = _grouped_halves(ref_all.condition_id, rng)
         ref_side, floor_side = ref_all.subset(in_a), ref_all.subset(in_b)
@@ -618,6 +700,10 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             ref_f = off[0].features()
             feats = {"ref": ref_f.take(in_a), "gen": off[1].features().take(in_b),
                      "floor": ref_f.take(in_b)}
+        if clo is not None:
+            ref_c = clo[0].result()
+            cfeats = {"ref": ref_c.take(in_a), "gen": clo[1].result().take(in_b),
+                      "floor": ref_c.take(in_b)}
 
     summary: list[MetricRow] = []
     details: dict[str, Any] = {}
@@ -784,6 +870,11 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
         with timer("CaloChallenge (separation, FPD, KPD)"):
             official_plot = _add_official_rows(summary, details, feats, official_ll, clf_rows,
                                                setup, cfg, gen_ss, off)
+    cloud_plot = None
+    if cfeats and cloud_setup is not None:
+        with timer("CaloClouds II (W1 scores, classifier)"):
+            cloud_plot = _add_caloclouds_rows(summary, details, cfeats, cloud_setup[0], cfg)
+            cloud_plot.update(_cloud_examples(ref_ss, gen_ss, gen_side, cloud_setup[0], cfg))
     with timer("slices"):
         slices = _slices(ref_side, gen_side, floor_side, paired and image, floor_kind,
                          ref2_paired, cfg, edges, n_ch, _energy_column(ref_ss))
@@ -796,7 +887,8 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
     plot = PlotData(names, units, channel_names, ref_side, gen_side, floor_side,
                     cval.ref_corr, cval.gen_corr, cflo.gen_corr, *examples,
                     mean_ref=mean_ref, mean_gen=mean_gen, kind=kind,
-                    layer_columns=dict(extractor.layer_columns), calochallenge=official_plot)
+                    layer_columns=dict(extractor.layer_columns), calochallenge=official_plot,
+                    caloclouds=cloud_plot)
     inputs = {"reference": _describe(ref_ss), "generated": _describe(gen_ss),
               "reference_2": _describe(ref2_ss) if ref2_ss is not None else None}
     protocol = {
@@ -815,7 +907,99 @@ def _evaluate(ref_ss: ShowerSet, gen_ss: ShowerSet, ref2_ss: ShowerSet | None,
             "definitions": "CaloChallenge/homepage code/HighLevelFeatures.py, evaluate.py, "
                            "evaluate_plotting_helper.py; arXiv:2410.21611",
             "calogen_extensions": dict(cc.CALOGEN_EXTENSIONS)}
+    if cloud_setup is not None:
+        volume = cloud_setup[0]
+        protocol["caloclouds"] = {
+            "definitions": "CaloClouds II, arXiv:2309.05704, Sec. 4.2-4.3, App. A (Table 4)",
+            "threshold_mev": cfg.caloclouds_threshold_mev,
+            "cell_size_mm": list(volume.cell_size_mm),
+            "cell_offset_mm": list(volume.cell_offset_mm),
+            "grid_shape": list(volume.grid_shape),
+            "shower_axis_mm": list(cfg.shower_axis_mm),
+            "radial_edges_mm": list(ccl.RADIAL_EDGES_MM),
+            "longitudinal_edges_layer": list(ccl.LONGITUDINAL_EDGES_LAYER),
+            "cell_hits_per_batch": cfg.caloclouds_cell_hits,
+            "axis_note": "radii from the shower axis shower_axis_mm (the paper: the detector's "
+                         "central axis; calogen's guns hit x = y = 0)"}
     return EvaluationResult(summary, details, slices, timer.records, inputs, protocol, plot)
+
+
+def _caloclouds_setup(ss: ShowerSet, kind: str, cfg: EvaluationConfig,
+                      skipped: dict[str, str]) -> tuple[PointCloudVolume, tuple[int, float]] | None:
+    """(volume with the cells asked for, E_inc column and GeV per unit) of a point-cloud file
+    the CaloClouds II evaluation applies to; None (and a reason in ``skipped``) else."""
+    if kind != "points":
+        return None
+    geometry = _geometry(ss)
+    if not isinstance(geometry, PointCloudVolume):
+        return None
+    e_inc = _incident_energy(ss)
+    if e_inc is None:
+        skipped["CaloClouds II evaluation"] = (
+            f"the files have no {INCIDENT_ENERGY_COLUMN!r} condition column (incident energy)")
+        return None
+    return _volume(geometry, cfg), (e_inc[0], e_inc[1] / 1e3)
+
+
+CALOCLOUDS_ROW = "W1 {name} x1e-3 (CaloClouds II)"
+"""Summary row names of the CaloClouds II W1 scores (Table 1 reports them x 1e3)."""
+CALOCLOUDS_AUC_ROW = "classifier AUC (CaloClouds II, 25 observables)"
+
+
+def _add_caloclouds_rows(summary: list[MetricRow], details: dict[str, Any],
+                         feats: dict[str, ccl.CloudObservables], volume: PointCloudVolume,
+                         cfg: EvaluationConfig) -> dict[str, Any]:
+    """The W1 scores of CaloClouds II's Table 1 and its classifier AUC (Table 2) beside
+    their floors; returns the report's plot data."""
+    scores = {side: ccl.w1_scores(feats["ref"], feats[side], n_batches=cfg.w1_batches,
+                                  cell_hits=cfg.caloclouds_cell_hits, seed=cfg.seed)
+              for side in ("gen", "floor")}
+    for name in ccl.SCORES:
+        v, f = scores["gen"][name], scores["floor"][name]
+        note = {"E_long": "mean over the 10 longitudinal bins",
+                "E_radial": "mean over the 10 radial bins",
+                "E_cell": f"{cfg.w1_batches} draws of up to {cfg.caloclouds_cell_hits} hit "
+                          "cells"}.get(name, "")
+        summary.append(MetricRow(CALOCLOUDS_ROW.format(name=name), "std. units x1e-3",
+                                 1e3 * v.mean, 1e3 * f.mean, value_std=1e3 * v.std,
+                                 floor_std=1e3 * f.std, note=note))
+    clf = cfg.caloclouds_classifier
+    x = {k: ccl.classifier_input(o) for k, o in feats.items()}
+    v_auc = classifier_test(x["ref"], x["gen"], clf, seed=cfg.seed, progress=cfg.progress)
+    f_auc = classifier_test(x["ref"], x["floor"], clf, seed=cfg.seed, progress=cfg.progress)
+    summary.append(MetricRow(CALOCLOUDS_AUC_ROW, "", v_auc.auc_mean, f_auc.auc_mean,
+                             value_std=v_auc.auc_std, floor_std=f_auc.auc_std,
+                             note=f"{len(v_auc.auc_per_seed)} repeats; the paper: CaloClouds "
+                                  "II 0.928, CM 0.923 (ILD Geant4)"))
+    details["caloclouds"] = {
+        "w1": {name: {"value": scores["gen"][name].to_dict(),
+                      "floor": scores["floor"][name].to_dict()} for name in scores["gen"]},
+        "classifier": {"value": v_auc.to_dict(), "floor": f_auc.to_dict(),
+                       "features": list(ccl.CLASSIFIER_FEATURES)},
+        "n_cells": {k: int(len(o.cell_energy)) for k, o in feats.items()},
+        "threshold_mev": cfg.caloclouds_threshold_mev,
+    }
+    return {"ref": feats["ref"], "gen": feats["gen"], "floor": feats["floor"],
+            "volume": volume, "threshold_mev": cfg.caloclouds_threshold_mev}
+
+
+def _cloud_examples(ref_ss: ShowerSet, gen_ss: ShowerSet, gen_side: Side,
+                    volume: PointCloudVolume, cfg: EvaluationConfig) -> dict[str, Any]:
+    """A few generated clouds and the reference clouds of the same rows, projected onto the
+    cells (thresholded), for the report; the most energetic rows of a seeded pick."""
+    rng = np.random.default_rng(cfg.seed + 11)
+    k = min(3, len(gen_side))
+    rows = np.sort(rng.choice(gen_side.rows, size=k, replace=False)) if k else np.zeros(0, int)
+    out: dict[str, Any] = {}
+    for key, ss in (("example_ref", ref_ss), ("example_gen", gen_ss)):
+        b = ss.take(rows)
+        assert b.counts is not None  # a point-cloud file
+        out[key] = volume.project(b.showers, b.counts,
+                                  threshold_mev=cfg.caloclouds_threshold_mev).astype(np.float32)
+        if key == "example_gen":
+            col = list(ss.meta.condition_columns).index(INCIDENT_ENERGY_COLUMN)
+            out["example_e_inc"] = b.conditions[:, col].astype(np.float64)
+    return out
 
 
 def _official_setup(ss: ShowerSet, kind: str, skipped: dict[str, str]

@@ -44,7 +44,8 @@ from calogen.atomic import (
     temp_sibling,
     write_text_atomic,
 )
-from calogen.report import evaluation_plots
+from calogen.report import caloclouds_report, evaluation_plots
+from calogen.report.caloclouds_report import caloclouds_section
 from calogen.report.leaderboard import write_leaderboard
 from calogen.report.numbers import fmt, fmt_std
 
@@ -147,6 +148,7 @@ REPORT_FILE_RE = re.compile(
     r"^(metrics\.json|report\.html|observables(_\d+)?\.png|channels_per_species\.png"
     r"|correlations\.png|examples\.png|mean_images\.png|layer_profiles\.png"
     r"|average_shower(_per_energy)?\.png|leaderboard\.csv|leaderboard\.png"
+    r"|caloclouds_(cells|observables|examples)\.png"
     r"|(histogram_chi2|fpd_kpd|classifier_cls-low|classifier_cls-high|classifier_cls-low-normed)"
     r"_[A-Za-z0-9._-]+\.txt)$")
 """Names of the files :func:`write_report` writes (a folder holding only these is a report)."""
@@ -231,8 +233,9 @@ def _write_files(result: EvaluationResult, doc: Mapping[str, Any], folder: Path,
                                   reference=str(doc.get("inputs", {}).get("reference", {})
                                                 .get("path", "the reference")))
         board = ["leaderboard.csv", "leaderboard.png"]
+    sections = [x for x in (extra, caloclouds_section(doc)) if x]
     page = render_html(doc, figures, title=title, has_plot_data=result.plot_data is not None,
-                       extra_sections=[extra] if extra else None)
+                       extra_sections=sections or None)
     _write_text_atomic(folder / "report.html", page)
     return ["metrics.json", *(p.name for p, _ in figures), *texts, *board, "report.html"]
 
@@ -293,6 +296,7 @@ def _make_plots(result: EvaluationResult, out: Path,
     pd = result.plot_data
     assert pd is not None
     ep = evaluation_plots  # looked up at call time (tests replace functions in the module)
+    ccr = caloclouds_report
     figs: list[tuple[Path, str]] = []
     for p in ep.plot_observables(pd, out):
         figs.append((p, CAPTIONS["observables"]))
@@ -307,6 +311,11 @@ def _make_plots(result: EvaluationResult, out: Path,
     else:
         steps = [("layer_profiles", lambda: ep.plot_layer_profiles(pd, out)),
                  ("correlations", lambda: ep.plot_correlations(pd, out))]
+        if pd.caloclouds:
+            steps += [("caloclouds_cells", lambda: ccr.plot_caloclouds_cells(pd, out)),
+                      ("caloclouds_observables",
+                       lambda: ccr.plot_caloclouds_observables(pd, out)),
+                      ("caloclouds_examples", lambda: ccr.plot_cloud_examples(pd, out))]
         if pd.calochallenge and "mean_ref" in pd.calochallenge:
             steps += [("average_shower", lambda: ep.plot_average_showers(pd, out)),
                       ("average_shower_per_energy",
@@ -320,6 +329,7 @@ def _make_plots(result: EvaluationResult, out: Path,
 
 
 CAPTIONS = {
+    **caloclouds_report.CAPTIONS,
     "average_shower": (
         "Average shower (CaloChallenge 'avg'): mean energy per voxel over all events, one polar "
         "panel per layer (radius in mm, angle as binned), reference (top) and generated "
