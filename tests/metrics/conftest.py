@@ -11,7 +11,7 @@ import pytest
 
 from calogen.data.showerset import write_showerset
 from calogen.geometry import LayeredVoxelGeometry, PointCloudVolume, VoxelLayer
-from calogen.metrics.classifier import CALOGEN_DEFAULT
+from calogen.metrics.classifier import CALOCLOUDS_II, CALOGEN_DEFAULT
 from calogen.metrics.evaluate import EvaluationConfig
 from calogen.particles import gun_conditions
 
@@ -80,7 +80,8 @@ def fast_config() -> EvaluationConfig:
         kpd_batches=4, prdc_max_samples=600, low_level_max_per_class=1200,
         slice_min_events=10_000, batch_size=500,
         classifier=replace(CALOGEN_DEFAULT, hidden=(32,), max_epochs=8, n_seeds=2,
-                           batch_size=128, max_samples_per_class=1200))
+                           batch_size=128, max_samples_per_class=1200),
+        caloclouds_classifier=replace(CALOCLOUDS_II, n_seeds=2))
 
 
 @pytest.fixture(scope="session")

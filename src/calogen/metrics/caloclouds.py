@@ -70,7 +70,7 @@ PROFILE_BINS = 30
 
 def cell_centres(volume: PointCloudVolume) -> tuple[FloatArray, FloatArray, FloatArray]:
     """x (n_x,) and y (n_y,) cell centres and z layer middles (n_layers,), mm."""
-    xe, ye = volume._cell_edges(0), volume._cell_edges(1)
+    xe, ye = volume.cell_edges(0), volume.cell_edges(1)
     z = np.asarray(volume.layer_edges_mm, dtype=np.float64)
     return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, (z[:-1] + z[1:]) / 2
 
