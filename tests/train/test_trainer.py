@@ -340,3 +340,49 @@ def test_stopping_rules_progress_and_overwrite(data, tmp_path, capsys):
     assert load_checkpoint(result.paths["checkpoint"])["step"] == 0
     with result.paths["log"].open() as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [0]  # old rows are gone
+
+
+@register_family
+class TrainToyCalibrated(TrainToyLinear):
+    """The linear toy with a calibration: the mean training image sum over the mean sampled
+    sum, fitted on the weights being saved, kept in the extra state."""
+
+    family = "train-toy-calibrated"
+    calls: list[tuple[int, float]] = []
+
+    def __init__(self, spec: ModelSpec, **hp) -> None:
+        super().__init__(spec, **hp)
+        self.scale = 1.0
+
+    def calibrate(self, data, generator):
+        sampled = self.sample(data.conditions[:16], data.pdg[:16], generator, rounding=False)
+        self.scale = float(data.showers.sum() / len(data) / max(sampled.sum() / 16, 1e-9))
+        first = next(self.parameters()).detach().flatten()[0].item()
+        TrainToyCalibrated.calls.append((len(data), first))
+        return {"scale": self.scale}
+
+    def extra_state_dict(self):
+        return {"scale": self.scale}
+
+    def load_extra_state_dict(self, state):
+        self.scale = float(state["scale"])
+
+
+def test_calibrate_runs_once_per_saved_model_at_the_end(data, tmp_path):
+    """The hook runs at the end only (not at every improvement of the validation metric): once
+    on the EMA weights saved as ``last``, once on ``best``; both carry their calibration."""
+    TrainToyCalibrated.calls.clear()
+    model = _model(data, TrainToyCalibrated)
+    result = Trainer(model, data, _config(max_steps=15, val_every=3), tmp_path / "run",
+                     val_metric=_val_loss, val_key="val_loss", progress=False).fit()
+    assert len(TrainToyCalibrated.calls) == 2
+    assert all(n == len(data.train) for n, _ in TrainToyCalibrated.calls)
+    last, best = load_model(result.paths["last"]), load_model(result.paths["best"])
+    assert last.scale != 1.0 and best.scale != 1.0
+    # the last model was calibrated on its own (EMA) weights, not on the raw ones
+    assert TrainToyCalibrated.calls[0][1] == pytest.approx(
+        next(last.parameters()).detach().flatten()[0].item())
+    assert TrainToyCalibrated.calls[1][1] == pytest.approx(
+        next(best.parameters()).detach().flatten()[0].item())
+    doc = json.loads((result.paths["best"] / "model.json").read_text())
+    assert doc["training_data"]["step"] == result.best_step

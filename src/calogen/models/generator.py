@@ -397,9 +397,9 @@ class Generator(nn.Module, ABC):
         """Fit what depends on the trained weights and the training data (e.g. the CaloClouds
         calibrations of the number of points), keeping it in :meth:`extra_state_dict`.
 
-        The trainer calls it with the training split on the weights it is about to save (the
-        EMA weights when EMA is on), before every save of ``best`` and ``last``; it returns
-        scalars to log. Default: nothing to fit."""
+        The trainer calls it once at the end of training with the training split, on the
+        weights it saves as ``last`` (the EMA weights when EMA is on) and on the ``best``
+        model; it returns scalars to log. Default: nothing to fit."""
         return {}
 
     def extra_state_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from calogen.atomic import remove_stale_temporaries, write_text_atomic
 from calogen.models.generator import CalibrationData, Generator, TrainBatch
-from calogen.models.io import save_model
+from calogen.models.io import load_model, save_model
 from calogen.train import distributed as D
 from calogen.train.checkpoint import (
     CheckpointError,
@@ -641,7 +641,6 @@ class Trainer:
                                    f"selection key {self.val_key!r} (pass val_key=...)")
                 value = metrics[self.val_key]
                 if self._better(value):
-                    self._calibrate()
                     save_model(self.model, self.out_dir / BEST_DIR, training_data=self._model_doc(
                         {"val_key": self.val_key, "val_metric": value}))
                     self.best_metric, self.best_step = value, self.step
@@ -650,25 +649,39 @@ class Trainer:
         self.last_metrics = metrics
         return metrics
 
-    def _calibrate(self) -> None:
-        """Let the model fit its post-training calibrations (:meth:`Generator.calibrate`) on
-        the training split, with a generator seeded from the run's seed and step. Families
-        without calibrations (most) cost nothing: the split is not converted."""
-        if type(self.model).calibrate is Generator.calibrate:
+    def _calibrate(self, model: Generator | None = None) -> None:
+        """Let ``model`` (default: the one training) fit its post-training calibrations
+        (:meth:`Generator.calibrate`) on the training split, with a generator seeded from the
+        run's seed and step. Families without calibrations (most) cost nothing: the split is
+        not converted."""
+        model = self.model if model is None else model
+        if type(model).calibrate is Generator.calibrate:
             return
         train = self.data.train
         data = CalibrationData(train.showers(), None if train.counts is None
                                else train.counts.numpy(), train.conditions, train.pdg)
         gen = torch.Generator(device=self.device).manual_seed(
             _epoch_seed(self.config.seed, self.step))
-        was_training = self.model.training
-        self.model.eval()
+        was_training = model.training
+        model.eval()
         try:
-            logs = self.model.calibrate(data, gen)
+            logs = model.calibrate(data, gen)
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
         if logs:
             self._say("calibrated: " + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+
+    def _calibrate_best(self) -> None:
+        """Calibrate the saved best model once, at the end of training (calibrating at every
+        improvement would cost a generation run per validation)."""
+        if type(self.model).calibrate is Generator.calibrate:
+            return
+        best = load_model(self.out_dir / BEST_DIR, map_location=self.device)
+        with _preserved_rng():
+            self._calibrate(best)
+        save_model(best, self.out_dir / BEST_DIR, training_data=self._model_doc(
+            {"val_key": self.val_key, "val_metric": self.best_metric,
+             "step": int(self.best_step or 0)}))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -888,6 +901,7 @@ class Trainer:
                                            training_data=self._model_doc())
             if (self.out_dir / BEST_DIR).is_dir():
                 paths["best"] = self.out_dir / BEST_DIR
+                self._calibrate_best()
         D.barrier()
         seconds = self._seconds()
         best = "" if self.best_metric is None else \

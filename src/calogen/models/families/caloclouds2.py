@@ -84,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "sampling_dtype": "float32",  # or "bfloat16": the PointWise Net under autocast
     "max_points": 10000,       # upper clamp of a shower's number of points
     "points_per_call": 262144,  # points per PointWise Net call when sampling (memory)
-    "calibration_showers": 256,  # generated showers fitted by the number calibration
+    "calibration_showers": 128,  # generated showers fitted by the number calibration
     "calibration_data": 20000,   # training showers used by the calibrations (at most)
 }
 
