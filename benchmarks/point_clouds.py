@@ -161,12 +161,12 @@ def print_tables(out: Path, families: tuple[str, ...], note: str) -> None:
             w1_rows[d["family"]] = read_summary(report)
     names = sorted({n for rows in w1_rows.values() for n in rows
                     if n.startswith("W1") or "AUC" in n})
-    print(f"{'metric':48s} " + " ".join(f"{f:>22s}" for f in w1_rows) + f" {'floor':>14s}")
+    print(f"{'metric':48s} " + " ".join(f"{f:>22s}" for f in w1_rows) + f" {'floor':>16s}")
     for name in names:
         first = next((rows[name] for rows in w1_rows.values() if name in rows), None)
-        floor = "-" if first is None or first.get("floor") is None else f"{first['floor']:.3g}"
+        floor = _fmt(first, "floor")
         print(f"{name:48s} " + " ".join(f"{_fmt(rows.get(name)):>22s}"
-                                         for rows in w1_rows.values()) + f" {floor:>14s}")
+                                         for rows in w1_rows.values()) + f" {floor:>16s}")
     print("published AUC (500k vs 500k ILD Geant4): " + ", ".join(
         f"{k} {v}" for k, v in PUBLISHED_AUC.items()))
     g4 = out / "geant4_timing.json"

@@ -11,9 +11,10 @@ import torch
 
 from calogen.data.transforms import Transforms
 from calogen.models.families.caloclouds2 import CaloClouds2, largest_remainder
-from calogen.models.families.caloclouds2_cm import CaloClouds2CM, consistency_coefficients
+from calogen.models.families.caloclouds2_cm import CaloClouds2CM
 from calogen.models.generator import CalibrationData, ModelSpec, TrainBatch
 from calogen.models.io import hparams_on_top_of, load_model, save_model
+from calogen.models.nn.samplers import consistency_coefficients
 from calogen.models.registry import make_model
 from calogen.testing.showersets import TOY_VOLUME, toy_points
 

@@ -35,20 +35,14 @@ from torch import Tensor, nn
 from calogen.models.families.caloclouds2 import ARCHITECTURE_KEYS, DEFAULTS, CaloClouds2
 from calogen.models.generator import STEPS, BuiltOn, ModelSpec, SamplingOption, TrainBatch
 from calogen.models.nn.pointwise import PointWiseNet, per_row_noise
-from calogen.models.nn.samplers import karras_sigma_list, karras_sigmas
+from calogen.models.nn.samplers import (
+    consistency_boundaries,
+    consistency_coefficients,
+    karras_sigma_list,
+)
 from calogen.models.registry import register_family
 
-__all__ = ["CaloClouds2CM", "consistency_coefficients"]
-
-
-def consistency_coefficients(sigma: Tensor, sigma_data: float, sigma_min: float
-                             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(c_skip, c_out, c_in, c_noise)`` of the consistency parametrisation (see the module
-    docstring); ``c_skip(sigma_min) = 1`` and ``c_out(sigma_min) = 0``."""
-    total = sigma**2 + sigma_data**2
-    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
-    c_out = (sigma - sigma_min) * sigma_data / total.sqrt()
-    return c_skip, c_out, total.rsqrt(), sigma.log() / 4
+__all__ = ["CaloClouds2CM"]
 
 
 @register_family
@@ -124,9 +118,8 @@ class CaloClouds2CM(CaloClouds2):
     def boundaries(self) -> Tensor:
         """Karras boundaries ``sigma_1 < ... < sigma_N`` (ascending, float64)."""
         hp = self.hparams
-        s = karras_sigmas(int(hp["boundaries"]) - 1, float(hp["sigma_min"]),
-                          float(hp["sigma_max"]), float(hp["rho"]))[:-1]
-        return s.flip(0)
+        return consistency_boundaries(int(hp["boundaries"]), float(hp["sigma_min"]),
+                                      float(hp["sigma_max"]), float(hp["rho"]))
 
     # -- training ---------------------------------------------------------------------------
 

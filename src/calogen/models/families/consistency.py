@@ -41,7 +41,12 @@ from calogen.models.generator import (
     ModelSpec,
     TrainBatch,
 )
-from calogen.models.nn.samplers import karras_sigma_list, karras_sigmas, per_image
+from calogen.models.nn.samplers import (
+    consistency_boundaries,
+    consistency_coefficients,
+    karras_sigma_list,
+    per_image,
+)
 from calogen.models.registry import register_family
 
 __all__ = ["ARCHITECTURE_KEYS", "ConsistencyDistillation"]
@@ -116,11 +121,8 @@ class ConsistencyDistillation(IterativeImageGenerator):
     # -- the consistency function -----------------------------------------------------------
 
     def _coefficients(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        sd, smin = float(self.hparams["sigma_data"]), float(self.hparams["sigma_min"])
-        c_skip = sd ** 2 / ((sigma - smin) ** 2 + sd ** 2)
-        c_out = (sigma - smin) * sd / torch.sqrt(sigma ** 2 + sd ** 2)
-        c_in = 1.0 / torch.sqrt(sigma ** 2 + sd ** 2)
-        return c_skip, c_out, c_in, torch.log(sigma) / 4
+        return consistency_coefficients(sigma, float(self.hparams["sigma_data"]),
+                                        float(self.hparams["sigma_min"]))
 
     def consistency_fn(self, x: Tensor, sigma: Tensor, c: Tensor, *,
                        target: bool = False) -> Tensor:
@@ -132,9 +134,8 @@ class ConsistencyDistillation(IterativeImageGenerator):
     def boundaries(self) -> Tensor:
         """Karras boundaries ``sigma_1 < ... < sigma_N`` (ascending)."""
         hp = self.hparams
-        s = karras_sigmas(int(hp["boundaries"]) - 1, float(hp["sigma_min"]),
-                          float(hp["sigma_max"]), float(hp["rho"]))[:-1]
-        return s.flip(0)
+        return consistency_boundaries(int(hp["boundaries"]), float(hp["sigma_min"]),
+                                      float(hp["sigma_max"]), float(hp["rho"]))
 
     # -- training ---------------------------------------------------------------------------
 

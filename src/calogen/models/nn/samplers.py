@@ -42,6 +42,8 @@ __all__ = [
     "edm_loss_weight",
     "karras_sigmas",
     "edm_sample",
+    "consistency_coefficients",
+    "consistency_boundaries",
     "flow_matching_pair",
     "flow_matching_times",
     "ode_sample",
@@ -325,6 +327,25 @@ def edm_sample(
 
 
 # --------------------------------------------------------------------------- flow matching
+
+
+def consistency_coefficients(sigma: Tensor, sigma_data: float, sigma_min: float
+                             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(c_skip, c_out, c_in, c_noise)`` of the consistency parametrisation ``f(x, sigma) =
+    c_skip x + c_out F(c_in x, c_noise)`` (Song et al., arXiv:2303.01469, App. C, with EDM's
+    ``c_in`` and ``c_noise``): ``c_skip(sigma_min) = 1`` and ``c_out(sigma_min) = 0``, so
+    ``f(x, sigma_min) = x`` exactly."""
+    total = sigma**2 + sigma_data**2
+    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    c_out = (sigma - sigma_min) * sigma_data / total.sqrt()
+    return c_skip, c_out, total.rsqrt(), sigma.log() / 4
+
+
+def consistency_boundaries(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0
+                           ) -> Tensor:
+    """The ``n`` Karras boundaries ``sigma_1 = sigma_min < ... < sigma_n = sigma_max``
+    (ascending) of consistency distillation (Song et al., arXiv:2303.01469, Sec. 4)."""
+    return karras_sigmas(n - 1, sigma_min, sigma_max, rho)[:-1].flip(0)
 
 
 def flow_matching_pair(data: Tensor, noise: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
