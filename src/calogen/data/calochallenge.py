@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -36,7 +35,7 @@ from calogen import __version__
 from calogen.atomic import atomic_path, remove_stale_temporaries
 from calogen.data import schema as S
 from calogen.data.content import ContentCheck
-from calogen.data.errors import ShowerSetError
+from calogen.data.errors import ShowerSetError, reading_hdf5
 from calogen.data.h5probe import ensure_openable
 from calogen.data.showerset import ShowerSet, ShowerSetWriter, validate_showers
 from calogen.geometry.calochallenge import (
@@ -104,18 +103,6 @@ def _block_rows(row_bytes: int, chunk_rows: int | None, block_rows: int | None) 
     return rows
 
 
-@contextmanager
-def _reading(path: Path, field: str) -> Iterator[None]:
-    """Turn h5py/HDF5 failures into a ShowerSetError naming the file and the dataset."""
-    try:
-        yield
-    except ShowerSetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt data
-        raise ShowerSetError.bad_field(path, field, "readable HDF5 data",
-                                       f"{type(exc).__name__}: {exc}") from None
-
-
 # --------------------------------------------------------------------------------------------
 # Reading a CaloChallenge file
 # --------------------------------------------------------------------------------------------
@@ -155,7 +142,7 @@ class _Source:
     @staticmethod
     def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
         label = f"dataset {name}"
-        with _reading(path, label):
+        with reading_hdf5(path, label):
             obj = f.get(name)
             if obj is None:
                 raise ShowerSetError.bad_field(path, label, f"present ({_LAYOUT})",
@@ -194,9 +181,9 @@ class _Source:
         positive, showers finite and non-negative; errors name the first bad row."""
         for lo in range(0, len(self), block_rows):
             hi = min(lo + block_rows, len(self))
-            with _reading(self.path, f"dataset {INCIDENT_ENERGIES}"):
+            with reading_hdf5(self.path, f"dataset {INCIDENT_ENERGIES}"):
                 energies = self.energies[lo:hi]
-            with _reading(self.path, f"dataset {SHOWERS}"):
+            with reading_hdf5(self.path, f"dataset {SHOWERS}"):
                 showers = self.showers[lo:hi]
             _check_energies(energies, self.path, lo)
             validate_showers(showers, (self.geometry.n_voxels,), showers.dtype, path=self.path,

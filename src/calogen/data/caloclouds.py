@@ -19,8 +19,6 @@ of showers and write atomically; import then export then import gives the same S
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from calogen import __version__
 from calogen.atomic import atomic_path
 from calogen.data import schema as S
 from calogen.data.cells import check_output, e_inc_column, outside_volume, resolve_volume
-from calogen.data.errors import ShowerSetError
+from calogen.data.errors import ShowerSetError, reading_hdf5
 from calogen.data.h5probe import ensure_openable
 from calogen.data.showerset import ShowerSet, ShowerSetWriter
 from calogen.geometry.points import PointCloudVolume
@@ -88,21 +86,9 @@ def _block_rows(row_bytes: int, block_rows: int | None) -> int:
     return max(1, BLOCK_BYTES // max(1, row_bytes))
 
 
-@contextmanager
-def _reading(path: Path, field: str) -> Iterator[None]:
-    """Turn h5py/HDF5 failures into a ShowerSetError naming the file and the dataset."""
-    try:
-        yield
-    except ShowerSetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt data
-        raise ShowerSetError.bad_field(path, field, "readable HDF5 data",
-                                       f"{type(exc).__name__}: {exc}") from None
-
-
 def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
     label = f"dataset {name}"
-    with _reading(path, label):
+    with reading_hdf5(path, label):
         obj = f.get(name)
         if obj is None:
             raise ShowerSetError.bad_field(path, label, f"present ({_LAYOUT})",
@@ -204,9 +190,9 @@ def import_caloclouds(path: PathLike, out: PathLike, *,
                       disable=not progress) as bar:
                 for lo in range(0, n, rows):
                     hi = min(n, lo + rows)
-                    with _reading(src, f"dataset {EVENTS}"):
+                    with reading_hdf5(src, f"dataset {EVENTS}"):
                         block = np.asarray(events[lo:hi], dtype=np.float64)
-                    with _reading(src, f"dataset {ENERGY}"):
+                    with reading_hdf5(src, f"dataset {ENERGY}"):
                         e_inc = np.asarray(energy[lo:hi], dtype=np.float64).reshape(-1)
                     _check_block(src, block, e_inc, lo)
                     pts = block.transpose(0, 2, 1)

@@ -6,6 +6,8 @@ versus what was found, so that a user can fix the input without reading a traceb
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 
@@ -40,3 +42,16 @@ class ShowerSetError(ValueError):
         where = "<in memory>" if path is None else str(path)
         return cls(f"{where}: field '{field}': expected {expected}, found {found}",
                    path=path, field=field)
+
+
+@contextmanager
+def reading_hdf5(path: str | PathLike[str], field: str) -> Iterator[None]:
+    """Within the block, turn h5py/HDF5 failures into a :class:`ShowerSetError` naming the
+    file and the dataset (a ShowerSetError passes through)."""
+    try:
+        yield
+    except ShowerSetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt data
+        raise ShowerSetError.bad_field(path, field, "readable HDF5 data",
+                                       f"{type(exc).__name__}: {exc}") from None
