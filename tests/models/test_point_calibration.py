@@ -7,6 +7,7 @@ import pytest
 
 from calogen.geometry.points import PointCloudVolume
 from calogen.models.nn.point_calibration import (
+    MAX_NUMBER_FACTOR,
     CogCalibration,
     LayerEnergyCalibration,
     NumberCalibration,
@@ -85,3 +86,16 @@ def test_cloud_statistics_by_hand() -> None:
     np.testing.assert_allclose(stats.cog[0], [(0.06 + 0.12 - 0.3) / 0.17,
                                               (0.06 + 0.12 + 0.05) / 0.17])
     assert np.isnan(stats.cog[2]).all()
+
+
+def test_number_calibration_is_bounded_for_collapsed_clouds() -> None:
+    """A model whose clouds hit ~30x fewer cells than the data's (points collapsed onto a few
+    cells, as a short consistency distillation gives): the calibration may not multiply the
+    points by more than MAX_NUMBER_FACTOR (unbounded it asks for ~30x the points)."""
+    n = np.arange(500, 4000, 50).astype(float)
+    m = np.arange(500, 4000, 50).astype(float)
+    cal = NumberCalibration.fit(n, 0.3 * n, m, m / 30)
+    got = cal(np.array([1000.0, 2000.0]))
+    np.testing.assert_array_equal(got, np.array([1000, 2000]) * MAX_NUMBER_FACTOR)
+    unbounded = cal.cells(np.array([1000.0])) * cal.points_per_cell(cal.cells(np.array([1000.0])))
+    assert unbounded[0] > 2 * MAX_NUMBER_FACTOR * 1000

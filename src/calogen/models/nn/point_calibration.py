@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from calogen.geometry.points import PointCloudVolume, ragged_points
 
-__all__ = ["HALF_MIP_MEV", "CogCalibration", "LayerEnergyCalibration", "NumberCalibration",
+__all__ = ["HALF_MIP_MEV", "MAX_NUMBER_FACTOR", "CogCalibration", "LayerEnergyCalibration", "NumberCalibration",
            "PointCalibrations", "RatioFit", "cloud_statistics"]
 
 HALF_MIP_MEV = 0.1
@@ -46,6 +46,12 @@ HALF_MIP_MEV = 0.1
 
 DEGREE = 3
 """Degree of the number-of-points fits (cubic, as the paper)."""
+
+MAX_NUMBER_FACTOR = 4.0
+"""The number calibration changes a shower's number of points by at most this factor. It
+corrects how many cells a model's points hit; a model whose clouds hit far fewer cells than the
+data's (points collapsed onto a few cells) is not repaired by multiplying its points, and the
+fits would extrapolate far outside the range they were made on."""
 
 
 def _floats(values: Any, name: str) -> list[float]:
@@ -126,9 +132,13 @@ class NumberCalibration:
         return np.maximum(n * self.cells_per_point(n), 0.0)
 
     def __call__(self, n_uncal: ArrayLike) -> NDArray[np.int64]:
-        """Calibrated numbers of points (rounded, >= 0)."""
-        c = self.cells(n_uncal)
-        return np.rint(np.maximum(c * self.points_per_cell(c), 0.0)).astype(np.int64)
+        """Calibrated numbers of points (rounded, >= 0), within a factor
+        :data:`MAX_NUMBER_FACTOR` of the uncalibrated ones."""
+        n = np.asarray(n_uncal, np.float64)
+        c = self.cells(n)
+        n_cal = np.clip(c * self.points_per_cell(c), n / MAX_NUMBER_FACTOR,
+                        n * MAX_NUMBER_FACTOR)
+        return np.rint(np.maximum(n_cal, 0.0)).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cells_per_point": self.cells_per_point.to_dict(),
