@@ -38,8 +38,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from calogen.geometry.points import PointCloudVolume, ragged_points
 
-__all__ = ["HALF_MIP_MEV", "MAX_NUMBER_FACTOR", "CogCalibration", "LayerEnergyCalibration", "NumberCalibration",
-           "PointCalibrations", "RatioFit", "cloud_statistics"]
+__all__ = ["HALF_MIP_MEV", "MAX_NUMBER_FACTOR", "CogCalibration", "LayerEnergyCalibration",
+           "NumberCalibration", "PointCalibrations", "RatioFit", "cloud_statistics"]
 
 HALF_MIP_MEV = 0.1
 """Cell threshold of the ILD ECAL, half a MIP (CaloClouds II, Sec. 4: 0.1 MeV per cell)."""
