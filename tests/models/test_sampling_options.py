@@ -49,9 +49,9 @@ def test_built_on_is_declared_on_the_class() -> None:
 def test_base_options_go_to_families_built_on_a_model(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--base is for --model .*consistency"):
         _on_top_of("vae", {}, base=tmp_path)
-    with pytest.raises(ValueError, match="--teacher is for --model caloflow-student / "
-                                         "consistency / icaloflow-student, not "
-                                         "'latent-flow-matching'"):
+    with pytest.raises(ValueError, match="--teacher is for --model caloclouds2-cm / "
+                                         "caloflow-student / consistency / icaloflow-student, "
+                                         "not 'latent-flow-matching'"):
         _on_top_of("latent-flow-matching", {}, teacher=tmp_path)
     with pytest.raises(ValueError, match="once"):
         _on_top_of("consistency", {}, base=tmp_path, teacher=tmp_path)

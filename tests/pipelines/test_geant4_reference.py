@@ -75,6 +75,11 @@ def test_bad_requests_are_refused(tmp_path: Path, args: list[str], message: str)
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_the_parametrised_engine_refuses_geant4_detectors(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["simulate", "ild", "--n", "2", "--out", str(tmp_path / "x.h5")])
-    assert result.exit_code == 2 and "--engine geant4" in result.output
+def test_the_parametrised_engine_simulates_ild_too(tmp_path: Path) -> None:
+    """``ild`` without ``--engine geant4`` runs the parametrised point engine (issue 16): a
+    points file whose producer says so."""
+    out = tmp_path / "x.h5"
+    result = runner.invoke(app, ["simulate", "ild", "--n", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with ShowerSet.open(out) as ss:
+        assert ss.meta.kind == "points" and ss.meta.producer["engine"] == "parametrised"
