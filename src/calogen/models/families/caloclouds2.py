@@ -309,7 +309,8 @@ class CaloClouds2(SamplingOptions, Generator):
         if batch_size < 1:
             raise ValueError(f"{self.family}: batch_size must be >= 1, got {batch_size}")
         was_training = self.training
-        self.eval()
+        if was_training:  # (eval() walks every module: skipped when already in eval mode)
+            self.eval()
         device = next(self.parameters()).device
         cond = self.spec.transforms.conditions(conditions).to(device)
         self.spec.transforms.species(pdg)  # checks the particles
@@ -320,7 +321,8 @@ class CaloClouds2(SamplingOptions, Generator):
                 points.append(p.float().cpu())
                 counts.append(n.cpu())
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         if not points:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
         return (torch.cat(points).numpy().astype(np.float32),

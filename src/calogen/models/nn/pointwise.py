@@ -64,9 +64,13 @@ class ConcatSquashLinear(nn.Module):
         ``ctx (R, dim_ctx)`` per row (shower) that point ``i`` takes row ``rows[i]`` of: the
         gate and hyper-bias are then computed once per row, not once per point."""
         gate, bias = torch.sigmoid(self.gate(ctx)), self.hyper_bias(ctx)
-        if rows is not None and ctx.shape[0] > 1:
+        if rows is not None and ctx.shape[0] == 1:  # one shower: fold the gate into W and b
+            w, b = self.layer.weight, self.layer.bias
+            return nn.functional.linear(x, (w * gate[0][:, None]).to(x.dtype),
+                                        (b * gate[0] + bias[0]).to(x.dtype))
+        if rows is not None:
             gate, bias = gate[rows], bias[rows]
-        return self.layer(x) * gate + bias
+        return torch.addcmul(bias, self.layer(x), gate)
 
 
 class PointWiseNet(nn.Module):
