@@ -10,6 +10,7 @@ import typer
 from calogen import __version__
 from calogen.cli import (
     baseline_cmd,
+    compare_cmd,
     convert_cmd,
     evaluate_cmd,
     inspect_cmd,
@@ -61,6 +62,7 @@ baseline_cmd.register(app)
 train_cmd.register(app)
 loglik_cmd.register(app)
 quickstart_cmd.register(app)
+compare_cmd.register(app)
 
 if __name__ == "__main__":
     app()
