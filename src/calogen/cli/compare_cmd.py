@@ -23,8 +23,12 @@ def _evaluate_run(run: Path, model: Path, reference: Path, out: Path, label: str
     generation time and parameters): the report folder ``out/runs/<label>/report``."""
     import torch
 
-    from calogen.cli.evaluate_cmd import ClassifierPreset, Protocol, add_model_rows
-    from calogen.cli.evaluate_cmd import protocol_config
+    from calogen.cli.evaluate_cmd import (
+        ClassifierPreset,
+        Protocol,
+        add_model_rows,
+        protocol_config,
+    )
     from calogen.metrics.evaluate import evaluate
     from calogen.models.io import load_model, read_model_config
     from calogen.pipelines.generation import generate_sharded
@@ -75,7 +79,7 @@ def compare(
     references."""
     from rich.console import Console
 
-    from calogen.report.compare import build_board, board_table, load_entry, write_board
+    from calogen.report.compare import board_table, build_board, load_entry, write_board
 
     with fail_on_user_errors():
         if label and len(label) != len(inputs):
