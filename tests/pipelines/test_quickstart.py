@@ -14,7 +14,7 @@ from calogen.pipelines import quickstart
 
 def test_cli_defaults_are_the_pipelines() -> None:
     assert quickstart_cmd.DEFAULT_MODEL == quickstart.DEFAULT_MODEL
-    assert quickstart_cmd.DEFAULT_MINUTES == quickstart.DEFAULT_MINUTES
+    assert quickstart_cmd.DEFAULT_STEPS == quickstart.DEFAULT_STEPS
 
 
 @pytest.mark.slow
@@ -23,7 +23,9 @@ def test_tiny_quickstart_writes_model_generated_set_and_report(tmp_path: Path) -
     lines: list[str] = []
     res = quickstart.run_quickstart(tmp_path / "qs", n_events=1500, minutes=0.03, seed=3,
                                     progress=False, log=lines.append)
-    assert [ln[:5] for ln in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert lines[0].startswith("expected: 0.03 min of training") and "load" in lines[0]
+    assert [ln[:5] for ln in lines[1:]] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "for 0.03 min (wall clock)" in lines[2]
     assert res.report.is_file() and (res.model_dir / "model.json").is_file()
     metrics = json.loads((res.report.parent / "metrics.json").read_text())
     assert metrics["inputs"]["generated"]["path"].endswith("generated_vae.h5")
@@ -48,10 +50,12 @@ def test_tiny_quickstart_trains_the_base_model_first(tmp_path: Path) -> None:
     model on top of it; the kept model carries the VAE inside."""
     lines: list[str] = []
     res = quickstart.run_quickstart(tmp_path / "qs", model="latent-flow-matching",
-                                    n_events=1500, minutes=0.04, seed=3, progress=False,
+                                    n_events=1500, steps=40, seed=3, progress=False,
                                     log=lines.append)
-    assert [ln[:5] for ln in lines] == ["[1/4]", "[2/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert "training vae (autoencoder of latent-flow-matching)" in lines[1]
+    assert lines[0].startswith("expected: about")
+    assert [ln[:5] for ln in lines[1:]] == ["[1/4]", "[2/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "training vae (autoencoder of latent-flow-matching) for 30 steps" in lines[2]
+    assert "training latent-flow-matching for 10 steps" in lines[3]
     doc = json.loads((res.model_dir / "model.json").read_text())
     assert doc["family"] == "latent-flow-matching"
     assert doc["hparams"]["ae_family"] == "vae"
@@ -65,6 +69,10 @@ def test_tiny_quickstart_trains_the_base_model_first(tmp_path: Path) -> None:
     ({"n_events": 10}, "n_events must be an integer >= 100"),
     ({"minutes": 0.0}, "minutes must be a positive"),
     ({"minutes": float("nan")}, "minutes must be a positive"),
+    ({"steps": 0}, "steps must be an integer >= 1 for vae"),
+    ({"steps": 2.5}, "steps must be an integer >= 1"),
+    ({"model": "latent-flow-matching", "steps": 1},
+     "steps must be an integer >= 2 for latent-flow-matching"),
     ({"seed": -1}, "seed must be a non-negative integer"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path: Path, kwargs,

@@ -2,12 +2,14 @@
 
 1. simulate a small ZN set with the reference simulator (each particle twice, so paired metrics
    and the diversity at identical conditions have a floor);
-2. train the default fast model for a fixed wall-clock budget (a family trained on top of
-   another, e.g. ``latent-flow-matching``, gets its base model trained first, within the same
-   budget);
+2. train the default fast model for a fixed number of steps, so a seed gives the same model
+   whatever the machine's load (a family trained on top of another, e.g.
+   ``latent-flow-matching``, gets its base model trained first, within the same budget); a
+   wall-clock budget (``minutes``) stays available and makes the result load-dependent;
 3. generate for the held-out (test-split) conditions;
 4. evaluate against the held-out reference, beside the shuffled baseline built from the same
-   training split, and write the report.
+   training split, and write the report; :func:`verdicts` says, for each headline metric,
+   whether the model beats that baseline.
 """
 
 from __future__ import annotations
@@ -40,14 +42,31 @@ DEFAULT_HPARAMS: dict[str, object] = {"backbone": "mlp"}
 selectable backbone; every other choice is the family's default
 (:class:`calogen.models.families.vae.ConditionalVAE`)."""
 
-DEFAULT_MINUTES = 5.0
-"""Training budget of the quickstart (wall clock): the whole chain stays under 10 minutes on a
-2-core laptop."""
+DEFAULT_STEPS = 5000
+"""Training budget of the quickstart (optimiser steps at batch 256), the same on any machine.
+Set from a timing of the default VAE: 500 steps of this configuration (validation every 250
+steps, checkpoints) took 31 s on an idle 2-core machine (:data:`SECONDS_PER_STEP`), so 5000
+steps take about 5 min, the budget the README's quickstart numbers were measured with, and the
+whole chain about 7 min (:func:`expected_minutes`), under 10."""
+
+SECONDS_PER_STEP = 0.062
+"""Wall seconds per training step of the default model on an idle 2-core machine, validation
+and checkpoints included (measured: 500 steps of ``vae`` with ``backbone=mlp``, batch 256, in
+31 s). Other families' steps cost differently; the progress bar's ETA gives the real figure."""
+
+SECONDS_PER_EVENT = 0.004
+"""Wall seconds per simulated event of everything but training (simulate, generate, evaluate
+with the shuffled baseline) on an idle 2-core machine: about 2 minutes for 30,000 events."""
+
+THREADS = 2
+"""Torch threads of the training: fixed, so a machine's core count does not change the order
+of floating-point reductions, hence the weights."""
 
 EMA_DECAY = 0.999
 """The model is the exponential moving average of the weights (validation and the kept
-checkpoint use it): with a constant learning rate and a wall-clock budget there is no schedule
-to anneal, and the average steadies the validation metric between checkpoints."""
+checkpoint use it): with a constant learning rate there is no schedule to anneal (and a
+wall-clock budget has no known horizon), and the average steadies the validation metric
+between checkpoints."""
 
 SPLIT = (0.8, 0.1, 0.1)
 
@@ -69,10 +88,11 @@ MIN_EVENTS = 100
 
 
 def check_options(model: str, hparams: dict[str, object] | None, *, n_events: int,
-                  minutes: float, seed: int) -> None:
+                  steps: int | None = None, minutes: float | None = None,
+                  seed: int = 0) -> None:
     """``ValueError`` naming the first bad option of :func:`run_quickstart`: an unknown
-    family, hparams the family does not know, too few events, a budget that is not positive,
-    a negative seed."""
+    family, hparams the family does not know, too few events, a budget that is not positive
+    (or too few steps for a base model and the model on top of it), a negative seed."""
     cls = family_class(model)
     defaults = getattr(cls, "defaults", None)
     if hparams is not None and isinstance(defaults, dict):
@@ -81,10 +101,42 @@ def check_options(model: str, hparams: dict[str, object] | None, *, n_events: in
             raise ValueError(f"{model}: unknown hparams {unknown}; known: {sorted(defaults)}")
     if isinstance(n_events, bool) or not isinstance(n_events, int) or n_events < MIN_EVENTS:
         raise ValueError(f"n_events must be an integer >= {MIN_EVENTS}, got {n_events!r}")
-    if not (minutes > 0 and math.isfinite(minutes)):
+    if steps is not None:
+        least = 2 if cls.built_on is not None else 1
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < least:
+            raise ValueError(f"steps must be an integer >= {least} for {model}, got {steps!r}")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
         raise ValueError(f"minutes must be a positive, finite number, got {minutes!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def expected_minutes(steps: int, n_events: int) -> float:
+    """Expected wall minutes of the whole quickstart of the default model on an idle 2-core
+    machine for ``steps`` training steps and ``n_events`` simulated events."""
+    return (steps * SECONDS_PER_STEP + n_events * SECONDS_PER_EVENT) / 60.0
+
+
+def split_budget(steps: int | None, minutes: float | None) -> tuple[
+        tuple[int | None, float | None], tuple[int | None, float | None]]:
+    """(base, top) budgets, each ``(steps, minutes)``, of a family trained on top of a base
+    model: :data:`BASE_SHARE` of each to the base, the rest (at least one step) to the top."""
+    base_steps = top_steps = None
+    if steps is not None:
+        base_steps = min(steps - 1, max(1, round(BASE_SHARE * steps)))
+        top_steps = steps - base_steps
+    base_minutes = top_minutes = None
+    if minutes is not None:
+        base_minutes, top_minutes = BASE_SHARE * minutes, (1 - BASE_SHARE) * minutes
+    return (base_steps, base_minutes), (top_steps, top_minutes)
+
+
+def describe_budget(steps: int | None, minutes: float | None) -> str:
+    """``"5000 steps"``, ``"2 min (wall clock)"`` or both, for the log."""
+    parts = [f"{steps} steps"] if steps is not None else []
+    if minutes is not None:
+        parts.append(f"{minutes:g} min (wall clock)")
+    return " or ".join(parts)
 
 
 def _kept(run_dir: Path) -> Path:
@@ -106,44 +158,63 @@ class QuickstartResult:
 
 def run_quickstart(out_dir: str | Path = "quickstart", *, model: str = DEFAULT_MODEL,
                    hparams: dict[str, object] | None = None,
-                   n_events: int = 30_000, minutes: float = DEFAULT_MINUTES, seed: int = 0,
+                   n_events: int = 30_000, steps: int | None = None,
+                   minutes: float | None = None, seed: int = 0,
                    progress: bool = True, log=print) -> QuickstartResult:  # noqa: ANN001
-    """Run the chain; see the module docstring. ``log`` receives one line per stage.
+    """Run the chain; see the module docstring. ``log`` receives the expected duration, then
+    one line per stage.
 
-    Every option is checked before anything is simulated or written (``ValueError``).
+    Training stops after ``steps`` optimiser steps (:data:`DEFAULT_STEPS` when neither
+    budget is given): the same seed gives the same weights however loaded the machine is.
+    ``minutes`` adds a wall-clock limit (alone: the only one), which makes the result depend on
+    the load. Every option is checked before anything is simulated or written
+    (``ValueError``).
     """
-    check_options(model, hparams, n_events=n_events, minutes=minutes, seed=seed)
+    if steps is None and minutes is None:
+        steps = DEFAULT_STEPS
+    check_options(model, hparams, n_events=n_events, steps=steps, minutes=minutes, seed=seed)
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if steps is not None:
+        estimate = expected_minutes(steps, n_events)
+        log(f"expected: about {estimate:.1f} min on an idle 2-core machine ({steps} training "
+            f"steps of the default model; the training bar's ETA gives this machine's time)"
+            + ("" if minutes is None else f"; stops earlier if {minutes:g} min of training "
+               f"pass (wall clock: the model then depends on the machine's load)"))
+    else:
+        log(f"expected: {minutes:g} min of training plus about "
+            f"{n_events * SECONDS_PER_EVENT / 60:.1f} min; a wall-clock budget makes the model "
+            f"depend on the machine's load (a step budget, --steps, does not)")
     data = out / "zn.h5"
     log(f"[1/4] simulating {n_events} ZN responses (reference simulator) -> {data}")
     simulate_to_file(data, n=n_events, seed=seed, repeats=2, workers=2, overwrite=True,
                      progress=progress)
 
-    def config_for(family: str, budget: float) -> TrainConfig:
-        return TrainConfig(max_minutes=budget, batch_size=256, seed=seed, schedule="constant",
-                           val_every=250, checkpoint_every=500, val_events=2000,
-                           ema_decay=EMA_DECAY, **optimizer_defaults(family))
+    def config_for(family: str, budget: tuple[int | None, float | None]) -> TrainConfig:
+        return TrainConfig(max_steps=budget[0], max_minutes=budget[1], batch_size=256,
+                           seed=seed, schedule="constant", val_every=250,
+                           checkpoint_every=500, val_events=2000, ema_decay=EMA_DECAY,
+                           num_threads=THREADS, **optimizer_defaults(family))
 
-    config = config_for(model, minutes)
+    budget: tuple[int | None, float | None] = (steps, minutes)
     if hparams is None:
         hparams = default_hparams(model)
     need = family_class(model).built_on
     if need is not None:  # train the base model first, with its share of the budget
         base_family = need.default_family
-        base_minutes = BASE_SHARE * minutes
+        base_budget, budget = split_budget(steps, minutes)
         base_dir = out / f"run_{base_family}"
         log(f"[2/4] training {base_family} ({need.option} of {model}) for "
-            f"{base_minutes:g} min -> {base_dir}")
+            f"{describe_budget(*base_budget)} -> {base_dir}")
         train_model(base_family, data, base_dir,
-                    config=config_for(base_family, base_minutes), split_seed=seed,
+                    config=config_for(base_family, base_budget), split_seed=seed,
                     overwrite=True, hparams=default_hparams(base_family),
                     val_metric=validator_for(base_family, "ZN"), progress=progress)
         hparams = hparams_on_top_of(model, _kept(base_dir), hparams)
-        config = config_for(model, minutes - base_minutes)
+    config = config_for(model, budget)
     run_dir = out / f"run_{model}"
-    log(f"[2/4] training {model} for {config.max_minutes:g} min -> {run_dir}")
+    log(f"[2/4] training {model} for {describe_budget(*budget)} -> {run_dir}")
     train_model(model, data, run_dir, config=config, split_seed=seed, overwrite=True,
                 hparams=hparams, val_metric=validator_for(model, "ZN"), progress=progress)
     best = _kept(run_dir)
@@ -190,3 +261,46 @@ def headline_rows(result: QuickstartResult) -> list[tuple[str, float | None, flo
     return [(k, m[k].value, s[k].value, m[k].floor) for k in HEADLINE if k in m]
 
 
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the model beats the shuffled baseline on one headline metric (``beats`` is
+    ``None`` when either value is missing)."""
+
+    metric: str
+    model: float | None
+    shuffled: float | None
+    beats: bool | None
+
+    def line(self, name: str = "model") -> str:
+        """``"<metric>: <name> 10.2 vs shuffled baseline 17.5: beats it"``."""
+        if self.beats is None:
+            return f"{self.metric}: {name} {_fmt(self.model)} vs shuffled baseline " \
+                   f"{_fmt(self.shuffled)}: cannot tell (missing value)"
+        word = "beats" if self.beats else "does not beat"
+        return (f"{self.metric}: {name} {_fmt(self.model)} vs shuffled baseline "
+                f"{_fmt(self.shuffled)}: {word} it")
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+AUC_CHANCE = 0.5
+"""A classifier AUC is better the closer it is to chance (it can fall below 0.5 by noise)."""
+
+
+def verdicts(result: QuickstartResult) -> list[Verdict]:
+    """One :class:`Verdict` per headline metric: distances (W1, MAE) beat the baseline when
+    smaller; a classifier AUC when closer to 0.5. A tie does not beat it."""
+    out = []
+    for name, m, s, _floor in headline_rows(result):
+        beats = None
+        if m is not None and s is not None:
+            if name.startswith("classifier AUC"):
+                beats = abs(m - AUC_CHANCE) < abs(s - AUC_CHANCE)
+            else:
+                beats = m < s
+        out.append(Verdict(name, m, s, beats))
+    return out
