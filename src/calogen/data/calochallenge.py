@@ -35,9 +35,9 @@ from calogen import __version__
 from calogen.atomic import atomic_path, remove_stale_temporaries
 from calogen.data import schema as S
 from calogen.data.content import ContentCheck
-from calogen.data.errors import ShowerSetError, reading_hdf5
+from calogen.data.errors import ShowerSetError, numeric_dataset, reading_hdf5
 from calogen.data.h5probe import ensure_openable
-from calogen.data.showerset import ShowerSet, ShowerSetWriter, validate_showers
+from calogen.data.showerset import ShowerSet, ShowerSetWriter, e_inc_column, validate_showers
 from calogen.geometry.calochallenge import (
     CALOCHALLENGE_DATASETS,
     CaloChallengeBinning,
@@ -131,28 +131,13 @@ class _Source:
             raise ShowerSetError(f"{p}: not a readable HDF5 file ({exc}); expected {_LAYOUT}",
                                  path=p) from None
         try:
-            energies = cls._dataset(f, p, INCIDENT_ENERGIES)
-            showers = cls._dataset(f, p, SHOWERS)
+            energies = numeric_dataset(f, p, INCIDENT_ENERGIES, _LAYOUT, " (MeV)")
+            showers = numeric_dataset(f, p, SHOWERS, _LAYOUT, " (MeV)")
             cls._check_shapes(p, energies, showers, geometry)
         except BaseException:
             f.close()
             raise
         return cls(p, f, energies, showers, geometry)
-
-    @staticmethod
-    def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
-        label = f"dataset {name}"
-        with reading_hdf5(path, label):
-            obj = f.get(name)
-            if obj is None:
-                raise ShowerSetError.bad_field(path, label, f"present ({_LAYOUT})",
-                                               f"missing (the file holds {sorted(f.keys())})")
-            if not isinstance(obj, h5py.Dataset):
-                raise ShowerSetError.bad_field(path, label, "a dataset", type(obj).__name__)
-            if obj.dtype.kind not in "iuf" or obj.dtype.itemsize not in (1, 2, 4, 8):
-                raise ShowerSetError.bad_field(path, label, "a numeric dtype (MeV)",
-                                               f"dtype {obj.dtype}")
-        return obj
 
     @staticmethod
     def _check_shapes(path: Path, energies: h5py.Dataset, showers: h5py.Dataset,
@@ -284,16 +269,7 @@ def _energy_column(ss: ShowerSet) -> int:
     if meta.shower_units != "MeV":
         raise ShowerSetError.bad_field(ss.path, f"attribute {S.ATTR_SHOWER_UNITS}", "'MeV'",
                                        repr(meta.shower_units))
-    if "E_inc" not in meta.condition_columns:
-        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_COLUMNS}",
-                                       "a column 'E_inc' (incident energy, GeV)",
-                                       str(list(meta.condition_columns)))
-    col = meta.condition_columns.index("E_inc")
-    if meta.condition_units[col] != "GeV":
-        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_UNITS}",
-                                       "'GeV' for column 'E_inc'",
-                                       repr(meta.condition_units[col]))
-    return col
+    return e_inc_column(ss)
 
 
 def _original_energies(ss: ShowerSet) -> np.dtype | None:

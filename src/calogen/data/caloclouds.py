@@ -31,7 +31,7 @@ from calogen import __version__
 from calogen.atomic import atomic_path
 from calogen.data import schema as S
 from calogen.data.cells import check_output, e_inc_column, outside_volume, resolve_volume
-from calogen.data.errors import ShowerSetError, reading_hdf5
+from calogen.data.errors import ShowerSetError, numeric_dataset, reading_hdf5
 from calogen.data.h5probe import ensure_openable
 from calogen.data.showerset import ShowerSet, ShowerSetWriter
 from calogen.geometry.points import PointCloudVolume
@@ -86,20 +86,6 @@ def _block_rows(row_bytes: int, block_rows: int | None) -> int:
     return max(1, BLOCK_BYTES // max(1, row_bytes))
 
 
-def _dataset(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
-    label = f"dataset {name}"
-    with reading_hdf5(path, label):
-        obj = f.get(name)
-        if obj is None:
-            raise ShowerSetError.bad_field(path, label, f"present ({_LAYOUT})",
-                                           f"missing (the file holds {sorted(f.keys())})")
-        if not isinstance(obj, h5py.Dataset):
-            raise ShowerSetError.bad_field(path, label, "a dataset", type(obj).__name__)
-        if obj.dtype.kind not in "iuf" or obj.dtype.itemsize not in (1, 2, 4, 8):
-            raise ShowerSetError.bad_field(path, label, "a numeric dtype", f"dtype {obj.dtype}")
-    return obj
-
-
 def _open(path: PathLike) -> tuple[Path, h5py.File, h5py.Dataset, h5py.Dataset]:
     p = Path(path)
     if not p.is_file():
@@ -111,8 +97,8 @@ def _open(path: PathLike) -> tuple[Path, h5py.File, h5py.Dataset, h5py.Dataset]:
         raise ShowerSetError(f"{p}: not a readable HDF5 file ({exc}); expected {_LAYOUT}",
                              path=p) from None
     try:
-        events = _dataset(f, p, EVENTS)
-        energy = _dataset(f, p, ENERGY)
+        events = numeric_dataset(f, p, EVENTS, _LAYOUT)
+        energy = numeric_dataset(f, p, ENERGY, _LAYOUT)
         if events.ndim != 3 or events.shape[1] != 4:
             raise ShowerSetError.bad_field(p, f"dataset {EVENTS}", "shape (N, 4, max_points) "
                                            "(rows x, y, z, E)", f"shape {events.shape}")

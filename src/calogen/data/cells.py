@@ -29,6 +29,7 @@ from calogen.atomic import atomic_path, remove_stale_temporaries
 from calogen.data import schema as S
 from calogen.data.errors import ShowerSetError
 from calogen.data.showerset import ShowerSet
+from calogen.data.showerset import e_inc_column as gev_e_inc_column
 from calogen.geometry.points import PointCloudVolume, ild_like_ecal
 
 __all__ = ["CELLS", "ENERGY", "HALF_MIP_MEV", "VOLUMES", "Projected", "check_output",
@@ -110,16 +111,7 @@ def e_inc_column(ss: ShowerSet) -> int:
     if meta.kind != "points":
         raise ShowerSetError.bad_field(ss.path, f"attribute {S.ATTR_GEOMETRY}.kind",
                                        "'points' (a point-cloud ShowerSet)", repr(meta.kind))
-    if "E_inc" not in meta.condition_columns:
-        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_COLUMNS}",
-                                       "a column 'E_inc' (incident energy, GeV)",
-                                       str(list(meta.condition_columns)))
-    col = meta.condition_columns.index("E_inc")
-    if meta.condition_units[col] != "GeV":
-        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_UNITS}",
-                                       "'GeV' for column 'E_inc'",
-                                       repr(meta.condition_units[col]))
-    return col
+    return gev_e_inc_column(ss)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
+from typing import Any
 
 
 class ShowerSetError(ValueError):
@@ -55,3 +56,24 @@ def reading_hdf5(path: str | PathLike[str], field: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - h5py raises several types on corrupt data
         raise ShowerSetError.bad_field(path, field, "readable HDF5 data",
                                        f"{type(exc).__name__}: {exc}") from None
+
+
+def numeric_dataset(f: Any, path: str | PathLike[str], name: str, layout: str,
+                    dtype_note: str = "") -> Any:
+    """The numeric dataset ``name`` of the open h5py file ``f``; a :class:`ShowerSetError`
+    naming the file and the dataset if it is missing (``layout`` says what the file should
+    hold), not a dataset, or not of an integer / float dtype (``dtype_note``: e.g. the unit)."""
+    import h5py
+
+    label = f"dataset {name}"
+    with reading_hdf5(path, label):
+        obj = f.get(name)
+        if obj is None:
+            raise ShowerSetError.bad_field(path, label, f"present ({layout})",
+                                           f"missing (the file holds {sorted(f.keys())})")
+        if not isinstance(obj, h5py.Dataset):
+            raise ShowerSetError.bad_field(path, label, "a dataset", type(obj).__name__)
+        if obj.dtype.kind not in "iuf" or obj.dtype.itemsize not in (1, 2, 4, 8):
+            raise ShowerSetError.bad_field(path, label, f"a numeric dtype{dtype_note}",
+                                           f"dtype {obj.dtype}")
+    return obj

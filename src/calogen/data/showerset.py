@@ -1349,3 +1349,19 @@ class ShowerSet:
                  else f"shower_shape={m.shower_shape}")
         return (f"ShowerSet({str(self._path)!r}, detector={m.detector!r}, kind={m.kind!r}, "
                 f"n_events={m.n_events}, {shape})")
+
+
+def e_inc_column(ss: ShowerSet) -> int:
+    """Index of the incident-energy condition column ``E_inc`` of ``ss``, checked to be in
+    GeV; a :class:`ShowerSetError` naming the file and the field otherwise."""
+    meta = ss.meta
+    if "E_inc" not in meta.condition_columns:
+        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_COLUMNS}",
+                                       "a column 'E_inc' (incident energy, GeV)",
+                                       str(list(meta.condition_columns)))
+    col = meta.condition_columns.index("E_inc")
+    if meta.condition_units[col] != "GeV":
+        raise ShowerSetError.bad_field(ss.path, f"{S.CONDITIONS}.{S.ATTR_UNITS}",
+                                       "'GeV' for column 'E_inc'",
+                                       repr(meta.condition_units[col]))
+    return col
