@@ -41,8 +41,9 @@ class ReadoutModel:
     """Fraction of the GP *tail* light that is detected: the soft, wide-angle tail particles
     are mostly below the Cherenkov threshold or outside the fibres' acceptance."""
     halo_relative_yield: float = 0.04
-    """Light per GeV of non-electromagnetic hadron energy relative to EM energy (e/h of a
-    Cherenkov calorimeter ~ 5-8)."""
+    """Light per GeV of non-electromagnetic hadron energy relative to EM energy, i.e. h/e
+    (quartz-fibre calorimeters measure e/h ~ 5, i.e. 0.2, which the ZN uses; the default 0.04
+    keeps the ZP's earlier calibration)."""
     track_photons_per_cm: float = 0.04
     """Photons per cm of a minimum-ionising track (little light, PHYSICS.md)."""
     track_radius_cm: float = 0.03

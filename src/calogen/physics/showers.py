@@ -44,7 +44,12 @@ class HadronShowerModel:
     """Parameters of the hadronic shower model (see module docstring for sources)."""
 
     fem_e0_gev: float = 1.0
-    """E0 of <f_em> = 1 - (E/E0)^(k-1), GeV (Groom 2007)."""
+    """E0 of <f_em> = 1 - (E/E0)^(k-1) for meson-induced showers, GeV (Groom 2007: ~1 GeV)."""
+    fem_e0_baryon_gev: float = 1.0
+    """E0 of <f_em> for baryon-induced showers (n, p, hyperons, nuclei), GeV. Groom 2007
+    finds ~2.6 GeV: the leading baryon keeps its baryon number, so fewer pi0 are made than in a
+    pion shower of the same energy (no charge exchange pi- p -> pi0 n). The default (equal to
+    ``fem_e0_gev``) treats every species alike."""
     fem_k: float = 0.82
     """k of <f_em> (Groom 2007)."""
     fem_concentration: float = 7.0
@@ -63,7 +68,14 @@ class HadronShowerModel:
     particles cross the fibres at larger angles). Calibration constant: fixed so that ZN
     neutrons above 100 GeV give ~0.66 photons/GeV against ~1.05 for e/gamma (PHYSICS.md)."""
     subshower_delay_lambda: float = 0.3
-    """Mean extra depth of a sub-shower start after the first interaction, in lambda_int."""
+    """Mean extra depth of a sub-shower start after the first interaction, in lambda_int, at
+    1 GeV available energy (scaled by ``(E / GeV)^subshower_delay_exponent``)."""
+    subshower_delay_exponent: float = 0.0
+    """Energy exponent b of the sub-shower depth scale: higher-energy cascades run through
+    more generations and reach deeper. The hadronic attenuation length grows as
+    lambda_int (E / GeV)^0.13 (Fabjan, Gianotti, Rev. Mod. Phys. 75 (2003) 1243), which makes
+    TeV showers leak out of the back of an 8.7 lambda_int calorimeter. 0: no energy
+    dependence."""
     halo_radius_cm: float = 1.5
     """Radius R of the non-EM light's lateral profile 2 r R^2 / (r^2 + R^2)^2, cm."""
     halo_alpha: float = 2.0
@@ -164,9 +176,21 @@ def gp_longitudinal(energy_gev: FloatArray, is_photon: NDArray[np.bool_], absorb
     return alpha, t_max
 
 
-def mean_em_fraction(energy_gev: FloatArray, model: HadronShowerModel) -> FloatArray:
-    """<f_em> = 1 - (E/E0)^(k-1) (Groom 2007), clipped to [0.02, 0.98]; E in GeV."""
-    e = np.maximum(energy_gev / model.fem_e0_gev, 1.0)
+def is_baryon_induced(pdg: IntArray) -> NDArray[np.bool_]:
+    """Whether a hadron shower is baryon-induced: positive PDG codes of baryons (4 digits,
+    e.g. 2112, 2212, 3122) and nuclei (10 digits). Antibaryons annihilate: not included."""
+    return np.asarray(pdg) >= 1000
+
+
+def mean_em_fraction(energy_gev: FloatArray, model: HadronShowerModel,
+                     baryon: NDArray[np.bool_] | None = None) -> FloatArray:
+    """<f_em> = 1 - (E/E0)^(k-1) (Groom 2007), clipped to [0.02, 0.98]; E in GeV.
+
+    E0 is ``model.fem_e0_baryon_gev`` where ``baryon`` is true, ``model.fem_e0_gev`` elsewhere.
+    """
+    e0 = model.fem_e0_gev if baryon is None else np.where(
+        baryon, model.fem_e0_baryon_gev, model.fem_e0_gev)
+    e = np.maximum(energy_gev / e0, 1.0)
     return np.clip(1.0 - e ** (model.fem_k - 1.0), 0.02, 0.98)
 
 
@@ -221,7 +245,7 @@ def develop_showers(
     had_i = had[interacts]
     z_i = z_first[interacts]
     e_avail = available_gev[had_i]
-    m = mean_em_fraction(e_avail, model)
+    m = mean_em_fraction(e_avail, model, is_baryon_induced(pdg[had_i]))
     c = model.fem_concentration
     f_em = rng.beta(m * c, (1.0 - m) * c)
     e_em = f_em * e_avail
@@ -237,7 +261,9 @@ def develop_showers(
     angle = np.minimum(np.hypot(pt[:, 0], pt[:, 1]) / np.maximum(e_sub, 1e-3), 1.0)
     phi = np.arctan2(pt[:, 1], pt[:, 0])
     dx, dy = angle * flight * np.cos(phi), angle * flight * np.sin(phi)
-    z_sub = z_i[owner] + rng.exponential(model.subshower_delay_lambda * lam[had_i][owner])
+    delay_scale = model.subshower_delay_lambda * lam[had_i] * np.maximum(
+        e_avail, 1.0) ** model.subshower_delay_exponent
+    z_sub = z_i[owner] + rng.exponential(delay_scale[owner])
     ev_sub = had_i[owner]
     sx_sub, sy_sub = slope_x[ev_sub], slope_y[ev_sub]
     walk = rng.normal(0.0, model.cascade_spread_cm, (owner.size, 2))
