@@ -17,7 +17,7 @@ from calogen.data.showerset import ShowerSet, write_showerset
 from calogen.geometry import LayeredVoxelGeometry, VoxelLayer
 from calogen.metrics.evaluate import _describe, file_sha256
 from calogen.particles import gun_conditions
-from calogen.report.compare import build_board, check_same_reference, load_entry
+from calogen.report.compare import build_board, check_same_reference, load_entry, write_board
 
 _spec = importlib.util.spec_from_file_location("_compare_reports",
                                                Path(__file__).parent / "test_compare.py")
@@ -81,6 +81,8 @@ def test_identical_copies_at_different_paths_are_one_reference(
     assert a.doc["inputs"]["reference"]["path"] != b.doc["inputs"]["reference"]["path"]
     board = build_board([a, b])
     assert [e.label for e in board.entries] == ["rep_b", "rep_a"]
+    page = write_board(board, tmp_path / "out").html.read_text("utf-8")
+    assert f"sha256 {file_sha256(reference_copies['ref'])[:16]}" in page
 
 
 def test_a_reference_with_one_changed_value_is_refused(

@@ -728,6 +728,8 @@ def board_html(board: Board) -> str:
     notes = ("<p><strong>Evaluation settings differ</strong> (same reference):</p><ul>"
              + "".join(f"<li>{_e(n)}</li>" for n in board.notes) + "</ul>"
              if board.notes else "")
+    fingerprint = ident[f"reference.{FINGERPRINT}"]
+    sha = f", sha256 {_e(fingerprint[:16])}..." if fingerprint else ""
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>calogen compare</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -735,7 +737,8 @@ def board_html(board: Board) -> str:
         "img{max-width:100%}</style></head><body>\n"
         f"<h1>calogen compare: {len(board.entries)} models</h1>\n"
         f"<p>Reference: {_e(ident['reference.path'])} ({_e(ident['reference.n_events'])} "
-        f"events, {_e(ident['reference.detector'])}); floor: {_e(ident['protocol.floor'])}. "
+        f"events, {_e(ident['reference.detector'])}{sha}); floor: "
+        f"{_e(ident['protocol.floor'])}. "
         f"Sorted by <strong>{_e(board.metric)}</strong> ({arrow} is better). The floor row "
         "compares the reference with itself (two halves or a second reference): a model at "
         "its floor cannot be told from the reference by that metric.</p>\n"
