@@ -56,8 +56,17 @@ def compare(
     inputs: list[Path] = typer.Argument(
         ..., help="Report folders of calogen evaluate (or their metrics.json), or run folders "
         "(evaluated against --reference)."),
-    out: Path = typer.Option(..., "--out", help="Folder for compare.html, compare.png "
-                             "(Pareto plot) and compare.csv."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for compare.html, compare.png (Pareto plot) and "
+        "compare.csv (and the reports of run folders). Give --out, --markdown or both."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", help="Write the board as a GitHub Markdown table to this file "
+        "(model, each metric and metric / floor, ms per response, parameters, training "
+        "minutes, a floor row), for the README."),
+    metric: list[str] = typer.Option(
+        [], "--metric", help="A column of the Markdown table (repeatable, in order): a short "
+        "name as for --sort (incl. ms, params, train_min) or a metric name [default: the "
+        "headline metrics, ms, params, train_min]."),
     sort: str | None = typer.Option(
         None, "--sort", help="Metric to order by: a short name (channel_w1, auc_high, w1_obs, "
         "auc_low, fpd, kpd, precision, recall, ms, params, train_min, ...), a metric name or "
@@ -76,12 +85,25 @@ def compare(
 ) -> None:
     """One leaderboard for many models on the same reference: every metric beside its floor,
     ms per response, parameters and training minutes; refuses reports made on different
-    references."""
+    references (different SHA-256 of the reference file). A timing.json beside a
+    metrics.json (keys ms_per_response, batch, threads, parameters, training_minutes, note)
+    gives the speed, size and training time when the run is not at hand."""
     from rich.console import Console
 
-    from calogen.report.compare import board_table, build_board, load_entry, write_board
+    from calogen.atomic import write_text_atomic
+    from calogen.report.compare import (
+        board_markdown,
+        board_table,
+        build_board,
+        load_entry,
+        resolve_metric,
+        write_board,
+    )
 
     with fail_on_user_errors():
+        if out is None and markdown is None:
+            raise ValueError("give --out FOLDER (HTML page, plot, CSV), --markdown FILE, or "
+                             "both")
         if label and len(label) != len(inputs):
             raise ValueError(f"--label given {len(label)} times for {len(inputs)} inputs; give "
                              "one per input or none")
@@ -99,22 +121,29 @@ def compare(
                 if model is None:
                     raise ValueError(f"{path}: neither a report (metrics.json) nor a run "
                                      "(model.json, best/model.json)")
-                if reference is None:
-                    raise ValueError(f"{path}: a run folder; give --reference FILE to evaluate "
-                                     "it, or pass its report (calogen evaluate --model ... "
-                                     "--out REPORT)")
+                if reference is None or out is None:
+                    raise ValueError(f"{path}: a run folder; give --reference FILE and --out "
+                                     "FOLDER to evaluate it, or pass its report (calogen "
+                                     "evaluate --model ... --out REPORT)")
                 typer.echo(f"evaluating {path} against {reference} ...", err=True)
                 source = _evaluate_run(path, model, reference, out, name, seed, seeds,
                                        progress)
             entries.append(load_entry(source, label=name))
         board = build_board(entries, sort)
-        files = write_board(board, out)
+        columns = [resolve_metric(board.entries, m, "--metric") for m in metric] or None
+        files = write_board(board, out) if out is not None else None
+        if markdown is not None:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(markdown, board_markdown(board, columns))
     Console(width=200).print(board_table(board))
     for note in board.notes:
         typer.echo(f"warning: evaluation settings differ: {note}", err=True)
-    typer.echo(f"wrote {files.csv.resolve()}")
-    typer.echo(f"wrote {files.png.resolve()}")
-    typer.echo(f"report: {files.html.resolve()}")
+    if markdown is not None:
+        typer.echo(f"wrote {markdown.resolve()}")
+    if files is not None:
+        typer.echo(f"wrote {files.csv.resolve()}")
+        typer.echo(f"wrote {files.png.resolve()}")
+        typer.echo(f"report: {files.html.resolve()}")
 
 
 def register(app: typer.Typer) -> None:

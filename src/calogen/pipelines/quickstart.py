@@ -43,16 +43,15 @@ selectable backbone; every other choice is the family's default
 (:class:`calogen.models.families.vae.ConditionalVAE`)."""
 
 DEFAULT_STEPS = 5000
-"""Training budget of the quickstart (optimiser steps at batch 256), the same on any machine.
-Set from a timing of the default VAE: 500 steps of this configuration (validation every 250
-steps, checkpoints) took 31 s on an idle 2-core machine (:data:`SECONDS_PER_STEP`), so 5000
-steps take about 5 min, the budget the README's quickstart numbers were measured with, and the
-whole chain about 7 min (:func:`expected_minutes`), under 10."""
+"""Training budget of the quickstart (optimiser steps at batch 256), the same on any machine:
+about 5 min of training on an idle 2-core machine and the whole chain under 10 min
+(:func:`expected_minutes`; the timing is in ``benchmarks/README.md``, section "Quickstart")."""
 
 SECONDS_PER_STEP = 0.062
-"""Wall seconds per training step of the default model on an idle 2-core machine, validation
-and checkpoints included (measured: 500 steps of ``vae`` with ``backbone=mlp``, batch 256, in
-31 s). Other families' steps cost differently; the progress bar's ETA gives the real figure."""
+"""Wall seconds per training step of the default model (validation and checkpoints included)
+on an idle 2-core machine, used only for the expected minutes printed up front; measured as
+recorded in ``benchmarks/README.md`` (section "Quickstart"). Other families' steps cost
+differently; the progress bar's ETA gives the real figure."""
 
 SECONDS_PER_EVENT = 0.004
 """Wall seconds per simulated event of everything but training (simulate, generate, evaluate

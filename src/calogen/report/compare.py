@@ -3,13 +3,20 @@
 Reads the ``metrics.json`` that ``calogen evaluate`` writes (``report/metrics_schema.json``):
 every summary metric with its floor, the generation time and parameter count rows that
 ``calogen evaluate --model`` adds, and, through the generated file's producer record, the run
-that made the model (training minutes from its ``log.csv``). Never computes a metric.
+that made the model (training minutes from its ``log.csv``). A ``timing.json`` beside
+metrics.json (:data:`TIMING_KEYS`, :func:`write_timing`) gives the ms per response, parameters
+and training minutes when the run is not at hand, and overrides the values found elsewhere.
+Reports are on the same reference when the references' SHA-256 (``inputs.reference.sha256``)
+agree; reports written before that field existed are matched by path, event count, detector
+and producer. Never computes a metric.
 
 * :func:`load_entry` -- one report as an :class:`Entry`.
 * :func:`check_same_reference` -- refuse reports made on different references.
 * :func:`build_board` -- the entries ordered by a metric (:class:`Board`).
 * :func:`board_table` -- the board as a rich table for the terminal.
+* :func:`board_markdown` -- the board as a GitHub table (for the README).
 * :func:`write_board` -- ``compare.html``, ``compare.png`` (Pareto plot) and ``compare.csv``.
+* :func:`read_timing` / :func:`write_timing` -- the ``timing.json`` sidecar.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from calogen.atomic import atomic_path, remove_stale_temporaries, write_text_ato
 from calogen.report.numbers import fmt
 from calogen.report.style import hep_style, new_figure
 
-__all__ = ["CSV_NAME", "HEADLINE", "HTML_NAME", "PNG_NAME", "Board", "Entry", "board_table",
-           "build_board", "check_same_reference", "load_entry", "resolve_metric", "write_board"]
+__all__ = ["CSV_NAME", "HEADLINE", "HTML_NAME", "PNG_NAME", "TIMING_KEYS", "TIMING_NAME",
+           "Board", "Entry", "Timing", "board_markdown", "board_table", "build_board",
+           "check_same_reference", "load_entry", "read_timing", "resolve_metric", "write_board",
+           "write_timing"]
 
 HTML_NAME, PNG_NAME, CSV_NAME = "compare.html", "compare.png", "compare.csv"
 
@@ -160,11 +169,116 @@ def _safetensors_parameters(run_dir: Path) -> int | None:
     return None
 
 
-def load_entry(path: str | os.PathLike[str], label: str | None = None) -> Entry:
-    """Read a report folder (or its ``metrics.json``) into an :class:`Entry`.
+TIMING_NAME = "timing.json"
+"""The sidecar beside metrics.json read by :func:`load_entry` (:data:`TIMING_KEYS`)."""
+
+TIMING_KEYS: dict[str, str] = {
+    "ms_per_response": "generation time in ms per response (a number > 0)",
+    "batch": "responses per call when it was timed (an integer >= 1)",
+    "threads": "CPU threads when it was timed (an integer >= 1)",
+    "parameters": "number of model parameters (an integer >= 0)",
+    "training_minutes": "wall minutes of training (a number >= 0)",
+    "note": "free text: machine, precision, command (a string)",
+}
+"""Keys of ``timing.json``, a JSON object holding any of them (others are refused):
+what each means and the values expected."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The content of a ``timing.json`` (None where a key is absent)."""
+
+    ms_per_response: float | None = None
+    batch: int | None = None
+    threads: int | None = None
+    parameters: int | None = None
+    training_minutes: float | None = None
+    note: str | None = None
+
+    def describe(self) -> str:
+        """How the time was measured, e.g. ``batch 1000, 1 thread; bf16``."""
+        parts = []
+        if self.batch is not None:
+            parts.append(f"batch {self.batch}")
+        if self.threads is not None:
+            parts.append(f"{self.threads} thread" + ("s" if self.threads != 1 else ""))
+        text = ", ".join(parts)
+        if self.note:
+            text = f"{text}; {self.note}" if text else self.note
+        return text
+
+
+def _timing_value(source: str, key: str, value: Any) -> Any:
+    """``value`` checked against :data:`TIMING_KEYS` (``ValueError`` naming file and key)."""
+    def bad() -> ValueError:
+        return ValueError(f"{source}: field {key!r}: expected {TIMING_KEYS[key]}, "
+                          f"found {value!r}")
+
+    if value is None:
+        return None
+    if key == "note":
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad()
+    if key in ("batch", "threads", "parameters"):
+        if not isinstance(value, int) or value < (0 if key == "parameters" else 1):
+            raise bad()
+        return int(value)
+    if not math.isfinite(value) or value < 0 or (key == "ms_per_response" and value == 0):
+        raise bad()
+    return float(value)
+
+
+def _timing_of(source: str, doc: Any) -> Timing:
+    if not isinstance(doc, dict):
+        raise ValueError(f"{source}: expected a JSON object with keys among "
+                         f"{', '.join(TIMING_KEYS)}, found {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(TIMING_KEYS))
+    if unknown:
+        raise ValueError(f"{source}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                         f"expected keys among {', '.join(TIMING_KEYS)}")
+    return Timing(**{k: _timing_value(source, k, v) for k, v in doc.items()})
+
+
+def read_timing(path: str | os.PathLike[str]) -> Timing:
+    """Read and check a ``timing.json`` (:data:`TIMING_KEYS`).
 
     Raises:
-        ValueError: the file is not a valid calogen metrics document (names the file).
+        ValueError: not JSON, not an object, an unknown key or a bad value (names the file
+            and the key).
+    """
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    return _timing_of(str(path), doc)
+
+
+def write_timing(folder: str | os.PathLike[str], *, ms_per_response: float | None = None,
+                 batch: int | None = None, threads: int | None = None,
+                 parameters: int | None = None, training_minutes: float | None = None,
+                 note: str | None = None) -> Path:
+    """Write ``folder/timing.json`` (atomically; absent values are left out), for benchmark
+    scripts that time a model without keeping its run. Returns the path."""
+    out = Path(folder) / TIMING_NAME
+    values = {"ms_per_response": ms_per_response, "batch": batch, "threads": threads,
+              "parameters": parameters, "training_minutes": training_minutes, "note": note}
+    doc = {k: v for k, v in values.items() if v is not None}
+    _timing_of(str(out), doc)
+    write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
+    return out
+
+
+def load_entry(path: str | os.PathLike[str], label: str | None = None) -> Entry:
+    """Read a report folder (or its ``metrics.json``) into an :class:`Entry`; a
+    ``timing.json`` beside it (:data:`TIMING_KEYS`) overrides the ms per response, parameters
+    and training minutes of metrics.json and of the run.
+
+    Raises:
+        ValueError: the file is not a valid calogen metrics document, or the ``timing.json``
+            beside it is invalid (names the file).
         FileNotFoundError: nothing at ``path``.
     """
     from calogen.report.evaluation_report import validate_metrics_json
@@ -186,46 +300,82 @@ def load_entry(path: str | os.PathLike[str], label: str | None = None) -> Entry:
     run = _run_of(doc)
     if params is None and run is not None:
         params = _safetensors_parameters(run)
+    minutes = training_minutes(run) if run is not None else None
+    sidecar = src.parent / TIMING_NAME
+    if sidecar.is_file():
+        timing = read_timing(sidecar)
+        if timing.ms_per_response is not None:
+            ms = timing.ms_per_response
+            ms_note = f"{sidecar}" + (f": {timing.describe()}" if timing.describe() else "")
+        params = params if timing.parameters is None else timing.parameters
+        minutes = minutes if timing.training_minutes is None else timing.training_minutes
     folder = src.parent if src.name == "metrics.json" else src
     return Entry(label=label or folder.name, source=src, doc=doc, metrics=metrics,
                  ms_per_response=ms, ms_note=ms_note, parameters=params,
-                 training_minutes=training_minutes(run) if run is not None else None,
-                 run_dir=run)
+                 training_minutes=minutes, run_dir=run)
 
 
 # --------------------------------------------------------------------------------------------
 # The reference
 
 
+FINGERPRINT = "sha256"
+"""Key of a file's content fingerprint in metrics.json's ``inputs`` entries
+(:func:`calogen.metrics.evaluate.file_sha256`)."""
+
+ROLES = ("reference", "reference_2")
+
+
 def reference_identity(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What metrics.json records about the reference and its floor: path, event count,
-    detector, kind and producer of the reference (and of a second reference), the floor's
-    kind and the reference rows used."""
+    detector, kind, producer and SHA-256 of the reference (and of a second reference), the
+    floor's kind and the reference rows used."""
     inputs, protocol = doc.get("inputs", {}), doc.get("protocol", {})
     out: dict[str, Any] = {}
-    for role in ("reference", "reference_2"):
+    for role in ROLES:
         item = inputs.get(role) or {}
-        for key in ("path", "n_events", "detector", "kind", "producer"):
+        for key in ("path", "n_events", "detector", "kind", "producer", FINGERPRINT):
             out[f"{role}.{key}"] = item.get(key)
     out["protocol.floor"] = protocol.get("floor")
     out["protocol.n_reference_rows"] = protocol.get("n_reference_rows")
     return out
 
 
+def _ignored(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    """Identity fields not compared: per role, the path when both reports hold the file's
+    fingerprint (identical copies may live anywhere), else the fingerprint (older reports)."""
+    out = set()
+    for role in ROLES:
+        key = f"{role}.{FINGERPRINT}"
+        both = a[key] is not None and b[key] is not None
+        out.add(f"{role}.path" if both else key)
+    return out
+
+
+def _short(key: str, value: Any) -> str:
+    if key.endswith(f".{FINGERPRINT}") and isinstance(value, str):
+        return repr(value[:16] + "...")
+    return repr(value)
+
+
 def check_same_reference(entries: Sequence[Entry]) -> None:
-    """Raise ``ValueError`` naming both reports and every differing field when two entries
-    were evaluated on different references (or floors)."""
+    """Raise ``ValueError`` naming both reports, both reference files and every differing
+    field when two entries were evaluated on different references (or floors): by content
+    (SHA-256) when both reports record it, else by path, event count, detector and producer."""
     if not entries:
         return
     first = entries[0]
     ident = reference_identity(first.doc)
     for other in entries[1:]:
         theirs = reference_identity(other.doc)
-        diff = [f"{k}: {ident[k]!r} vs {theirs[k]!r}" for k in ident if ident[k] != theirs[k]]
+        skip = _ignored(ident, theirs)
+        diff = [f"{k}: {_short(k, ident[k])} vs {_short(k, theirs[k])}" for k in ident
+                if k not in skip and ident[k] != theirs[k]]
         if diff:
             raise ValueError(
-                f"reports made on different references: {first.source} ({first.label}) and "
-                f"{other.source} ({other.label}) differ in " + "; ".join(diff)
+                f"reports made on different references: {first.source} ({first.label}, "
+                f"reference {ident['reference.path']}) and {other.source} ({other.label}, "
+                f"reference {theirs['reference.path']}) differ in " + "; ".join(diff)
                 + ". Evaluate every model against the same reference file.")
 
 
@@ -275,9 +425,10 @@ def _lower_is_better(entries: Sequence[Entry], metric: str) -> bool:
     return True
 
 
-def resolve_metric(entries: Sequence[Entry], name: str) -> str:
+def resolve_metric(entries: Sequence[Entry], name: str, option: str = "--sort") -> str:
     """The summary-row name ``name`` means: an exact name, a short name of
-    :data:`SHORT_NAMES`, or a case-insensitive part of exactly one name."""
+    :data:`SHORT_NAMES`, or a case-insensitive part of exactly one name (``option`` names
+    the command-line option in errors)."""
     known = list(dict.fromkeys(n for e in entries for n in e.metrics)) + [MS, PARAMS, TRAIN_MIN]
     if name in known:
         return name
@@ -290,9 +441,9 @@ def resolve_metric(entries: Sequence[Entry], name: str) -> str:
     short = ", ".join(k for k in SHORT_NAMES if any(n.startswith(SHORT_NAMES[k])
                                                       for n in known))
     if not hits:
-        raise ValueError(f"--sort {name!r}: no such metric in these reports; expected one of "
+        raise ValueError(f"{option} {name!r}: no such metric in these reports; expected one of "
                          f"{short} or a metric name")
-    raise ValueError(f"--sort {name!r}: ambiguous, matches {', '.join(map(repr, hits))}")
+    raise ValueError(f"{option} {name!r}: ambiguous, matches {', '.join(map(repr, hits))}")
 
 
 def default_metric(entries: Sequence[Entry]) -> str:
@@ -401,6 +552,65 @@ def board_table(board: Board) -> Any:
                       _num(e.ms_per_response), _num(e.parameters),
                       _num(e.training_minutes))
     return table
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _ratio(value: float | None, floor: Any) -> str:
+    if value is None or floor is None or float(floor) == 0.0:
+        return "-"
+    return f"{value / float(floor):.3g}"
+
+
+def markdown_columns(board: Board) -> list[str]:
+    """The default columns of :func:`board_markdown`: :func:`headline_columns`, then ms per
+    response, parameters and training minutes."""
+    return [*headline_columns(board), MS, PARAMS, TRAIN_MIN]
+
+
+def board_markdown(board: Board, columns: Sequence[str] | None = None) -> str:
+    """The board as a GitHub-flavoured Markdown table, rows in board order under a floor row.
+
+    Each metric of ``columns`` (summary-row names or :data:`MS`, :data:`PARAMS`,
+    :data:`TRAIN_MIN`; default :func:`markdown_columns`) gives two columns, its value and
+    value / floor (the entry's own floor; ``-`` without one); the three pseudo-metrics one.
+    A line under the table names the sort metric and the reference."""
+    cols = list(markdown_columns(board) if columns is None else columns)
+    fixed = (MS, PARAMS, TRAIN_MIN)
+    head = ["model"]
+    for c in cols:
+        head += [c] if c in fixed else [_title(c), f"{_title(c)} / floor"]
+    floor_row = ["floor (reference vs reference)"]
+    for c in cols:
+        if c in fixed:
+            floor_row.append("")
+        elif c in board.floor_differs:
+            floor_row += ["differs", ""]
+        else:
+            floor_row += [_num(board.floors.get(c)), ""]
+    rows = [floor_row]
+    for e in board.entries:
+        cells = [e.label]
+        for c in cols:
+            v = _value(e, c)
+            if c in fixed:
+                cells.append(_num(e.parameters) if c == PARAMS else _num(v))
+            else:
+                row = e.metrics.get(c)
+                cells += [_num(v), _ratio(v, None if row is None else row["floor"])]
+        rows.append(cells)
+    align = ["---"] + ["---:"] * (len(head) - 1)
+    lines = ["| " + " | ".join(_md(x) for x in r) + " |" for r in (head, align, *rows)]
+    ident = reference_identity(board.entries[0].doc)
+    arrow = "lower" if board.lower_is_better else "higher"
+    sha = ident[f"reference.{FINGERPRINT}"]
+    ref = Path(str(ident["reference.path"])).name + (f", sha256 {sha[:12]}" if sha else "")
+    lines += ["", f"Sorted by {_md(board.metric)} ({arrow} is better); reference {_md(ref)} "
+              f"({ident['reference.n_events']} events); floor: {ident['protocol.floor']}; "
+              "made by `calogen compare`."]
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,6 +728,8 @@ def board_html(board: Board) -> str:
     notes = ("<p><strong>Evaluation settings differ</strong> (same reference):</p><ul>"
              + "".join(f"<li>{_e(n)}</li>" for n in board.notes) + "</ul>"
              if board.notes else "")
+    fingerprint = ident[f"reference.{FINGERPRINT}"]
+    sha = f", sha256 {_e(fingerprint[:16])}..." if fingerprint else ""
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>calogen compare</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -525,7 +737,8 @@ def board_html(board: Board) -> str:
         "img{max-width:100%}</style></head><body>\n"
         f"<h1>calogen compare: {len(board.entries)} models</h1>\n"
         f"<p>Reference: {_e(ident['reference.path'])} ({_e(ident['reference.n_events'])} "
-        f"events, {_e(ident['reference.detector'])}); floor: {_e(ident['protocol.floor'])}. "
+        f"events, {_e(ident['reference.detector'])}{sha}); floor: "
+        f"{_e(ident['protocol.floor'])}. "
         f"Sorted by <strong>{_e(board.metric)}</strong> ({arrow} is better). The floor row "
         "compares the reference with itself (two halves or a second reference): a model at "
         "its floor cannot be told from the reference by that metric.</p>\n"
