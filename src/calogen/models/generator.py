@@ -36,6 +36,7 @@ from calogen.geometry import SHAPE_KINDS, Geometry, ShapeKind, geometry_from_dic
 from calogen.geometry.zdc import GRIDS, FibreGrid
 from calogen.models.nn.backbones import ConditionEmbedding, output_activation, resolve_hparams
 from calogen.models.nn.unet import ConditionalUNet
+from calogen.models.nn.condition_features import condition_features
 
 
 @dataclass
@@ -456,8 +457,12 @@ class ImageGenerator(Generator):
 
     def condition_embedding(self) -> ConditionEmbedding:
         """A new condition embedding sized by the spec and hparams."""
+        t = self.spec.transforms
+        features = condition_features(str(self.hparams.get("condition_features", "raw")),
+                                      t.condition_columns, t.condition_mean, t.condition_std)
         return ConditionEmbedding(self.spec.n_conditions, self.spec.n_species,
-                                  int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]))
+                                  int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]),
+                                  features)
 
     def activate(self, y: Tensor) -> Tensor:
         """Decoder pre-activation -> ``log1p`` image or voxels (:func:`output_activation`)."""

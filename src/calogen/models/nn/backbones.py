@@ -49,6 +49,7 @@ BACKBONE_DEFAULTS: dict[str, Any] = {
     "groups": 8,                # GroupNorm groups (reduced to a divisor of the width)
     "cond_dim": 64,             # width of the condition embedding
     "use_species": False,       # learned species embedding (not in the ALICE O2 signature)
+    "condition_features": "auto",  # + log E and the ZDC impact point ("auto", "zdc", "raw")
     "readout": "round",         # counts at sampling: "round" or "poisson" (see Generator.sample)
     "output": "softplus",       # decoder output in log1p space: "softplus", "relu" or "linear"
     "vit_patch": 8,
@@ -120,18 +121,24 @@ class ConditionEmbedding(nn.Module):
         dim: output width.
         use_species: add a learned embedding of the species index; when false ``species``
             is ignored and may be ``None`` (the ALICE O2 ONNX signature has no species).
+        features: optional module appending derived columns to the conditions (e.g.
+            :class:`calogen.models.nn.condition_features.ZDCConditionFeatures`; its
+            ``n_extra`` columns widen the first layer).
     """
 
-    def __init__(self, n_conditions: int, n_species: int, dim: int, use_species: bool) -> None:
+    def __init__(self, n_conditions: int, n_species: int, dim: int, use_species: bool,
+                 features: nn.Module | None = None) -> None:
         super().__init__()
         self.use_species = bool(use_species)
-        self.net = nn.Sequential(nn.Linear(n_conditions, dim), nn.SiLU(), nn.Linear(dim, dim),
+        self.features = features
+        n_in = n_conditions + int(getattr(features, "n_extra", 0))
+        self.net = nn.Sequential(nn.Linear(n_in, dim), nn.SiLU(), nn.Linear(dim, dim),
                                  nn.SiLU())
         self.species = nn.Embedding(max(1, n_species), dim) if self.use_species else None
 
     def forward(self, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """``cond (B, k)`` standardised, ``species (B,)`` int64 -> ``(B, dim)``."""
-        h = self.net(cond)
+        h = self.net(cond if self.features is None else self.features(cond))
         if self.species is not None:
             if species is None:
                 raise ValueError("this model was built with use_species=True: pass species "

@@ -1,0 +1,186 @@
+"""The ZDC frontier (issue 17 items 1-2): ZN shape fidelity against speed, every row trained by
+the calogen CLI on one CPU thread, evaluated on the same 10k held-out events and timed in the
+same process.
+
+    python benchmarks/zdc_frontier.py --stage data                  # 100k ZN + the test split
+    python benchmarks/zdc_frontier.py --stage train --rows vae      # one row at a time (1 thread)
+    python benchmarks/zdc_frontier.py --stage evaluate              # calogen evaluate, 5 seeds
+    python benchmarks/zdc_frontier.py --stage speed                 # on an otherwise idle machine
+    python benchmarks/zdc_frontier.py --stage table                 # calogen compare -> Markdown
+    python benchmarks/zdc_frontier.py --print-commands              # the commands of every row
+
+Data: ``calogen simulate zn --n 100000 --seed 21`` split by condition group 0.8/0.1/0.1 (seed
+0, the trainer's own split), so the test split (10,000 events) is never trained on. Every row
+is a list of ``calogen`` commands (printed with ``--print-commands``); training runs with one
+torch thread, so its wall-clock minutes are CPU minutes on an idle machine. Evaluation is
+``calogen evaluate`` with 5 classifier seeds (the default classifier), and the table is
+``calogen compare`` over the reports (its floor row: the test split's two halves). Speed:
+:func:`speed_rows` (ms per response at batch 1, 100, 1000, 10,000 on 1 and 2 threads, for the
+model's ``sample``, the ``generate`` path to a file and ONNX Runtime), written to
+``timing.json`` beside each report so ``calogen compare`` shows it.
+Everything goes under benchmarks/out/zdc_frontier/ (or ``--out-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+N_EVENTS = 100_000
+SEED = 21
+STEPS = 12_000
+"""Training steps of the fast rows (batch 256)."""
+
+ROWS: dict[str, list[list[str]]] = {
+    # the ZN fast family as calogen ships it (latent 10, flow prior, Poisson ELBO and readout)
+    "vae": [["train", "--model", "vae", "--data", "{data}", "--out", "{runs}/vae",
+             "--steps", "{steps}", "--hparam", "backbone=mlp"]],
+}
+"""Row name -> the ``calogen`` commands that train it ({data}, {runs}, {steps} filled in)."""
+
+SAMPLING: dict[str, list[str]] = {}
+"""Row name -> extra ``calogen generate`` arguments (sampling options)."""
+
+BASE_ROW: dict[str, str] = {}
+"""Row name -> the row whose trained model it samples (rows that only change sampling)."""
+
+
+def paths(out: Path) -> dict[str, Path]:
+    return {"data": out / f"zn_{N_EVENTS}.h5", "test": out / f"test_{N_EVENTS}.h5",
+            "runs": out / "runs", "gen": out / "gen", "reports": out / "reports"}
+
+
+def fill(cmd: list[str], out: Path, steps: int) -> list[str]:
+    p = paths(out)
+    return [c.format(data=p["data"], runs=p["runs"], steps=steps) for c in cmd]
+
+
+def calogen(args: list[str], threads: int | None = None) -> None:
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    print("$ calogen " + shlex.join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "calogen", *args], check=True, env=env)
+
+
+def model_dir(out: Path, row: str) -> Path:
+    return paths(out)["runs"] / BASE_ROW.get(row, row) / "best"
+
+
+def stage_data(out: Path) -> None:
+    import numpy as np  # noqa: F401  (heavy imports only where needed)
+
+    from calogen.data.showerset import ShowerSet
+    from calogen.data.split import grouped_split, write_rows
+
+    p = paths(out)
+    if not p["data"].exists():
+        calogen(["simulate", "zn", "--n", str(N_EVENTS), "--seed", str(SEED),
+                 "--out", str(p["data"]), "--workers", "2"])
+    if not p["test"].exists():
+        with ShowerSet.open(p["data"]) as ss:
+            split = grouped_split(ss.condition_ids(), (0.8, 0.1, 0.1), seed=0)
+        write_rows(p["data"], split["test"], p["test"])
+    print(f"data: {p['data']}  test split: {p['test']}")
+
+
+def stage_train(out: Path, rows: list[str], steps: int) -> None:
+    for row in rows:
+        if row in BASE_ROW:
+            continue
+        t0 = time.perf_counter()
+        for cmd in ROWS[row]:
+            calogen(fill(cmd, out, steps), threads=1)
+        print(f"{row}: trained in {(time.perf_counter() - t0) / 60:.1f} min (1 thread)",
+              flush=True)
+
+
+def stage_evaluate(out: Path, rows: list[str], seeds: int) -> None:
+    p = paths(out)
+    for row in rows:
+        gen = p["gen"] / f"{row}.h5"
+        p["gen"].mkdir(parents=True, exist_ok=True)
+        calogen(["generate", "--model", str(model_dir(out, row)), "--conditions", str(p["test"]),
+                 "--out", str(gen), "--overwrite", "--no-progress", *SAMPLING.get(row, [])])
+        calogen(["evaluate", "--reference", str(p["test"]), "--generated", str(gen),
+                 "--out", str(p["reports"] / row), "--seeds", str(seeds), "--no-progress"])
+
+
+def speed_rows(model: Path, conditions: Path, sampling: list[str]) -> list[dict]:
+    """The timing grid of one model (``benchmarks/zdc_speed.py``)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zdc_speed import speed_grid  # type: ignore[import-not-found]
+
+    return list(speed_grid(model, conditions, sampling=sampling))
+
+
+def stage_speed(out: Path, rows: list[str]) -> None:
+    from calogen.report.compare import write_timing
+
+    p = paths(out)
+    for row in rows:
+        grid = speed_rows(model_dir(out, row), p["test"], SAMPLING.get(row, []))
+        (p["reports"] / row / "speed.json").write_text(json.dumps(grid, indent=1))
+        main = [r for r in grid if r.get("path") == "sample" and r.get("batch") == 1000
+                and r.get("threads") == 1]
+        if main:
+            write_timing(p["reports"] / row, ms_per_response=float(main[0]["ms"]), batch=1000,
+                         threads=1, note="model.sample, batch 1000, 1 thread")
+        print(f"{row}: {len(grid)} timings -> {p['reports'] / row / 'speed.json'}", flush=True)
+
+
+def stage_table(out: Path, rows: list[str]) -> None:
+    p = paths(out)
+    reports = [str(p["reports"] / r) for r in rows if (p["reports"] / r).exists()]
+    labels = [x for r in rows if (p["reports"] / r).exists() for x in ("--label", r)]
+    calogen(["compare", *reports, *labels, "--out", str(out / "board"),
+             "--markdown", str(out / "board" / "frontier.md")])
+    for row in rows:
+        f = p["reports"] / row / "speed.json"
+        if f.exists():
+            print(f"\n{row}: ms per response (mean +- std)")
+            for r in json.loads(f.read_text()):
+                print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="The ZDC frontier: fidelity against speed on ZN.")
+    ap.add_argument("--stage", choices=("data", "train", "evaluate", "speed", "table", "all"),
+                    default="all")
+    ap.add_argument("--rows", nargs="+", default=list(ROWS) + list(BASE_ROW))
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--print-commands", action="store_true")
+    ap.add_argument("--out-dir", type=Path,
+                    default=Path(__file__).parent / "out" / "zdc_frontier")
+    args = ap.parse_args()
+    out = args.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if args.print_commands:
+        for row in args.rows:
+            for cmd in ROWS.get(row, []):
+                print(f"{row}: calogen " + shlex.join(fill(cmd, out, args.steps)))
+            if row in SAMPLING:
+                print(f"{row}: calogen generate ... " + shlex.join(SAMPLING[row]))
+        return
+    if args.stage in ("data", "all"):
+        stage_data(out)
+    if args.stage in ("train", "all"):
+        stage_train(out, args.rows, args.steps)
+    if args.stage in ("evaluate", "all"):
+        stage_evaluate(out, args.rows, args.seeds)
+    if args.stage in ("speed", "all"):
+        stage_speed(out, args.rows)
+    if args.stage in ("table", "all"):
+        stage_table(out, args.rows)
+    print(f"outputs: {out.resolve()}")
+
+
+if __name__ == "__main__":
+    main()
