@@ -35,8 +35,8 @@ from calogen.data.transforms import Transforms
 from calogen.geometry import SHAPE_KINDS, Geometry, ShapeKind, geometry_from_dict
 from calogen.geometry.zdc import GRIDS, FibreGrid
 from calogen.models.nn.backbones import ConditionEmbedding, output_activation, resolve_hparams
-from calogen.models.nn.unet import ConditionalUNet
 from calogen.models.nn.condition_features import condition_features
+from calogen.models.nn.unet import ConditionalUNet
 
 
 @dataclass
