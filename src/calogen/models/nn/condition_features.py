@@ -47,6 +47,9 @@ class ZDCConditionFeatures(nn.Module):
     """
 
     n_extra: int = 3
+    mean: Tensor
+    std: Tensor
+    index: Tensor
 
     def __init__(self, columns: Sequence[str], mean: Sequence[float], std: Sequence[float],
                  distance_m: float = ZDC_DISTANCE_M) -> None:
