@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -41,6 +42,9 @@ ROWS: dict[str, list[list[str]]] = {
     # the ZN fast family as calogen ships it (latent 10, flow prior, Poisson ELBO and readout)
     "vae": [["train", "--model", "vae", "--data", "{data}", "--out", "{runs}/vae",
              "--steps", "{steps}", "--hparam", "backbone=mlp"]],
+    # a 32-dimensional latent (the decoder keeps more of each shower's structure)
+    "vae-32": [["train", "--model", "vae", "--data", "{data}", "--out", "{runs}/vae-32",
+                "--steps", "{steps}", "--hparam", "backbone=mlp", "--hparam", "latent_dim=32"]],
 }
 """Row name -> the ``calogen`` commands that train it ({data}, {runs}, {steps} filled in)."""
 
@@ -61,12 +65,16 @@ def fill(cmd: list[str], out: Path, steps: int) -> list[str]:
     return [c.format(data=p["data"], runs=p["runs"], steps=steps) for c in cmd]
 
 
-def calogen(args: list[str], threads: int | None = None) -> None:
+def calogen(args: list[str], threads: int | None = None) -> float:
+    """Run ``calogen args`` (with ``threads`` torch threads); returns its CPU minutes."""
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     print("$ calogen " + shlex.join(args), flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "calogen", *args], check=True, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) / 60.0
 
 
 def model_dir(out: Path, row: str) -> Path:
@@ -95,10 +103,12 @@ def stage_train(out: Path, rows: list[str], steps: int) -> None:
         if row in BASE_ROW:
             continue
         t0 = time.perf_counter()
-        for cmd in ROWS[row]:
-            calogen(fill(cmd, out, steps), threads=1)
-        print(f"{row}: trained in {(time.perf_counter() - t0) / 60:.1f} min (1 thread)",
-              flush=True)
+        cpu = sum(calogen(fill(cmd, out, steps), threads=1) for cmd in ROWS[row])
+        wall = (time.perf_counter() - t0) / 60
+        record = paths(out)["runs"] / row / "train_cpu.json"
+        record.write_text(json.dumps({"cpu_minutes": cpu, "wall_minutes": wall}))
+        print(f"{row}: trained in {cpu:.1f} CPU minutes ({wall:.1f} min wall, 1 thread) -> "
+              f"{record}", flush=True)
 
 
 def stage_evaluate(out: Path, rows: list[str], seeds: int) -> None:

@@ -24,6 +24,12 @@ whose setting is ``recon_loss="mse", beta=0.7, prior="normal"``; calogen's defau
   then decodes the wrong showers for a given condition: in 3-minute CPU trials on 30k ZN
   responses reconstructions were unbiased but prior samples above 1 TeV had half the photons.
   Sampling stays one pass: ``decoder(flow(noise, c), c)``.
+* ``rate_noise="fit"`` (images with the Poisson readout): after training, the spread of a
+  log-normal factor on the expected counts (a Cox readout,
+  :mod:`calogen.models.nn.rate_noise`) is fitted on the training split so that the high-level
+  observables of the counts match (the decoder's expectation averages away where sub-shower
+  cores land). It is applied in :meth:`sample`; the ONNX export (:meth:`decode`) returns the
+  expected counts, and :attr:`rate_noise` holds what a host readout must apply.
 """
 
 from __future__ import annotations
@@ -31,13 +37,21 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from calogen.models.generator import VOXEL_DEFAULTS, ImageGenerator, ModelSpec, TrainBatch
+from calogen.models.generator import (
+    VOXEL_DEFAULTS,
+    CalibrationData,
+    ImageGenerator,
+    ModelSpec,
+    TrainBatch,
+)
 from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
+from calogen.models.nn.rate_noise import RateNoise, fit_rate_noise
 from calogen.models.registry import register_family
 
 __all__ = ["ConditionalVAE"]
@@ -69,8 +83,15 @@ class ConditionalVAE(ImageGenerator):
     defaults: ClassVar[dict[str, Any]] = {
         **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 1.0, "kl_warmup": 0,
         "recon_reduction": "sum", "recon_loss": "poisson", "prior": "flow", "flow_layers": 6,
-        "flow_hidden": 128, "readout": "poisson",
+        "flow_hidden": 128, "readout": "poisson", "rate_noise": "fit",
     }
+
+    CALIBRATION_EVENTS: ClassVar[int] = 4000
+    """Training responses the rate-noise fit generates for (a random subset)."""
+
+    NOISE_OBSERVABLES: ClassVar[tuple[str, ...]] = (
+        "photon_sum", "width_x", "width_y", "lit_fibres", "hottest_value")
+    """High-level observables the rate-noise fit matches."""
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
@@ -92,6 +113,10 @@ class ConditionalVAE(ImageGenerator):
             raise ValueError(f"vae: hparam 'prior' must be 'normal' or 'flow', "
                              f"got {self.hparams['prior']!r}")
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        if self.hparams["rate_noise"] not in ("fit", "off"):
+            raise ValueError(f"vae: hparam 'rate_noise' must be 'fit' or 'off', "
+                             f"got {self.hparams['rate_noise']!r}")
+        self.rate_noise = RateNoise()
 
     def encode(self, x: Tensor, cond: Tensor,
                species: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -109,6 +134,42 @@ class ConditionalVAE(ImageGenerator):
     def decode_latent(self, z: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Log image ``(B, 1, H, W)`` from a latent ``z`` (decoder only)."""
         return self.activate(self.decoder(z, self.cond_embed(cond, species)))
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
+        y = super().sample_network(cond, species, generator)
+        if not self.rate_noise.active:
+            return y
+        rate = torch.expm1(y.clamp(max=20.0)).clamp(min=0)
+        return torch.log1p(self.rate_noise.apply(rate, generator))
+
+    def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
+        """Fit :attr:`rate_noise` (``rate_noise="fit"``, images read out with Poisson counts;
+        otherwise nothing) on up to :attr:`CALIBRATION_EVENTS` training responses."""
+        if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
+                or self.hparams["readout"] != "poisson" or len(data) == 0):
+            return {}
+        from calogen.metrics.observables import ZDCObservables  # metrics sit above models
+
+        obs = ZDCObservables(self.spec.geometry)  # type: ignore[arg-type]
+        cols = [obs.names.index(n) for n in self.NOISE_OBSERVABLES]
+        n = min(len(data), self.CALIBRATION_EVENTS)
+        rows = torch.randperm(len(data), generator=generator)[:n].numpy()
+        self.rate_noise = RateNoise()
+        rates = torch.from_numpy(self.sample(data.conditions[rows], data.pdg[rows], generator,
+                                             rounding=False))
+        fitted, logs = fit_rate_noise(rates, obs(np.asarray(data.showers[rows]))[:, cols],
+                                      lambda x: obs(x)[:, cols], generator)
+        self.rate_noise = fitted
+        return logs
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"rate_noise": self.rate_noise.to_dict()}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if "rate_noise" in state:
+            self.rate_noise = RateNoise.from_dict(state["rate_noise"])
 
     def kl_weight(self) -> float:
         """``beta`` times the linear warm-up factor at the current step."""
