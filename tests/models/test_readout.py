@@ -94,3 +94,14 @@ def test_low_and_high_routes_agree_on_the_mean(lam: float) -> None:
     total = float(poisson_counts(rate, torch.Generator().manual_seed(9)).sum())
     n = rate.numel()
     assert abs(total - n * lam) < 5 * np.sqrt(n * lam)
+
+
+@pytest.mark.parametrize("q", [0.2, 0.6])
+def test_other_selection_probabilities_keep_the_law(q: float) -> None:
+    rate = torch.tensor([0.05, 0.2, 1.5]).repeat(60_000, 1)
+    counts = poisson_counts(rate, torch.Generator().manual_seed(3),
+                            select_probability=q).numpy()
+    for j, lam in enumerate((0.05, 0.2, 1.5)):
+        assert _chi2_pvalue(counts[:, j], float(np.float32(lam))) > 1e-4, (q, lam)
+    with pytest.raises(ValueError, match="select_probability"):
+        poisson_counts(rate, select_probability=1.0)

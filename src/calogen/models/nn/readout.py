@@ -35,12 +35,18 @@ LOW_RATE = -math.log1p(-SELECT_PROBABILITY)
 """Rates below this (~0.0157) are read by the selection-and-inversion route."""
 
 
-def poisson_counts(rate: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def poisson_counts(rate: Tensor, generator: torch.Generator | None = None, *,
+                   select_probability: float = SELECT_PROBABILITY) -> Tensor:
     """Counts ``~ Poisson(rate)`` element by element, int32, of ``rate``'s shape and device.
 
     ``rate``: expected counts (float, >= 0; NaN and negative entries give 0). The counts
-    depend on the rates and the generator's state only.
+    depend on the rates, ``select_probability`` (``q``, in (0, 1): a speed setting) and the
+    generator's state only.
     """
+    q = float(select_probability)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"poisson_counts: select_probability must be in (0, 1), got {q}")
+    low_rate = -math.log1p(-q)
     if rate.device.type != "cpu":
         return torch.poisson(rate.float().clamp(min=0).nan_to_num(0.0),
                              generator=generator).to(torch.int32)
@@ -49,20 +55,19 @@ def poisson_counts(rate: Tensor, generator: torch.Generator | None = None) -> Te
     r = rate.detach().float().contiguous().numpy().reshape(-1)
     counts = np.zeros(r.shape, np.int32)
     if r.size:
-        high = np.flatnonzero(r >= LOW_RATE)            # NaN compares false: count 0
+        high = np.flatnonzero(r >= low_rate)            # NaN compares false: count 0
         if high.size:
             counts[high] = rng.poisson(r[high]).astype(np.int32)
-        chosen = _selected(r.size, rng)
-        chosen = chosen[r[chosen] < LOW_RATE]
+        chosen = _selected(r.size, q, rng)
+        chosen = chosen[r[chosen] < low_rate]
         if chosen.size:
-            u = 1.0 - SELECT_PROBABILITY + SELECT_PROBABILITY * rng.random(chosen.size)
+            u = 1.0 - q + q * rng.random(chosen.size)
             counts[chosen] = _invert(r[chosen].astype(np.float64), u)
     return torch.from_numpy(counts.reshape(tuple(rate.shape)))
 
 
-def _selected(n: int, rng: np.random.Generator) -> np.ndarray:
+def _selected(n: int, q: float, rng: np.random.Generator) -> np.ndarray:
     """Indices ``< n`` of iid Bernoulli(``q``) successes, from geometric gaps."""
-    q = SELECT_PROBABILITY
     expected = n * q
     parts, last = [], -1
     while last < n:
