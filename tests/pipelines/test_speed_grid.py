@@ -40,7 +40,7 @@ def test_grid_times_every_path_precision_batch_and_thread(zn_run) -> None:  # no
     got = {(r.path, r.precision, r.batch, r.threads) for r in rows}
     for path, precisions in (("sample", ("float32", "bfloat16", "int8")),
                              ("generate", ("float32", "bfloat16", "int8")),
-                             ("onnx", ("float32",))):
+                             ("onnx", ("float32", "int8"))):
         for p in precisions:
             for b in (1, 7):
                 for t in (1, 2):

@@ -302,13 +302,20 @@ def _onnx_models(model: Generator, tmpdir: Path, source: str | Path) -> dict[str
     fp32 = export_onnx(model, tmpdir / "model.onnx", source=source).onnx
     files = {"float32": fp32}
     try:
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(tmpdir / "model.int8.onnx"),
+        # the exporter's intermediate shapes trip the quantiser's shape inference: drop them
+        graph = onnx.load(str(fp32))
+        del graph.graph.value_info[:]
+        onnx.save(graph, str(tmpdir / "model.plain.onnx"))
+        quantize_dynamic(str(tmpdir / "model.plain.onnx"), str(tmpdir / "model.int8.onnx"),
                          weight_type=QuantType.QInt8)
         files["int8"] = tmpdir / "model.int8.onnx"
-    except Exception:  # noqa: BLE001  (optional: any failure of the quantiser skips int8)
-        pass
+    except Exception as exc:  # noqa: BLE001  (optional: a failing quantiser skips int8)
+        import warnings
+
+        warnings.warn(f"speed_grid: no int8 ONNX model ({exc})", stacklevel=2)
     return files
 
 
