@@ -36,6 +36,7 @@ from calogen.geometry import SHAPE_KINDS, Geometry, ShapeKind, geometry_from_dic
 from calogen.geometry.zdc import GRIDS, FibreGrid
 from calogen.models.nn.backbones import ConditionEmbedding, output_activation, resolve_hparams
 from calogen.models.nn.condition_features import condition_features
+from calogen.models.nn.readout import poisson_counts
 from calogen.models.nn.unet import ConditionalUNet
 
 
@@ -340,16 +341,22 @@ class Generator(nn.Module, ABC):
     @torch.no_grad()
     def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
                generator: torch.Generator | None = None, *, batch_size: int = 4096,
-               rounding: bool = True) -> np.ndarray:
+               rounding: bool = True, precision: str | None = None) -> np.ndarray:
         """Showers in physical units for physical conditions (the model's condition columns).
 
         Images: photon counts ``(N, H, W)``, int32 when ``rounding``, else the float32 expected
         counts. How counts are made is the hparam ``readout``: ``"round"`` (nearest integer,
         the default) or ``"poisson"`` (the network's output is the expected photon count per
         fibre and the counts are drawn from a Poisson law, as the photon-counting readout does;
-        it restores pixel-level fluctuations that a smooth decoder lacks).
+        it restores pixel-level fluctuations that a smooth decoder lacks). The Poisson counts
+        are drawn by :func:`calogen.models.nn.readout.poisson_counts` (exact; its random
+        stream differs from ``torch.poisson``'s, which calogen used before 0.17).
 
         Voxels: energies ``(N, n_voxels)`` float32 in MeV (never rounded).
+
+        ``precision``: arithmetic of the network pass, one of :data:`PRECISIONS` (``None``:
+        :attr:`sampling_precision`, ``"float32"`` unless set with
+        :meth:`set_sampling_precision`); the readout is always float32.
 
         Point clouds: use :meth:`sample_points` (``ValueError`` here).
         """
@@ -361,30 +368,75 @@ class Generator(nn.Module, ABC):
         if readout not in READOUTS:
             raise ValueError(f"{self.family}: hparam 'readout' must be one of {READOUTS}, "
                              f"got {readout!r}")
+        precision = self.sampling_precision if precision is None else precision
+        _check_precision(self.family, precision)
         was_training = self.training
-        self.eval()
+        if was_training:  # train(False) walks every submodule: ~1 ms a call
+            self.eval()
+        net = self._network_for(precision)
         device = next(self.parameters()).device
         cond = self.spec.transforms.conditions(conditions).to(device)
         species = self.spec.transforms.species(pdg).to(device)
         out = []
         for start in range(0, len(cond), batch_size):
-            y = self.sample_network(cond[start:start + batch_size],
-                                    species[start:start + batch_size], generator)
+            c, s = cond[start:start + batch_size], species[start:start + batch_size]
+            if precision == "bfloat16":
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    y = net.sample_network(c, s, generator)
+            else:
+                y = net.sample_network(c, s, generator)
             if kind == "voxels":
-                out.append(Transforms.inverse_showers(y).float().cpu())
+                out.append(Transforms.inverse_showers(y.float()).float().cpu())
                 continue
-            rate = Transforms.inverse_showers(y[:, 0]).float()
+            rate = Transforms.inverse_showers(y[:, 0].float()).float()
             if not rounding:
                 out.append(rate.cpu())
             elif readout == "poisson":
-                out.append(torch.poisson(rate, generator=generator).to(torch.int32).cpu())
+                out.append(poisson_counts(rate, generator).cpu())
             else:
                 out.append(rate.round().to(torch.int32).cpu())
-        self.train(was_training)
+        if was_training:
+            self.train()
         if not out:
             integral = rounding and kind == "image"
             return np.zeros((0, *self.spec.shape), np.int32 if integral else np.float32)
-        return torch.cat(out).numpy()
+        return (out[0] if len(out) == 1 else torch.cat(out)).numpy()
+
+    @property
+    def sampling_precision(self) -> str:
+        """Arithmetic of the network pass in :meth:`sample` when none is given (not saved
+        with the model): ``"float32"`` unless set with :meth:`set_sampling_precision`."""
+        return str(self.__dict__.get("_sampling_precision", "float32"))
+
+    def set_sampling_precision(self, precision: str) -> None:
+        """Set :attr:`sampling_precision` (one of :data:`PRECISIONS`; ``ValueError``
+        otherwise): ``"bfloat16"`` runs the network under bfloat16 autocast, ``"int8"`` a
+        dynamically quantised copy (int8 weights of every ``nn.Linear``, CPU only)."""
+        _check_precision(self.family, precision)
+        self.__dict__["_sampling_precision"] = precision
+
+    def _network_for(self, precision: str) -> Generator:
+        """``self``, or for ``"int8"`` its dynamically quantised copy (made again when a
+        weight has changed since)."""
+        if precision != "int8":
+            return self
+        if next(self.parameters()).device.type != "cpu":
+            raise ValueError(f"{self.family}: precision 'int8' runs on the CPU only")
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        cached = self.__dict__.get("_int8_copy")
+        if cached is None or cached[0] != key:
+            import copy
+            import warnings
+
+            from torch.ao.quantization import quantize_dynamic
+
+            self.__dict__.pop("_int8_copy", None)
+            clone = copy.deepcopy(self)
+            with warnings.catch_warnings():  # torch.ao's deprecation notices
+                warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+                quantised = quantize_dynamic(clone, {nn.Linear}, dtype=torch.qint8).eval()
+            self.__dict__["_int8_copy"] = cached = (key, quantised)
+        return cached[1]
 
     def sample_points(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
                       generator: torch.Generator | None = None, *, batch_size: int = 4096
@@ -413,6 +465,16 @@ class Generator(nn.Module, ABC):
 
 READOUTS: tuple[str, ...] = ("round", "poisson")
 """How :meth:`Generator.sample` turns expected photon counts into counts."""
+
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "int8")
+"""Arithmetic of the network pass in :meth:`Generator.sample` (see
+:meth:`Generator.set_sampling_precision`)."""
+
+
+def _check_precision(family: str, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"{family}: sampling precision must be one of {PRECISIONS}, got "
+                         f"{precision!r}")
 
 VOXEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "recon_loss": "mse", "readout": "round"}
 """Defaults of the autoencoder families on voxels: the flat MLP backbone, a squared error in
