@@ -10,6 +10,7 @@ import typer
 from calogen import __version__
 from calogen.cli import (
     baseline_cmd,
+    calibrate_cmd,
     compare_cmd,
     convert_cmd,
     evaluate_cmd,
@@ -58,6 +59,7 @@ simulate_cmd.register(app)
 inspect_cmd.register(app)
 convert_cmd.register(app)
 evaluate_cmd.register(app)
+calibrate_cmd.register(app)
 baseline_cmd.register(app)
 train_cmd.register(app)
 loglik_cmd.register(app)

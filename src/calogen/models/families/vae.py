@@ -90,7 +90,8 @@ class ConditionalVAE(ImageGenerator):
     """Training responses the rate-noise fit generates for (a random subset)."""
 
     NOISE_OBSERVABLES: ClassVar[tuple[str, ...]] = (
-        "photon_sum", "width_x", "width_y", "lit_fibres", "hottest_value")
+        "channel_common", "channel_TL", "channel_TR", "channel_BL", "channel_BR", "photon_sum",
+        "width_x", "width_y", "lit_fibres", "hottest_value")
     """High-level observables the rate-noise fit matches."""
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:

@@ -9,12 +9,15 @@ are too regular: the hottest fibre too cold, the light spread over too many fibr
     counts ~ Poisson(rate * exp(s * g - s^2 / 2)),   g ~ N(0, 1) per fibre,
 
 whose variance is ``rate + rate^2 (exp(s^2) - 1)`` (a negative binomial's form) and whose
-mean is ``rate``. Softer responses are dominated by few sub-showers, so the spread depends on
-the response's expected photon sum S: ``s = clip(a + b log10(S), 0, S_MAX)``. The pair
-``(a, b)`` is fitted after training (:func:`fit_rate_noise`) by matching the distributions of
-the high-level observables of generated and training responses (mean W1 over observables in
-units of the training spread), the same kind of post-training calibration CaloClouds II fits
-for its number of points (arXiv:2309.05704, Sec. 3.3).
+mean is ``rate``; the factors are then scaled so that each response keeps its expected photon
+sum (the fluctuation moves light between fibres, it does not add any: the channel sums, which
+the decoder already models, stay as they were on average). Softer responses are dominated by
+few sub-showers, so the spread depends on the response's expected photon sum S:
+``s = clip(a + b log10(S), 0, S_MAX)``. The pair ``(a, b)`` is fitted after training
+(:func:`fit_rate_noise`) by matching the distributions of the high-level observables of
+generated and training responses (mean W1 over observables in units of the training spread),
+the same kind of post-training calibration CaloClouds II fits for its number of points
+(arXiv:2309.05704, Sec. 3.3).
 """
 
 from __future__ import annotations
@@ -55,12 +58,17 @@ class RateNoise:
         return (self.a + self.b * torch.log10(expected_sum.clamp(min=1.0))).clamp(0.0, S_MAX)
 
     def apply(self, rate: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Rates ``(B, ...)`` (expected photons, >= 0) times the log-normal factor (mean 1)."""
+        """Rates ``(B, ...)`` (expected photons, >= 0) times the log-normal factors, rescaled
+        per response to its expected photon sum."""
         if not self.active or rate.numel() == 0:
             return rate
-        s = self.spread(rate.flatten(1).sum(1)).view(-1, *([1] * (rate.dim() - 1)))
+        total = rate.flatten(1).sum(1)
+        shape = (-1, *([1] * (rate.dim() - 1)))
+        s = self.spread(total).view(shape)
         g = torch.randn(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype)
-        return rate * torch.exp(s * g - 0.5 * s * s)
+        out = rate * torch.exp(s * g - 0.5 * s * s)
+        kept = out.flatten(1).sum(1)
+        return out * (total / torch.where(kept > 0, kept, 1.0)).view(shape)
 
     def to_dict(self) -> dict[str, float]:
         return {"a": float(self.a), "b": float(self.b)}
