@@ -34,8 +34,8 @@ def test_impact_point_and_log_energy_match_the_particles_module():
     out = f(t.conditions(c)).double().numpy()
     x, y, _, _ = impact_point_cm(c)
     assert out.shape == (len(c), 12)
-    np.testing.assert_allclose(out[:, 10] * 2.0, np.clip(x, -20, 20), atol=2e-3)
-    np.testing.assert_allclose(out[:, 11] * 2.0, np.clip(y, -20, 20), atol=2e-3)
+    np.testing.assert_allclose(out[:, 10] * 2.0, np.clip(x, -8, 8), atol=2e-3)
+    np.testing.assert_allclose(out[:, 11] * 2.0, np.clip(y, -8, 8), atol=2e-3)
     np.testing.assert_allclose(out[:, 9], (np.log(c[:, 0]) - 4.0) / 2.0, atol=1e-5)
     np.testing.assert_allclose(out[:, :9], t.conditions(c).numpy(), atol=1e-6)
 

@@ -21,7 +21,9 @@ COLS = ["E", "vx", "vy", "vz", "px", "py", "pz", "mass", "charge"]
 SHAPE = (12, 12)
 FAMILIES = ("vae", "ae-noise", "gan", "sdi-gan")
 SMALL = {"channels": [8, 16], "groups": 4, "cond_dim": 32, "vit_patch": 4, "vit_width": 32,
-         "vit_depth": 2, "vit_heads": 2}
+         "vit_depth": 2, "vit_heads": 2, "condition_features": "raw"}
+"""Tiny networks; the toy conditions carry ZDC column names but no ZDC meaning (vx ~ N(0, 1)
+m), so the derived ZDC features (impact point, log E) are left out."""
 N_PARTICLES, REPEATS = 64, 4
 VAE_PAPER = {"recon_loss": "mse", "beta": 0.7, "prior": "normal", "readout": "round"}
 AE_NOISE_PAPER = {"recon_loss": "mse", "latent_prior": "mmd", "readout": "round"}

@@ -38,12 +38,14 @@ from torch import Tensor, nn
 
 from calogen.models.generator import (
     BuiltOn,
+    CalibrationData,
     Generator,
     ImageGenerator,
     ModelSpec,
     SamplingOptions,
     TrainBatch,
 )
+from calogen.models.nn.rate_noise import RateNoise, apply_to_log_image, fit_model_rate_noise
 from calogen.models.nn.samplers import (
     ODE_METHODS,
     TIME_SAMPLINGS,
@@ -101,7 +103,9 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     ``"mean"``), ``hidden`` (256), ``depth`` (3), ``time_features`` (32), ``time_sampling``
     (``"uniform"`` or ``"logit-normal"``), sampling ``steps`` (4) and ``sampler``
     (``"euler"``, ``"midpoint"``, ``"heun"``; midpoint), ``cond_dim``, ``use_species``,
-    ``readout`` (the autoencoder's)."""
+    ``readout`` (the autoencoder's), ``rate_noise`` (``"fit"``: after training, the vae's Cox
+    readout of :mod:`calogen.models.nn.rate_noise` fitted on this model's own samples; or
+    ``"off"``)."""
 
     family: ClassVar[str] = "latent-flow-matching"
     category: ClassVar[str] = "diffusion"
@@ -114,7 +118,7 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         "autoencoder": "", "ae_family": "", "ae_hparams": {}, "latent_source": "posterior",
         "hidden": 256, "depth": 3, "time_features": 32, "time_sampling": "uniform",
         "steps": 4, "sampler": "midpoint", "cond_dim": 64, "use_species": False,
-        "readout": "poisson", "output": "linear",
+        "readout": "poisson", "output": "linear", "rate_noise": "fit",
     }
 
     z_mean: Tensor
@@ -152,6 +156,10 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         self.register_buffer("z_mean", torch.zeros(d))
         self.register_buffer("z_std", torch.ones(d))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.int64))
+        if hp["rate_noise"] not in ("fit", "off"):
+            raise ValueError(f"latent-flow-matching: hparam 'rate_noise' must be 'fit' or "
+                             f"'off', got {hp['rate_noise']!r}")
+        self.rate_noise = RateNoise()
 
     # -- the autoencoder --------------------------------------------------------------------
 
@@ -244,6 +252,29 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     def exportable(self) -> bool:
         """Image models (the ALICE O2 signature); voxel models are sampled in Python."""
         return self.spec.kind == "image"
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
+        return apply_to_log_image(self.rate_noise,
+                                  super().sample_network(cond, species, generator), generator)
+
+    def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
+        """Fit :attr:`rate_noise` as the vae does (``rate_noise="fit"``, images read out with
+        Poisson counts), on this model's own samples."""
+        if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
+                or self.hparams["readout"] != "poisson" or len(data) == 0
+                or int(self.initialised) == 0):
+            return {}
+        self.rate_noise, logs = fit_model_rate_noise(self, data, generator)
+        return logs
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"rate_noise": self.rate_noise.to_dict()}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if "rate_noise" in state:
+            self.rate_noise = RateNoise.from_dict(state["rate_noise"])
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Log image ``(B, 1, H, W)`` from Gaussian noise ``(B, latent_dim)``: integrate the

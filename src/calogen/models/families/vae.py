@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -51,7 +50,7 @@ from calogen.models.generator import (
 from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
-from calogen.models.nn.rate_noise import RateNoise, fit_rate_noise
+from calogen.models.nn.rate_noise import RateNoise, apply_to_log_image, fit_model_rate_noise
 from calogen.models.registry import register_family
 
 __all__ = ["ConditionalVAE"]
@@ -69,7 +68,10 @@ class ConditionalVAE(ImageGenerator):
     ``latent_dim`` (10), ``beta`` (1.0), ``kl_warmup`` (steps, 0 = off),
     ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), ``recon_loss`` (``"mse"`` or
     ``"poisson"``), ``prior`` (``"normal"`` or ``"flow"``, with ``flow_layers`` coupling layers
-    of width ``flow_hidden``), plus the backbone keys of
+    of width ``flow_hidden``), ``event_weight`` (0: the ELBO; p > 0 weighs each response's
+    ELBO by ``(1 + photons / 100)^-p``, normalised to mean 1 over the batch, so that soft
+    responses, whose likelihood is small beside a neutron's thousands of photons, shape the
+    decoder too), ``rate_noise`` (``"fit"`` or ``"off"``, see above), plus the backbone keys of
     :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
     """
 
@@ -84,15 +86,8 @@ class ConditionalVAE(ImageGenerator):
         **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 1.0, "kl_warmup": 0,
         "recon_reduction": "sum", "recon_loss": "poisson", "prior": "flow", "flow_layers": 6,
         "flow_hidden": 128, "readout": "poisson", "rate_noise": "fit",
+        "event_weight": 0.0,
     }
-
-    CALIBRATION_EVENTS: ClassVar[int] = 4000
-    """Training responses the rate-noise fit generates for (a random subset)."""
-
-    NOISE_OBSERVABLES: ClassVar[tuple[str, ...]] = (
-        "channel_common", "channel_TL", "channel_TR", "channel_BL", "channel_BR", "photon_sum",
-        "width_x", "width_y", "lit_fibres", "hottest_value")
-    """High-level observables the rate-noise fit matches."""
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
         super().__init__(spec, **hparams)
@@ -139,30 +134,17 @@ class ConditionalVAE(ImageGenerator):
     def sample_network(self, cond: Tensor, species: Tensor,
                        generator: torch.Generator | None = None) -> Tensor:
         """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
-        y = super().sample_network(cond, species, generator)
-        if not self.rate_noise.active:
-            return y
-        rate = torch.expm1(y.clamp(max=20.0)).clamp(min=0)
-        return torch.log1p(self.rate_noise.apply(rate, generator))
+        return apply_to_log_image(self.rate_noise,
+                                  super().sample_network(cond, species, generator), generator)
 
     def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
         """Fit :attr:`rate_noise` (``rate_noise="fit"``, images read out with Poisson counts;
-        otherwise nothing) on up to :attr:`CALIBRATION_EVENTS` training responses."""
+        otherwise nothing) on training responses
+        (:func:`calogen.models.nn.rate_noise.fit_model_rate_noise`)."""
         if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
                 or self.hparams["readout"] != "poisson" or len(data) == 0):
             return {}
-        from calogen.metrics.observables import ZDCObservables  # metrics sit above models
-
-        obs = ZDCObservables(self.spec.geometry)  # type: ignore[arg-type]
-        cols = [obs.names.index(n) for n in self.NOISE_OBSERVABLES]
-        n = min(len(data), self.CALIBRATION_EVENTS)
-        rows = torch.randperm(len(data), generator=generator)[:n].numpy()
-        self.rate_noise = RateNoise()
-        rates = torch.from_numpy(self.sample(data.conditions[rows], data.pdg[rows], generator,
-                                             rounding=False))
-        fitted, logs = fit_rate_noise(rates, obs(np.asarray(data.showers[rows]))[:, cols],
-                                      lambda x: obs(x)[:, cols], generator)
-        self.rate_noise = fitted
+        self.rate_noise, logs = fit_model_rate_noise(self, data, generator)
         return logs
 
     def extra_state_dict(self) -> dict[str, Any]:
@@ -199,7 +181,13 @@ class ConditionalVAE(ImageGenerator):
             log_q = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(1)
             kl = log_q - self.prior_flow.log_prob(z, self.prior_embed(batch.cond, species))
         beta = self.kl_weight()
-        loss = (recon + beta * kl).mean()
+        per_event = recon + beta * kl
+        power = float(self.hparams["event_weight"])
+        if power > 0:  # soft responses weigh more: w ~ (1 + photons / 100)^-power, mean 1
+            photons = torch.expm1(batch.x.detach().clamp(max=20.0)).flatten(1).sum(1)
+            w = (1.0 + photons / 100.0).pow(-power)
+            per_event = per_event * (w / w.mean())
+        loss = per_event.mean()
         if self.training and torch.is_grad_enabled():  # training steps only, not validation
             self.step += 1
         return loss, {"loss": loss.item(), "mse": sq.mean().item(), "kl": kl.mean().item(),

@@ -31,8 +31,8 @@ feeds the standardised columns only, ``"auto"`` is ``"zdc"`` when the columns of
 LOG_E_CENTRE, LOG_E_SCALE = 4.0, 2.0
 """log(E / GeV) is fed as (log E - 4) / 2: ~[-2, 2] over 1 GeV ... 3 TeV."""
 
-IMPACT_SCALE_CM, IMPACT_CLIP_CM = 2.0, 20.0
-"""Impact coordinates are fed in units of 2 cm, clipped to +-20 cm (far beyond the ZN's
+IMPACT_SCALE_CM, IMPACT_CLIP_CM = 2.0, 8.0
+"""Impact coordinates are fed in units of 2 cm, clipped to +-8 cm (beyond the ZN's
 ~3.5 cm half-width: particles that miss leave no light and are not kept)."""
 
 
@@ -72,7 +72,7 @@ class ZDCConditionFeatures(nn.Module):
         lever = self.distance_m - sign * vz  # m
         x0 = (vx + px / apz * lever) * 100.0  # cm
         y0 = (vy + py / apz * lever) * 100.0
-        log_e = (torch.log(e.clamp(min=1e-3)) - LOG_E_CENTRE) / LOG_E_SCALE
+        log_e = (torch.log(e.clamp(min=0.1)) - LOG_E_CENTRE) / LOG_E_SCALE
         imp = torch.stack([x0, y0], 1).clamp(-IMPACT_CLIP_CM, IMPACT_CLIP_CM) / IMPACT_SCALE_CM
         return torch.cat([cond, log_e[:, None], imp], 1)
 

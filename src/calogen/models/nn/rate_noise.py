@@ -31,7 +31,8 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import Tensor
 
-__all__ = ["A_GRID", "B_GRID", "S_MAX", "RateNoise", "fit_rate_noise", "observable_distance"]
+__all__ = ["A_GRID", "B_GRID", "CALIBRATION_EVENTS", "NOISE_OBSERVABLES", "S_MAX", "RateNoise",
+           "apply_to_log_image", "fit_model_rate_noise", "fit_rate_noise", "observable_distance"]
 
 S_MAX = 2.0
 """Largest log-normal spread s."""
@@ -39,6 +40,15 @@ S_MAX = 2.0
 A_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 B_GRID: tuple[float, ...] = (-0.3, -0.2, -0.1, 0.0)
 """The (a, b) grid :func:`fit_rate_noise` searches (b = 0: one spread for every response)."""
+
+
+CALIBRATION_EVENTS = 4000
+"""Training responses a model's rate-noise fit generates for (a random subset)."""
+
+NOISE_OBSERVABLES: tuple[str, ...] = (
+    "channel_common", "channel_TL", "channel_TR", "channel_BL", "channel_BR", "photon_sum",
+    "width_x", "width_y", "lit_fibres", "hottest_value")
+"""High-level ZDC observables (ALICE O2 channel names) the fit matches."""
 
 
 @dataclass(frozen=True)
@@ -117,3 +127,34 @@ def fit_rate_noise(rates: Tensor, reference_observables: np.ndarray,
                 best, best_d = noise, d
     return best, {"distance_poisson": float("nan") if plain is None else plain,
                   "distance_fitted": best_d, "rate_noise_a": best.a, "rate_noise_b": best.b}
+
+
+def apply_to_log_image(noise: RateNoise, y: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """``log1p`` image ``y`` (expected counts) with ``noise`` applied, back in ``log1p``."""
+    if not noise.active:
+        return y
+    rate = torch.expm1(y.clamp(max=20.0)).clamp(min=0)
+    return torch.log1p(noise.apply(rate, generator))
+
+
+def fit_model_rate_noise(model: Any, data: Any, generator: torch.Generator, *,
+                         n_events: int = CALIBRATION_EVENTS,
+                         names: Sequence[str] = NOISE_OBSERVABLES
+                         ) -> tuple[RateNoise, dict[str, float]]:
+    """Fit the rate noise of an image ``model`` (a ``Generator`` with a ``rate_noise``
+    attribute, applied in its sampling) on ``data`` (``CalibrationData`` of training
+    responses): the model's expected counts for up to ``n_events`` random training
+    conditions, read out by :func:`fit_rate_noise` against those responses' observables.
+    The model's ``rate_noise`` is reset while it generates; the caller stores the result."""
+    from calogen.metrics.observables import ZDCObservables  # metrics sit above models
+
+    obs = ZDCObservables(model.spec.geometry)
+    cols = [obs.names.index(n) for n in names]
+    n = min(len(data), n_events)
+    rows = torch.randperm(len(data), generator=generator)[:n].numpy()
+    model.rate_noise = RateNoise()
+    rates = torch.from_numpy(model.sample(data.conditions[rows], data.pdg[rows], generator,
+                                          rounding=False))
+    return fit_rate_noise(rates, obs(np.asarray(data.showers[rows]))[:, cols],
+                          lambda x: obs(x)[:, cols], generator)
