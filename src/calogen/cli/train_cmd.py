@@ -117,6 +117,9 @@ def generate(
                                      "among the k most likely tokens (0 = off)."),
     top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Token "
                                        "families: nucleus sampling mass (1 = off)."),
+    precision: str = typer.Option("float32", "--precision", help="Arithmetic of the network "
+                                  "pass: float32, bfloat16 (autocast) or int8 (dynamically "
+                                  "quantised linear layers); the readout stays float32."),
     detector: str | None = typer.Option(None, "--detector", help="Detector of npz particles "
                                         "[default: the model's]."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -141,7 +144,7 @@ def generate(
 
     from calogen.models.generator import SamplingOptions
     from calogen.models.io import load_model, read_model_config
-    from calogen.pipelines.generation import generate_sharded
+    from calogen.pipelines.generation import PRECISION_OPTION, generate_sharded
     from calogen.train.generation import check_conditions_fit
 
     with fail_on_user_errors():
@@ -160,6 +163,10 @@ def generate(
             options = sampling_options(net, sample, aliases)
             in_force = net.configure_sampling(**options)
             note += f" ({', '.join(f'{k}={v}' for k, v in in_force.items())})"
+        net.set_sampling_precision(precision)
+        if precision != "float32":
+            options = {**options, PRECISION_OPTION: precision}
+            note += f" [{precision} network pass]"
         producer = {"name": f"calogen.models.{net.family}", "version": doc["calogen_version"],
                     "model": str(model.resolve()), "note": note}
 

@@ -54,6 +54,11 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PRECISION_OPTION = "precision"
+"""Key of ``options`` that sets the network pass's arithmetic (``Generator.
+set_sampling_precision``) rather than a family's sampling option."""
+
+
 def _model(directory: str, options: Mapping[str, Any]) -> Any:
     """The model of ``directory`` with ``options`` in force, loaded once per process."""
     from calogen.models.io import load_model
@@ -61,8 +66,11 @@ def _model(directory: str, options: Mapping[str, Any]) -> Any:
     key = _model_key(directory, options)
     if key not in _MODELS:
         net: Any = load_model(directory, map_location=key[3])
-        if options:
-            net.configure_sampling(**options)  # a SamplingOptions family (checked by the CLI)
+        family_options = {k: v for k, v in options.items() if k != PRECISION_OPTION}
+        if family_options:
+            net.configure_sampling(**family_options)  # a SamplingOptions family (CLI-checked)
+        if PRECISION_OPTION in options:
+            net.set_sampling_precision(str(options[PRECISION_OPTION]))
         _MODELS[key] = net
     return _MODELS[key]
 
