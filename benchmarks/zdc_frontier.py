@@ -122,12 +122,11 @@ def stage_evaluate(out: Path, rows: list[str], seeds: int) -> None:
                  "--out", str(p["reports"] / row), "--seeds", str(seeds), "--no-progress"])
 
 
-def speed_rows(model: Path, conditions: Path, sampling: list[str]) -> list[dict]:
-    """The timing grid of one model (``benchmarks/zdc_speed.py``)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from zdc_speed import speed_grid  # type: ignore[import-not-found]
+def speed_rows(model: Path, conditions: Path, workdir: Path) -> list[dict]:
+    """The timing grid of one model (:func:`calogen.pipelines.model_timing.speed_grid`)."""
+    from calogen.pipelines.model_timing import speed_grid
 
-    return list(speed_grid(model, conditions, sampling=sampling))
+    return [r.to_dict() for r in speed_grid(model, conditions, workdir=workdir)]
 
 
 def stage_speed(out: Path, rows: list[str]) -> None:
@@ -135,13 +134,14 @@ def stage_speed(out: Path, rows: list[str]) -> None:
 
     p = paths(out)
     for row in rows:
-        grid = speed_rows(model_dir(out, row), p["test"], SAMPLING.get(row, []))
+        grid = speed_rows(model_dir(out, row), p["test"], out / "speed_tmp")
         (p["reports"] / row / "speed.json").write_text(json.dumps(grid, indent=1))
-        main = [r for r in grid if r.get("path") == "sample" and r.get("batch") == 1000
-                and r.get("threads") == 1]
+        main = [r for r in grid if (r["path"], r["precision"], r["batch"], r["threads"])
+                == ("sample", "float32", 1000, 1)]
         if main:
-            write_timing(p["reports"] / row, ms_per_response=float(main[0]["ms"]), batch=1000,
-                         threads=1, note="model.sample, batch 1000, 1 thread")
+            write_timing(p["reports"] / row, ms_per_response=float(main[0]["ms_per_response"]),
+                         batch=1000, threads=1, note="model.sample, float32, batch 1000, "
+                                                     "1 thread")
         print(f"{row}: {len(grid)} timings -> {p['reports'] / row / 'speed.json'}", flush=True)
 
 
@@ -153,10 +153,19 @@ def stage_table(out: Path, rows: list[str]) -> None:
              "--markdown", str(out / "board" / "frontier.md")])
     for row in rows:
         f = p["reports"] / row / "speed.json"
-        if f.exists():
-            print(f"\n{row}: ms per response (mean +- std)")
-            for r in json.loads(f.read_text()):
-                print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
+        if not f.exists():
+            continue
+        grid = json.loads(f.read_text())
+        print(f"\n{row}: ms per response, mean +- std (path, precision; batch x threads)")
+        keys = sorted({(r["batch"], r["threads"]) for r in grid})
+        print(f"{'path':9s} {'precision':9s} " + " ".join(f"{f'b{b}/{t}t':>15s}"
+                                                         for b, t in keys))
+        for path, prec in dict.fromkeys((r["path"], r["precision"]) for r in grid):
+            cells = {(r["batch"], r["threads"]): r for r in grid
+                     if (r["path"], r["precision"]) == (path, prec)}
+            print(f"{path:9s} {prec:9s} " + " ".join(
+                f"{cells[k]['ms_per_response']:8.4f}+-{cells[k]['ms_std']:<6.4f}" if k in cells
+                else f"{'-':>15s}" for k in keys))
 
 
 def main() -> None:

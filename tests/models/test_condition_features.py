@@ -82,3 +82,43 @@ def test_a_model_saved_before_the_hparam_existed_loads_as_raw(tmp_path):
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     np.testing.assert_array_equal(raw.sample(c, np.full(4, 2112), g1),
                                   back.sample(c, np.full(4, 2112), g2))
+
+
+def test_shift_images_moves_by_whole_pixels_and_fills_from_the_border():
+    from calogen.models.nn.condition_features import shift_images
+
+    x = torch.arange(25.0).view(1, 1, 5, 5)
+    out = shift_images(x, torch.tensor([[1.0, 2.0]]))[0, 0]
+    np.testing.assert_array_equal(out[2:, 2:].numpy(), x[0, 0, 1:4, :3].numpy())
+    np.testing.assert_array_equal(out[0].numpy(), [0, 0, 0, 1, 2])  # top row: border copy
+    back = shift_images(shift_images(x, torch.tensor([[1.4, -2.2]])),
+                        torch.tensor([[-1.0, 2.0]]))
+    np.testing.assert_array_equal(back[0, 0, :4, 2:].numpy(), x[0, 0, :4, 2:].numpy())
+
+
+def test_recentred_vae_puts_simulated_showers_at_the_centre():
+    import tempfile
+    from pathlib import Path
+
+    from calogen.data.showerset import ShowerSet
+    from calogen.metrics.observables import ZDCObservables
+    from calogen.pipelines.reference import simulate_to_file
+
+    with tempfile.TemporaryDirectory() as d:
+        path = simulate_to_file(Path(d) / "zn.h5", n=300, seed=6, progress=False).path
+        with ShowerSet.open(path) as ss:
+            b = ss.take(np.arange(len(ss)))
+    spec = ModelSpec(ZN, Transforms.fit(b.conditions, b.pdg, COLS))
+    model = make_model("vae", spec, backbone="mlp", mlp_hidden=[8, 8], cond_dim=8,
+                       recentre=True)
+    cond = spec.transforms.conditions(b.conditions)
+    x = torch.from_numpy(b.showers.astype(np.float32))[:, None]
+    moved = model._to_shower_frame(x, cond)[:, 0].numpy()
+    obs = ZDCObservables(ZN)
+    cog = obs(b.showers)[:, 6:8]
+    cog_moved = obs(moved)[:, 6:8]
+    assert np.abs(cog).mean() > 0.5  # showers are spread over the face
+    assert np.abs(cog_moved).mean() < 0.25 * np.abs(cog).mean()
+    with pytest.raises(ValueError, match="recentre"):
+        make_model("vae", spec, backbone="mlp", mlp_hidden=[8, 8], cond_dim=8,
+                   recentre=True, condition_features="raw")

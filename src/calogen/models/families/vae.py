@@ -48,6 +48,7 @@ from calogen.models.generator import (
     TrainBatch,
 )
 from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_encoder
+from calogen.models.nn.condition_features import shift_images
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
 from calogen.models.nn.rate_noise import RateNoise, apply_to_log_image, fit_model_rate_noise
@@ -71,7 +72,10 @@ class ConditionalVAE(ImageGenerator):
     of width ``flow_hidden``), ``event_weight`` (0: the ELBO; p > 0 weighs each response's
     ELBO by ``(1 + photons / 100)^-p``, normalised to mean 1 over the batch, so that soft
     responses, whose likelihood is small beside a neutron's thousands of photons, shape the
-    decoder too), ``rate_noise`` (``"fit"`` or ``"off"``, see above), plus the backbone keys of
+    decoder too), ``rate_noise`` (``"fit"`` or ``"off"``, see above), ``recentre`` (ZDC images:
+    the encoder sees each image moved so that the impact point sits at the centre, and the
+    decoder draws the shower there before it is moved back, in whole fibres: the networks
+    learn one shower shape instead of one per impact point), plus the backbone keys of
     :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
     """
 
@@ -86,7 +90,7 @@ class ConditionalVAE(ImageGenerator):
         **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 1.0, "kl_warmup": 0,
         "recon_reduction": "sum", "recon_loss": "poisson", "prior": "flow", "flow_layers": 6,
         "flow_hidden": 128, "readout": "poisson", "rate_noise": "fit",
-        "event_weight": 0.0,
+        "event_weight": 0.0, "recentre": False,
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
@@ -113,11 +117,35 @@ class ConditionalVAE(ImageGenerator):
             raise ValueError(f"vae: hparam 'rate_noise' must be 'fit' or 'off', "
                              f"got {self.hparams['rate_noise']!r}")
         self.rate_noise = RateNoise()
+        features = getattr(self.cond_embed, "features", None)
+        if self.hparams["recentre"] and (spec.kind != "image" or features is None):
+            raise ValueError("vae: hparam 'recentre' needs ZDC images and the ZDC condition "
+                             "features (condition_features 'auto' or 'zdc' with the columns "
+                             "E, vx, vy, vz, px, py, pz)")
+
+    def pixel_shift(self, cond: Tensor) -> Tensor | None:
+        """``recentre``: the whole-pixel move ``(B, 2)`` (rows, columns) from the image centre
+        to the impact point (rows run along -y, columns along +x, as ZDC images are
+        stored); ``None`` otherwise."""
+        if not self.hparams["recentre"]:
+            return None
+        impact = self.cond_embed.features.impact_cm(cond)  # type: ignore[union-attr,operator]
+        pitch = self.spec.geometry.pitch_cm  # type: ignore[attr-defined]
+        return torch.stack([-impact[:, 1] / pitch[0], impact[:, 0] / pitch[1]], 1)
+
+    def _to_shower_frame(self, x: Tensor, cond: Tensor) -> Tensor:
+        shift = self.pixel_shift(cond)
+        return x if shift is None else shift_images(x, -shift)
+
+    def _to_image_frame(self, y: Tensor, cond: Tensor) -> Tensor:
+        shift = self.pixel_shift(cond)
+        return y if shift is None else shift_images(y, shift)
 
     def encode(self, x: Tensor, cond: Tensor,
                species: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance ``(B, latent_dim)`` each."""
-        mu, logvar = self.encoder(x, self.cond_embed(cond, species)).chunk(2, dim=1)
+        mu, logvar = self.encoder(self._to_shower_frame(x, cond),
+                                  self.cond_embed(cond, species)).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
@@ -129,7 +157,8 @@ class ConditionalVAE(ImageGenerator):
 
     def decode_latent(self, z: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Log image ``(B, 1, H, W)`` from a latent ``z`` (decoder only)."""
-        return self.activate(self.decoder(z, self.cond_embed(cond, species)))
+        return self._to_image_frame(
+            self.activate(self.decoder(z, self.cond_embed(cond, species))), cond)
 
     def sample_network(self, cond: Tensor, species: Tensor,
                        generator: torch.Generator | None = None) -> Tensor:
@@ -166,11 +195,11 @@ class ConditionalVAE(ImageGenerator):
             raise ValueError(f"vae: unknown phase {phase!r}; phases {self.phases}")
         species = batch.species if self.hparams["use_species"] else None
         c = self.cond_embed(batch.cond, species)
-        mu, logvar = self.encoder(batch.x, c).chunk(2, dim=1)
+        mu, logvar = self.encoder(self._to_shower_frame(batch.x, batch.cond), c).chunk(2, dim=1)
         logvar = logvar.clamp(-12.0, 8.0)
         eps = torch.randn_like(mu)
         z = mu + eps * torch.exp(0.5 * logvar)
-        x_hat = self.activate(self.decoder(z, c))
+        x_hat = self._to_image_frame(self.activate(self.decoder(z, c)), batch.cond)
         sq = (x_hat - batch.x).pow(2).flatten(1)
         recon = reconstruction_loss(x_hat, batch.x, str(self.hparams["recon_loss"]))
         if self.hparams["recon_reduction"] == "mean":

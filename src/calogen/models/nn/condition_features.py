@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from calogen.particles import ZDC_DISTANCE_M
 
-__all__ = ["CONDITION_FEATURES", "ZDC_COLUMNS", "ZDCConditionFeatures", "condition_features"]
+__all__ = ["CONDITION_FEATURES", "ZDC_COLUMNS", "ZDCConditionFeatures", "condition_features",
+           "shift_images"]
 
 ZDC_COLUMNS: tuple[str, ...] = ("E", "vx", "vy", "vz", "px", "py", "pz")
 """Condition columns the derived features are computed from (ALICE O2 names and units)."""
@@ -64,17 +66,39 @@ class ZDCConditionFeatures(nn.Module):
         self.register_buffer("index", torch.tensor(idx, dtype=torch.int64))
         self.distance_m = float(distance_m)
 
-    def forward(self, cond: Tensor) -> Tensor:
+    def impact_cm(self, cond: Tensor) -> Tensor:
+        """Impact point ``(B, 2)`` (x0, y0) in cm on the face, from standardised conditions,
+        clipped to +-IMPACT_CLIP_CM."""
         raw = cond.index_select(1, self.index) * self.std + self.mean
-        e, vx, vy, vz, px, py, pz = raw.unbind(1)
+        _, vx, vy, vz, px, py, pz = raw.unbind(1)
         sign = torch.where(pz < 0, -1.0, 1.0)
         apz = (pz * sign).clamp(min=1e-12)
         lever = self.distance_m - sign * vz  # m
         x0 = (vx + px / apz * lever) * 100.0  # cm
         y0 = (vy + py / apz * lever) * 100.0
+        return torch.stack([x0, y0], 1).clamp(-IMPACT_CLIP_CM, IMPACT_CLIP_CM)
+
+    def forward(self, cond: Tensor) -> Tensor:
+        e = cond.index_select(1, self.index[:1]) * self.std[:1] + self.mean[:1]
         log_e = (torch.log(e.clamp(min=0.1)) - LOG_E_CENTRE) / LOG_E_SCALE
-        imp = torch.stack([x0, y0], 1).clamp(-IMPACT_CLIP_CM, IMPACT_CLIP_CM) / IMPACT_SCALE_CM
-        return torch.cat([cond, log_e[:, None], imp], 1)
+        return torch.cat([cond, log_e, self.impact_cm(cond) / IMPACT_SCALE_CM], 1)
+
+
+def shift_images(images: Tensor, shift: Tensor) -> Tensor:
+    """``images (B, C, H, W)`` moved by whole pixels ``shift (B, 2)`` = (rows, columns)
+    (rounded): ``out[r, c] = in[r - dr, c - dc]``, the uncovered border filled with the
+    nearest edge value of ``in`` (no interpolation: values are only copied)."""
+    b, _, h, w = images.shape
+    d = shift.round().to(images.dtype)
+    rows = torch.arange(h, device=images.device, dtype=images.dtype)
+    cols = torch.arange(w, device=images.device, dtype=images.dtype)
+    # source pixel centres in grid_sample's normalised coordinates (align_corners=True)
+    src_r = ((rows[None, :] - d[:, :1]).clamp(0, h - 1) * (2.0 / max(h - 1, 1)) - 1.0)
+    src_c = ((cols[None, :] - d[:, 1:]).clamp(0, w - 1) * (2.0 / max(w - 1, 1)) - 1.0)
+    grid = torch.stack([src_c[:, None, :].expand(b, h, w), src_r[:, :, None].expand(b, h, w)],
+                       dim=-1)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="border",
+                         align_corners=True)
 
 
 def condition_features(mode: str, columns: Sequence[str], mean: Sequence[float],
