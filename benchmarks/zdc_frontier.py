@@ -51,9 +51,9 @@ ROWS: dict[str, list[list[str]]] = {
     # the same model read out with the fitted Cox readout (rate noise)
     "vae-32-cox": [["calibrate", "--model", "{runs}/vae-32/best", "--data", "{data}",
                     "--out", "{runs}/vae-32-cox/best"]],
-    # + the shower frame (recentre) and soft responses weighted up; Cox readout fitted
+    # + the shower frame (recentre); the Cox readout fitted at the end of training
     "vae-32-frame": [[*TRAIN, "--out", "{runs}/vae-32-frame", "--hparam", "latent_dim=32",
-                      "--hparam", "recentre=true", "--hparam", "event_weight=0.25"]],
+                      "--hparam", "recentre=true", "--hparam", "rate_noise=fit"]],
 }
 """Row name -> the ``calogen`` commands that make its model ``{runs}/<row>/best`` ({data},
 {runs}, {steps} filled in); rows are made in this order (``vae-32-cox`` needs ``vae-32``)."""
