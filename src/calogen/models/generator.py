@@ -520,8 +520,12 @@ class ImageGenerator(Generator):
     def condition_embedding(self) -> ConditionEmbedding:
         """A new condition embedding sized by the spec and hparams."""
         t = self.spec.transforms
-        features = condition_features(str(self.hparams.get("condition_features", "raw")),
-                                      t.condition_columns, t.condition_mean, t.condition_std)
+        mode = str(self.hparams.get("condition_features", "raw"))
+        if mode == "auto" and (self.spec.kind != "image"
+                               or str(self.spec.detector).upper() not in GRIDS):
+            mode = "raw"  # the impact point is on a ZDC's face: the ZDC grids only
+        features = condition_features(mode, t.condition_columns, t.condition_mean,
+                                      t.condition_std)
         return ConditionEmbedding(self.spec.n_conditions, self.spec.n_species,
                                   int(self.hparams["cond_dim"]), bool(self.hparams["use_species"]),
                                   features)

@@ -117,7 +117,7 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
         raise ModelFileError(f"{config}: field 'family': {exc}", path=config,
                              field="family") from None
     try:
-        model = make_model(family, spec, **_saved_hparams(family, doc["hparams"]))
+        model = make_model(family, spec, **saved_hparams(family, doc["hparams"]))
     except ModelTooLarge as exc:
         raise ModelFileError(f"{config}: fields 'hparams'/'spec' describe a model too large to "
                              f"build ({exc})", path=config, field="hparams") from None
@@ -153,12 +153,12 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     return model.to(map_location)
 
 
-LEGACY_HPARAMS: dict[str, Any] = {"condition_features": "raw"}
+LEGACY_HPARAMS: dict[str, Any] = {"condition_features": "raw", "recentre": False}
 """Hparams added after models were first saved, with the value that rebuilds those models:
 a saved model that lacks one was built without it (its key is filled in when loading)."""
 
 
-def _saved_hparams(family: str, hparams: Any) -> Any:
+def saved_hparams(family: str, hparams: Any) -> Any:
     """``hparams`` of a saved ``family`` model with :data:`LEGACY_HPARAMS` filled in where the
     family now has the key but the file does not; also inside a stored autoencoder's
     ``ae_hparams`` (family ``ae_family``)."""
@@ -171,7 +171,7 @@ def _saved_hparams(family: str, hparams: Any) -> Any:
             out.setdefault(key, value)
     if isinstance(out.get("ae_hparams"), dict) and isinstance(out.get("ae_family"), str):
         try:
-            out["ae_hparams"] = _saved_hparams(out["ae_family"], out["ae_hparams"])
+            out["ae_hparams"] = saved_hparams(out["ae_family"], out["ae_hparams"])
         except ValueError:
             pass  # an unknown family is reported when the model is built
     return out

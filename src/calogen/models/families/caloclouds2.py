@@ -229,11 +229,11 @@ class CaloClouds2(SamplingOptions, Generator):
         per shower (``cond (R, k)``, ``n_scaled (R,)``) and the shower of each point ``rows
         (P,)`` (EDM sampler with the current options)."""
         sd = float(self.hparams["sigma_data"])
-        with self.sampling_precision():
+        with self.pointwise_autocast():
             return edm_sample(lambda x, s: self.net.denoise(x, s, cond, n_scaled, sd, rows),
                               noise, self.sigmas(), heun=self.hparams["sampler"] == "heun")
 
-    def sampling_precision(self) -> Any:
+    def pointwise_autocast(self) -> Any:
         """Autocast to bfloat16 for the PointWise Net when the hparam ``sampling_dtype`` is
         ``"bfloat16"`` (faster on CPUs with bf16 units; fidelity to be measured per model),
         else a no-op."""

@@ -171,7 +171,7 @@ class CaloClouds2CM(CaloClouds2):
         smax, smin = float(hp["sigma_max"]), float(hp["sigma_min"])
         levels = karras_sigma_list(steps, smin, smax, float(hp["rho"]))[:steps]
         p = noise.shape[0]
-        with self.sampling_precision():
+        with self.pointwise_autocast():
             y = self.consistency_fn(noise * smax, noise.new_full((p,), smax), cond, n_scaled,
                                     rows=rows)
             for tau in levels[1:]:

@@ -545,11 +545,11 @@ class CaloFlow(ImageGenerator):
     @torch.no_grad()
     def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
                generator: torch.Generator | None = None, *, batch_size: int = 4096,
-               rounding: bool = True) -> np.ndarray:
+               rounding: bool = True, precision: str | None = None) -> np.ndarray:
         """As :meth:`Generator.sample`; voxel energies that are not 0 are at least the
         threshold (undoing float32 round-off of ``expm1(log1p(.))`` at the cut)."""
         out = super().sample(conditions, pdg, generator, batch_size=batch_size,
-                             rounding=rounding)
+                             rounding=rounding, precision=precision)
         if self.voxels and out.size:
             cut = np.float32(max(float(self.vox_threshold),
                                  float(self.hparams["voxel_noise_mev"])))

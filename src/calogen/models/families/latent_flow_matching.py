@@ -129,7 +129,9 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
     def derived_from_base(cls, base: dict[str, Any]) -> dict[str, Any]:
         """The autoencoder's family and hparams (its weights are copied at the first training
         step), and its ``readout`` and ``use_species``."""
-        hp = base["hparams"]
+        from calogen.models.io import saved_hparams  # io imports the registry
+
+        hp = saved_hparams(str(base["family"]), base["hparams"])
         return {"ae_family": base["family"], "ae_hparams": hp,
                 "readout": hp.get("readout", "round"), "use_species": bool(hp.get("use_species"))}
 

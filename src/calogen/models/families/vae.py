@@ -66,7 +66,7 @@ class ConditionalVAE(ImageGenerator):
     (arXiv:2306.13606) is ``recon_loss="mse"``, ``beta=0.7``, ``prior="normal"``,
     ``readout="round"``.
 
-    ``latent_dim`` (10), ``beta`` (1.0), ``kl_warmup`` (steps, 0 = off),
+    ``latent_dim`` (32), ``beta`` (1.0), ``kl_warmup`` (steps, 0 = off),
     ``recon_reduction`` (``"sum"`` over pixels or ``"mean"``), ``recon_loss`` (``"mse"`` or
     ``"poisson"``), ``prior`` (``"normal"`` or ``"flow"``, with ``flow_layers`` coupling layers
     of width ``flow_hidden``), ``event_weight`` (0: the ELBO; p > 0 weighs each response's
@@ -75,7 +75,8 @@ class ConditionalVAE(ImageGenerator):
     decoder too), ``rate_noise`` (``"fit"`` or ``"off"``, see above), ``recentre`` (ZDC images:
     the encoder sees each image moved so that the impact point sits at the centre, and the
     decoder draws the shower there before it is moved back, in whole fibres: the networks
-    learn one shower shape instead of one per impact point), plus the backbone keys of
+    learn one shower shape instead of one per impact point; ``"auto"``: where possible), plus
+    the backbone keys of
     :data:`calogen.models.nn.backbones.BACKBONE_DEFAULTS`.
     """
 
@@ -87,10 +88,10 @@ class ConditionalVAE(ImageGenerator):
     shapes: ClassVar[frozenset[str]] = frozenset({"image", "voxels"})
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"voxels": VOXEL_DEFAULTS}
     defaults: ClassVar[dict[str, Any]] = {
-        **BACKBONE_DEFAULTS, "latent_dim": 10, "beta": 1.0, "kl_warmup": 0,
+        **BACKBONE_DEFAULTS, "latent_dim": 32, "beta": 1.0, "kl_warmup": 0,
         "recon_reduction": "sum", "recon_loss": "poisson", "prior": "flow", "flow_layers": 6,
         "flow_hidden": 128, "readout": "poisson", "rate_noise": "fit",
-        "event_weight": 0.0, "recentre": False,
+        "event_weight": 0.0, "recentre": "auto",
     }
 
     def __init__(self, spec: ModelSpec, **hparams: Any) -> None:
@@ -118,16 +119,22 @@ class ConditionalVAE(ImageGenerator):
                              f"got {self.hparams['rate_noise']!r}")
         self.rate_noise = RateNoise()
         features = getattr(self.cond_embed, "features", None)
-        if self.hparams["recentre"] and (spec.kind != "image" or features is None):
+        possible = spec.kind == "image" and features is not None
+        if self.hparams["recentre"] not in ("auto", True, False):
+            raise ValueError(f"vae: hparam 'recentre' must be 'auto', true or false, got "
+                             f"{self.hparams['recentre']!r}")
+        if self.hparams["recentre"] is True and not possible:
             raise ValueError("vae: hparam 'recentre' needs ZDC images and the ZDC condition "
                              "features (condition_features 'auto' or 'zdc' with the columns "
                              "E, vx, vy, vz, px, py, pz)")
+        self.recentred = possible if self.hparams["recentre"] == "auto" else \
+            bool(self.hparams["recentre"])
 
     def pixel_shift(self, cond: Tensor) -> Tensor | None:
         """``recentre``: the whole-pixel move ``(B, 2)`` (rows, columns) from the image centre
         to the impact point (rows run along -y, columns along +x, as ZDC images are
         stored); ``None`` otherwise."""
-        if not self.hparams["recentre"]:
+        if not self.recentred:
             return None
         impact = self.cond_embed.features.impact_cm(cond)  # type: ignore[union-attr,operator]
         pitch = self.spec.geometry.pitch_cm  # type: ignore[attr-defined]

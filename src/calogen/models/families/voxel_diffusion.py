@@ -394,9 +394,10 @@ class VoxelDiffusion(SamplingOptions, Generator):
     @torch.no_grad()
     def sample(self, conditions: ArrayLike | Tensor, pdg: ArrayLike | Tensor,
                generator: torch.Generator | None = None, *, batch_size: int = 4096,
-               rounding: bool = True) -> np.ndarray:
+               rounding: bool = True, precision: str | None = None) -> np.ndarray:
         """Voxel energies ``(N, n_voxels)`` float32 MeV for physical conditions; every voxel is
-        0 or at least the threshold (``rounding`` is ignored: energies are never rounded)."""
+        0 or at least the threshold (``rounding`` is ignored: energies are never rounded;
+        ``precision`` too: the diffusion runs in float32)."""
         was_training = self.training
         self.eval()
         device = self.feature_mean.device

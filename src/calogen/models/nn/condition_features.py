@@ -27,8 +27,8 @@ ZDC_COLUMNS: tuple[str, ...] = ("E", "vx", "vy", "vz", "px", "py", "pz")
 
 CONDITION_FEATURES: tuple[str, ...] = ("auto", "zdc", "raw")
 """Hparam ``condition_features``: ``"zdc"`` appends :class:`ZDCConditionFeatures`, ``"raw"``
-feeds the standardised columns only, ``"auto"`` is ``"zdc"`` when the columns of
-:data:`ZDC_COLUMNS` are all present, else ``"raw"``."""
+feeds the standardised columns only, ``"auto"`` is ``"zdc"`` for models of the ZDC grids
+(ZN, ZP) whose columns include all of :data:`ZDC_COLUMNS`, else ``"raw"``."""
 
 LOG_E_CENTRE, LOG_E_SCALE = 4.0, 2.0
 """log(E / GeV) is fed as (log E - 4) / 2: ~[-2, 2] over 1 GeV ... 3 TeV."""
