@@ -54,9 +54,17 @@ ROWS: dict[str, list[list[str]]] = {
     # + the shower frame (recentre); the Cox readout fitted at the end of training
     "vae-32-frame": [[*TRAIN, "--out", "{runs}/vae-32-frame", "--hparam", "latent_dim=32",
                       "--hparam", "recentre=true", "--hparam", "rate_noise=fit"]],
+    # the frame model read out with plain Poisson counts (the same weights: training with
+    # rate_noise=off is identical for the seed, only the final fit is skipped)
+    "vae-32-frame-poisson": [[*TRAIN, "--out", "{runs}/vae-32-frame-poisson",
+                              "--hparam", "latent_dim=32", "--hparam", "recentre=true",
+                              "--hparam", "rate_noise=off"]],
 }
 """Row name -> the ``calogen`` commands that make its model ``{runs}/<row>/best`` ({data},
 {runs}, {steps} filled in); rows are made in this order (``vae-32-cox`` needs ``vae-32``)."""
+
+BUILT_ON: dict[str, str] = {"vae-32-cox": "vae-32"}
+"""Rows made from another row's model: their training minutes include that row's."""
 
 SAMPLING: dict[str, list[str]] = {}
 """Row name -> extra ``calogen generate`` arguments (sampling options)."""
@@ -136,23 +144,50 @@ def speed_rows(model: Path, conditions: Path, workdir: Path) -> list[dict]:
 
 
 def stage_speed(out: Path, rows: list[str]) -> None:
-    from calogen.report.compare import write_timing
-
     p = paths(out)
     for row in rows:
         grid = speed_rows(model_dir(out, row), p["test"], out / "speed_tmp")
         (p["reports"] / row / "speed.json").write_text(json.dumps(grid, indent=1))
-        main = [r for r in grid if (r["path"], r["precision"], r["batch"], r["threads"])
-                == ("sample", "float32", 1000, 1)]
-        if main:
-            write_timing(p["reports"] / row, ms_per_response=float(main[0]["ms_per_response"]),
-                         batch=1000, threads=1, note="model.sample, float32, batch 1000, "
-                                                     "1 thread")
         print(f"{row}: {len(grid)} timings -> {p['reports'] / row / 'speed.json'}", flush=True)
+
+
+def write_sidecars(out: Path, rows: list[str]) -> None:
+    """``timing.json`` beside each report (read by ``calogen compare``): CPU minutes of
+    training (incl. the row it is built on), parameters, and ms per response of
+    ``model.sample`` (float32, batch 1000, 1 thread) when the speed stage ran."""
+    from calogen.models.io import load_model
+    from calogen.report.compare import write_timing
+
+    p = paths(out)
+
+    def cpu(row: str) -> float:
+        f = p["runs"] / row / "train_cpu.json"
+        own = json.loads(f.read_text())["cpu_minutes"] if f.exists() else 0.0
+        return own + (cpu(BUILT_ON[row]) if row in BUILT_ON else 0.0)
+
+    for row in rows:
+        report = p["reports"] / row
+        if not report.exists():
+            continue
+        model = load_model(model_dir(out, row))
+        params = sum(t.numel() for t in model.parameters())
+        ms = None
+        f = report / "speed.json"
+        if f.exists():
+            hit = [r for r in json.loads(f.read_text())
+                   if (r["path"], r["precision"], r["batch"], r["threads"])
+                   == ("sample", "float32", 1000, 1)]
+            ms = float(hit[0]["ms_per_response"]) if hit else None
+        write_timing(report, ms_per_response=ms, batch=1000 if ms else None,
+                     threads=1 if ms else None, parameters=params,
+                     training_minutes=round(cpu(row), 2),
+                     note="CPU minutes of training on one thread; ms: model.sample, "
+                          "float32, batch 1000, 1 thread")
 
 
 def stage_table(out: Path, rows: list[str]) -> None:
     p = paths(out)
+    write_sidecars(out, rows)
     reports = [str(p["reports"] / r) for r in rows if (p["reports"] / r).exists()]
     labels = [x for r in rows if (p["reports"] / r).exists() for x in ("--label", r)]
     calogen(["compare", *reports, *labels, "--out", str(out / "board"),
