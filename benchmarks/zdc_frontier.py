@@ -140,12 +140,13 @@ def speed_rows(model: Path, conditions: Path, workdir: Path) -> list[dict]:
     """The timing grid of one model (:func:`calogen.pipelines.model_timing.speed_grid`)."""
     from calogen.pipelines.model_timing import speed_grid
 
-    return [r.to_dict() for r in speed_grid(model, conditions, workdir=workdir)]
+    return [r.to_dict() for r in speed_grid(model, conditions, workdir=workdir, repeats=3)]
 
 
 def stage_speed(out: Path, rows: list[str]) -> None:
     p = paths(out)
     for row in rows:
+        (out / "speed_tmp").mkdir(exist_ok=True)
         grid = speed_rows(model_dir(out, row), p["test"], out / "speed_tmp")
         (p["reports"] / row / "speed.json").write_text(json.dumps(grid, indent=1))
         print(f"{row}: {len(grid)} timings -> {p['reports'] / row / 'speed.json'}", flush=True)
