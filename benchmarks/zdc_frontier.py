@@ -63,7 +63,7 @@ ROWS: dict[str, list[list[str]]] = {
 """Row name -> the ``calogen`` commands that make its model ``{runs}/<row>/best`` ({data},
 {runs}, {steps} filled in); rows are made in this order (``vae-32-cox`` needs ``vae-32``)."""
 
-BUILT_ON: dict[str, str] = {"vae-32-cox": "vae-32"}
+BUILT_ON: dict[str, str] = {"vae-32-cox": "vae-32", "vae-32-frame-poisson": "vae-32-frame"}
 """Rows made from another row's model: their training minutes include that row's."""
 
 SAMPLING: dict[str, list[str]] = {}
