@@ -10,16 +10,11 @@ from calogen.pipelines.reference import simulate_to_file
 runner = CliRunner()
 
 
-def test_calibrate_refits_and_records_it(tmp_path):
+def test_calibrate_refits_and_records_it(tmp_path, train_tiny):
     data = simulate_to_file(tmp_path / "zn.h5", n=300, seed=4, progress=False).path
-    run = tmp_path / "run"
-    res = runner.invoke(app, ["train", "--model", "vae", "--data", str(data), "--out", str(run),
-                              "--steps", "4", "--batch-size", "32", "--val-every", "2",
-                              "--checkpoint-every", "2", "--hparam", "backbone=mlp",
-                              "--hparam", "mlp_hidden=[16,32]", "--no-progress"])
-    assert res.exit_code == 0, res.output
+    best = train_tiny(data, tmp_path / "run")
     out = tmp_path / "calibrated"
-    res = runner.invoke(app, ["calibrate", "--model", str(run / "best"), "--data", str(data),
+    res = runner.invoke(app, ["calibrate", "--model", str(best), "--data", str(data),
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "distance_fitted" in res.output and str(out.resolve()) in res.output
@@ -28,13 +23,8 @@ def test_calibrate_refits_and_records_it(tmp_path):
     assert "rate_noise_a" in doc["training_data"]["calibrated_on"]
 
 
-def test_calibrate_refuses_a_family_without_calibrations(tmp_path):
+def test_calibrate_refuses_a_family_without_calibrations(tmp_path, train_tiny):
     data = simulate_to_file(tmp_path / "zn.h5", n=300, seed=4, progress=False).path
-    run = tmp_path / "run"
-    res = runner.invoke(app, ["train", "--model", "gan", "--data", str(data), "--out", str(run),
-                              "--steps", "2", "--batch-size", "32", "--val-every", "2",
-                              "--checkpoint-every", "2", "--hparam", "backbone=mlp",
-                              "--hparam", "mlp_hidden=[16,32]", "--no-progress"])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["calibrate", "--model", str(run / "best"), "--data", str(data)])
+    best = train_tiny(data, tmp_path / "run", family="gan", steps=2)
+    res = runner.invoke(app, ["calibrate", "--model", str(best), "--data", str(data)])
     assert res.exit_code == 2 and "no calibrations" in res.output

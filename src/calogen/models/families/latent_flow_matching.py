@@ -38,14 +38,13 @@ from torch import Tensor, nn
 
 from calogen.models.generator import (
     BuiltOn,
-    CalibrationData,
     Generator,
     ImageGenerator,
     ModelSpec,
     SamplingOptions,
     TrainBatch,
 )
-from calogen.models.nn.rate_noise import RateNoise, apply_to_log_image, fit_model_rate_noise
+from calogen.models.nn.rate_noise import FittedRateNoise
 from calogen.models.nn.samplers import (
     ODE_METHODS,
     TIME_SAMPLINGS,
@@ -96,7 +95,7 @@ class LatentVelocityField(nn.Module):
 
 
 @register_family
-class LatentFlowMatching(SamplingOptions, ImageGenerator):
+class LatentFlowMatching(FittedRateNoise, SamplingOptions, ImageGenerator):
     """Flow matching in a frozen autoencoder's latent space. Hparams: ``autoencoder`` (model
     directory, needed to train), ``ae_family``, ``ae_hparams`` (the autoencoder's, from
     :meth:`derived_from_base`), ``latent_source`` (vae only: ``"posterior"`` draw or
@@ -158,10 +157,7 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         self.register_buffer("z_mean", torch.zeros(d))
         self.register_buffer("z_std", torch.ones(d))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.int64))
-        if hp["rate_noise"] not in ("fit", "off"):
-            raise ValueError(f"latent-flow-matching: hparam 'rate_noise' must be 'fit' or "
-                             f"'off', got {hp['rate_noise']!r}")
-        self.rate_noise = RateNoise()
+        self.check_rate_noise()
 
     # -- the autoencoder --------------------------------------------------------------------
 
@@ -255,28 +251,9 @@ class LatentFlowMatching(SamplingOptions, ImageGenerator):
         """Image models (the ALICE O2 signature); voxel models are sampled in Python."""
         return self.spec.kind == "image"
 
-    def sample_network(self, cond: Tensor, species: Tensor,
-                       generator: torch.Generator | None = None) -> Tensor:
-        """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
-        return apply_to_log_image(self.rate_noise,
-                                  super().sample_network(cond, species, generator), generator)
-
-    def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
-        """Fit :attr:`rate_noise` as the vae does (``rate_noise="fit"``, images read out with
-        Poisson counts), on this model's own samples."""
-        if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
-                or self.hparams["readout"] != "poisson" or len(data) == 0
-                or int(self.initialised) == 0):
-            return {}
-        self.rate_noise, logs = fit_model_rate_noise(self, data, generator)
-        return logs
-
-    def extra_state_dict(self) -> dict[str, Any]:
-        return {"rate_noise": self.rate_noise.to_dict()}
-
-    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
-        if "rate_noise" in state:
-            self.rate_noise = RateNoise.from_dict(state["rate_noise"])
+    def rate_noise_ready(self) -> bool:
+        """The rate noise is fitted on samples: only once the autoencoder is copied in."""
+        return int(self.initialised) == 1
 
     def decode(self, noise: Tensor, cond: Tensor, species: Tensor | None = None) -> Tensor:
         """Log image ``(B, 1, H, W)`` from Gaussian noise ``(B, latent_dim)``: integrate the

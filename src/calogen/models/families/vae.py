@@ -42,7 +42,6 @@ from torch import Tensor
 
 from calogen.models.generator import (
     VOXEL_DEFAULTS,
-    CalibrationData,
     ImageGenerator,
     ModelSpec,
     TrainBatch,
@@ -51,14 +50,14 @@ from calogen.models.nn.backbones import BACKBONE_DEFAULTS, make_decoder, make_en
 from calogen.models.nn.condition_features import shift_images
 from calogen.models.nn.flows import ConditionalCouplingFlow
 from calogen.models.nn.losses import RECON_LOSSES, reconstruction_loss
-from calogen.models.nn.rate_noise import RateNoise, apply_to_log_image, fit_model_rate_noise
+from calogen.models.nn.rate_noise import FittedRateNoise
 from calogen.models.registry import register_family
 
 __all__ = ["ConditionalVAE"]
 
 
 @register_family
-class ConditionalVAE(ImageGenerator):
+class ConditionalVAE(FittedRateNoise, ImageGenerator):
     """Conditional VAE; hparams (defaults in :attr:`defaults`).
 
     The defaults are the measured best on the ZN reference: the ELBO of a Poisson readout
@@ -114,10 +113,7 @@ class ConditionalVAE(ImageGenerator):
             raise ValueError(f"vae: hparam 'prior' must be 'normal' or 'flow', "
                              f"got {self.hparams['prior']!r}")
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
-        if self.hparams["rate_noise"] not in ("fit", "off"):
-            raise ValueError(f"vae: hparam 'rate_noise' must be 'fit' or 'off', "
-                             f"got {self.hparams['rate_noise']!r}")
-        self.rate_noise = RateNoise()
+        self.check_rate_noise()
         features = getattr(self.cond_embed, "features", None)
         possible = spec.kind == "image" and features is not None
         if self.hparams["recentre"] not in ("auto", True, False):
@@ -137,7 +133,7 @@ class ConditionalVAE(ImageGenerator):
         if not self.recentred:
             return None
         impact = self.cond_embed.features.impact_cm(cond)  # type: ignore[union-attr,operator]
-        pitch = self.spec.geometry.pitch_cm  # type: ignore[attr-defined]
+        pitch = self.spec.geometry.pitch_cm
         return torch.stack([-impact[:, 1] / pitch[0], impact[:, 0] / pitch[1]], 1)
 
     def _to_shower_frame(self, x: Tensor, cond: Tensor) -> Tensor:
@@ -166,29 +162,6 @@ class ConditionalVAE(ImageGenerator):
         """Log image ``(B, 1, H, W)`` from a latent ``z`` (decoder only)."""
         return self._to_image_frame(
             self.activate(self.decoder(z, self.cond_embed(cond, species))), cond)
-
-    def sample_network(self, cond: Tensor, species: Tensor,
-                       generator: torch.Generator | None = None) -> Tensor:
-        """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
-        return apply_to_log_image(self.rate_noise,
-                                  super().sample_network(cond, species, generator), generator)
-
-    def calibrate(self, data: CalibrationData, generator: torch.Generator) -> dict[str, float]:
-        """Fit :attr:`rate_noise` (``rate_noise="fit"``, images read out with Poisson counts;
-        otherwise nothing) on training responses
-        (:func:`calogen.models.nn.rate_noise.fit_model_rate_noise`)."""
-        if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
-                or self.hparams["readout"] != "poisson" or len(data) == 0):
-            return {}
-        self.rate_noise, logs = fit_model_rate_noise(self, data, generator)
-        return logs
-
-    def extra_state_dict(self) -> dict[str, Any]:
-        return {"rate_noise": self.rate_noise.to_dict()}
-
-    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
-        if "rate_noise" in state:
-            self.rate_noise = RateNoise.from_dict(state["rate_noise"])
 
     def kl_weight(self) -> float:
         """``beta`` times the linear warm-up factor at the current step."""

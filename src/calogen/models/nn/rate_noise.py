@@ -31,8 +31,9 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import Tensor
 
-__all__ = ["A_GRID", "B_GRID", "CALIBRATION_EVENTS", "NOISE_OBSERVABLES", "S_MAX", "RateNoise",
-           "apply_to_log_image", "fit_model_rate_noise", "fit_rate_noise", "observable_distance"]
+__all__ = ["A_GRID", "B_GRID", "CALIBRATION_EVENTS", "NOISE_OBSERVABLES", "S_MAX",
+           "FittedRateNoise", "RateNoise", "apply_to_log_image", "fit_model_rate_noise",
+           "fit_rate_noise", "observable_distance"]
 
 S_MAX = 2.0
 """Largest log-normal spread s."""
@@ -158,3 +159,47 @@ def fit_model_rate_noise(model: Any, data: Any, generator: torch.Generator, *,
                                           rounding=False))
     return fit_rate_noise(rates, obs(np.asarray(data.showers[rows]))[:, cols],
                           lambda x: obs(x)[:, cols], generator)
+
+
+class FittedRateNoise:
+    """Mixin (before the ``Generator`` base) for image families with the hparams
+    ``rate_noise`` (``"fit"`` / ``"off"``) and ``readout``: holds :attr:`rate_noise`, applies it
+    in ``sample_network``, fits it in ``calibrate`` and saves it with the model."""
+
+    rate_noise: RateNoise = RateNoise()
+    hparams: dict[str, Any]
+    spec: Any
+
+    def check_rate_noise(self) -> None:
+        """``ValueError`` for a bad hparam ``rate_noise``; call from ``__init__``."""
+        if self.hparams["rate_noise"] not in ("fit", "off"):
+            raise ValueError(f"hparam 'rate_noise' must be 'fit' or 'off', got "
+                             f"{self.hparams['rate_noise']!r}")
+        self.rate_noise = RateNoise()
+
+    def rate_noise_ready(self) -> bool:
+        """Whether the model can generate for the fit (e.g. it has been trained)."""
+        return True
+
+    def sample_network(self, cond: Tensor, species: Tensor,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """Log image with :attr:`rate_noise` applied to the expected counts (when fitted)."""
+        y = super().sample_network(cond, species, generator)  # type: ignore[misc]
+        return apply_to_log_image(self.rate_noise, y, generator)
+
+    def calibrate(self, data: Any, generator: torch.Generator) -> dict[str, float]:
+        """Fit :attr:`rate_noise` (``rate_noise="fit"``, images read out with Poisson counts;
+        otherwise nothing) on training responses (:func:`fit_model_rate_noise`)."""
+        if (self.hparams["rate_noise"] != "fit" or self.spec.kind != "image"
+                or self.hparams["readout"] != "poisson" or len(data) == 0
+                or not self.rate_noise_ready()):
+            return {}
+        self.rate_noise, logs = fit_model_rate_noise(self, data, generator)
+        return logs
+
+    def extra_state_dict(self) -> dict[str, Any]:
+        return {"rate_noise": self.rate_noise.to_dict()}
+
+    def load_extra_state_dict(self, state: dict[str, Any]) -> None:
+        if "rate_noise" in state:
+            self.rate_noise = RateNoise.from_dict(state["rate_noise"])
