@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calogen.atomic import write_text_atomic
 from calogen.data.showerset import ShowerSet
 from calogen.data.split import write_rows
 from calogen.geometry.zdc import get_grid
@@ -161,9 +162,11 @@ def run_study(out: Path, ns: list[int], factors: list[int], truth_n: int, pool_n
                              "error_train": a.error_train, "error_generated": a.error_generated,
                              "n_eff_train": a.n_eff_train, "n_eff": a.n_eff,
                              "amplification": a.amplification, "resolved": a.resolved})
-    doc = {"family": family, "steps": steps, "truth": truth_n, "pool": pool_n, "bins": n_bins,
-           "rows": rows}
-    (out / "results.json").write_text(json.dumps(doc, indent=1, allow_nan=True))
+            # written after every (N, M): a stopped study keeps what it measured
+            doc = {"family": family, "steps": steps, "truth": truth_n, "pool": pool_n,
+                   "bins": n_bins, "rows": rows}
+            write_text_atomic(out / "results.json", json.dumps(doc, indent=1, allow_nan=True))
+            print(f"N={n} M={f * n}: {len(rows)} rows -> {out / 'results.json'}", flush=True)
     return rows
 
 
