@@ -97,8 +97,6 @@ def model_dir(out: Path, row: str) -> Path:
 
 
 def stage_data(out: Path) -> None:
-    import numpy as np  # noqa: F401  (heavy imports only where needed)
-
     from calogen.data.showerset import ShowerSet
     from calogen.data.split import grouped_split, write_rows
 

@@ -136,12 +136,12 @@ class ConditionalVAE(FittedRateNoise, ImageGenerator):
         pitch = self.spec.geometry.pitch_cm
         return torch.stack([-impact[:, 1] / pitch[0], impact[:, 0] / pitch[1]], 1)
 
-    def _to_shower_frame(self, x: Tensor, cond: Tensor) -> Tensor:
-        shift = self.pixel_shift(cond)
+    def _to_shower_frame(self, x: Tensor, cond: Tensor, shift: Tensor | None = None) -> Tensor:
+        shift = self.pixel_shift(cond) if shift is None else shift
         return x if shift is None else shift_images(x, -shift)
 
-    def _to_image_frame(self, y: Tensor, cond: Tensor) -> Tensor:
-        shift = self.pixel_shift(cond)
+    def _to_image_frame(self, y: Tensor, cond: Tensor, shift: Tensor | None = None) -> Tensor:
+        shift = self.pixel_shift(cond) if shift is None else shift
         return y if shift is None else shift_images(y, shift)
 
     def encode(self, x: Tensor, cond: Tensor,
@@ -175,11 +175,13 @@ class ConditionalVAE(FittedRateNoise, ImageGenerator):
             raise ValueError(f"vae: unknown phase {phase!r}; phases {self.phases}")
         species = batch.species if self.hparams["use_species"] else None
         c = self.cond_embed(batch.cond, species)
-        mu, logvar = self.encoder(self._to_shower_frame(batch.x, batch.cond), c).chunk(2, dim=1)
+        shift = self.pixel_shift(batch.cond)  # once per batch, for both frames
+        mu, logvar = self.encoder(self._to_shower_frame(batch.x, batch.cond, shift),
+                                  c).chunk(2, dim=1)
         logvar = logvar.clamp(-12.0, 8.0)
         eps = torch.randn_like(mu)
         z = mu + eps * torch.exp(0.5 * logvar)
-        x_hat = self._to_image_frame(self.activate(self.decoder(z, c)), batch.cond)
+        x_hat = self._to_image_frame(self.activate(self.decoder(z, c)), batch.cond, shift)
         sq = (x_hat - batch.x).pow(2).flatten(1)
         recon = reconstruction_loss(x_hat, batch.x, str(self.hparams["recon_loss"]))
         if self.hparams["recon_reduction"] == "mean":
